@@ -1,0 +1,26 @@
+# diffad developer commands. `make test` and `make demo` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: venv test lint clean
+
+# The stamp is rebuilt when pyproject.toml changes. torch goes in first so that pip does not pull a
+# multi-GB CUDA build as a dependency of the package.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet -e ".[dev,parquet]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

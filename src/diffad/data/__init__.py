@@ -1,0 +1,30 @@
+"""Data layer: file and benchmark readers, windows, scalers, synthetic generators."""
+
+from .loaders import (
+    COLLECTIONS,
+    Dataset,
+    SeriesData,
+    list_entities,
+    load_dataset,
+    load_datasets,
+    read_series,
+    resolve_data_dir,
+)
+from .scaling import make_scaler
+from .series import reassemble, sliding_windows, time_split, window_starts
+
+__all__ = [
+    "COLLECTIONS",
+    "Dataset",
+    "SeriesData",
+    "list_entities",
+    "load_dataset",
+    "load_datasets",
+    "make_scaler",
+    "read_series",
+    "reassemble",
+    "resolve_data_dir",
+    "sliding_windows",
+    "time_split",
+    "window_starts",
+]

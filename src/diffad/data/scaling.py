@@ -1,0 +1,44 @@
+"""Scalers fitted on training data only.
+
+These are scikit-learn's scalers (they already ignore NaN when fitting and keep constant channels
+finite); this module only gives them names and a single validated entry point.
+"""
+
+from __future__ import annotations
+
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from ..validation import check_option
+
+__all__ = ["make_scaler", "SCALERS"]
+
+SCALERS = ("minmax", "standard", "none")
+
+
+class IdentityScaler:
+    """A no-op with the scaler interface, for data that is already scaled."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+    def fit_transform(self, X, y=None):
+        return X
+
+    def inverse_transform(self, X):
+        return X
+
+
+def make_scaler(kind: str = "minmax"):
+    """Return an unfitted scaler: ``"minmax"`` (to [0, 1]), ``"standard"`` (zero mean, unit variance) or ``"none"``.
+
+    A constant training channel maps to 0 (its range or deviation is treated as 1), never to NaN.
+    """
+    check_option(kind, SCALERS, name="scaler")
+    if kind == "minmax":
+        return MinMaxScaler()
+    if kind == "standard":
+        return StandardScaler()
+    return IdentityScaler()

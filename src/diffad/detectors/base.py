@@ -1,0 +1,126 @@
+"""The detector contract (scikit-learn mechanics, PyOD orientation).
+
+- ``__init__`` stores keyword-only parameters verbatim (no logic), so ``get_params``/``clone`` work.
+- ``fit(X)`` validates, fits, and sets ``n_features_in_``, ``decision_scores_`` (scores of the training
+  data), ``threshold_`` (fitted without test labels), ``labels_``, ``history_`` and ``device_``.
+- ``decision_function(X)``: one float64 score per time point (series) or sample (tabular);
+  **higher = more anomalous**. ``predict(X)``: 0/1 from ``threshold_``.
+- pandas input with a ``DatetimeIndex`` gives pandas output with the same index.
+
+Subclasses implement ``_fit(X)`` and ``_score(X)`` on validated float64 arrays, and may override
+``_fit_threshold`` and ``_get_state`` / ``_set_state`` (persistence).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from ..thresholds import apply_threshold, contamination_threshold
+from ..validation import check_array, check_is_fitted, check_n_features
+
+__all__ = ["BaseDetector", "register", "registry"]
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a detector loadable by name (``diffad.load``) and usable in benchmarks."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def registry() -> dict[str, type]:
+    """Registered detector classes by name."""
+    return dict(_REGISTRY)
+
+
+def _jsonable(v: Any) -> bool:
+    if v is None or isinstance(v, bool | int | float | str):
+        return True
+    if isinstance(v, list | tuple):
+        return all(_jsonable(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _jsonable(x) for k, x in v.items())
+    return False
+
+
+class BaseDetector(BaseEstimator):
+    """Base class of every diffad detector. See the module docstring for the contract."""
+
+    #: NaN entries are data (unobserved) for this detector.
+    _allow_nan: bool = False
+    #: Smallest training length accepted by ``fit``.
+    _min_rows: int = 2
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X: Any, y: Any = None) -> BaseDetector:
+        """Fit on ``X`` of shape (n, K) (unlabelled, assumed mostly normal). Returns ``self``."""
+        arr, _ = check_array(X, allow_nan=self._allow_nan, min_rows=self._min_rows, reject_constant=True)
+        self.n_features_in_ = arr.shape[1]
+        self.history_: dict[str, list[float]] = {}
+        self.device_ = "cpu"
+        self._fit(arr)
+        self.decision_scores_ = np.asarray(self._score(arr), dtype=np.float64)
+        self.threshold_ = float(self._fit_threshold(arr))
+        self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray | pd.Series:
+        """Anomaly score of each row of ``X``; higher = more anomalous."""
+        check_is_fitted(self, ("n_features_in_", "threshold_"))
+        arr, index = check_array(X, allow_nan=self._allow_nan, min_rows=1)
+        check_n_features(arr.shape[1], self.n_features_in_)
+        scores = np.asarray(self._score(arr), dtype=np.float64)
+        return pd.Series(scores, index=index, name="score") if index is not None else scores
+
+    def predict(self, X: Any) -> np.ndarray | pd.Series:
+        """1 where the score exceeds ``threshold_`` (fitted without test labels), else 0."""
+        scores = self.decision_function(X)
+        labels = apply_threshold(np.asarray(scores), self.threshold_)
+        return pd.Series(labels, index=scores.index, name="label") if isinstance(scores, pd.Series) else labels
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    def save(self, path: Any) -> Any:
+        """Save to a folder; reload with ``diffad.load(path)``."""
+        from ..persistence import save  # persistence sits above detectors; imported at call time
+
+        return save(self, path)
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _fit_threshold(self, X: np.ndarray) -> float:
+        """Default: the ``contamination`` quantile of the training scores."""
+        return contamination_threshold(self.decision_scores_, getattr(self, "contamination", 0.01))
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any] | None]:
+        """Fitted state as (JSON-able attributes, numpy arrays, torch state_dict or None).
+
+        The default collects public attributes ending in ``_``: arrays go to the ``.npz``, JSON-able
+        values to the envelope. Subclasses with other state extend this.
+        """
+        check_is_fitted(self, ("n_features_in_",))
+        attrs: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for k, v in vars(self).items():
+            if not k.endswith("_") or k.startswith("_"):
+                continue
+            if isinstance(v, np.ndarray):
+                arrays[k] = v
+            elif _jsonable(v):
+                attrs[k] = v
+        return attrs, arrays, None
+
+    def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None) -> None:
+        for k, v in {**attrs, **arrays}.items():
+            setattr(self, k, v)

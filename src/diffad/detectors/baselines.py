@@ -1,0 +1,177 @@
+"""Simple baselines, measured beside every diffad detector so a reader sees what a number is worth.
+
+They treat each time point (or sample) as one vector of K values, standardised with statistics of
+the training data. The neighbour- and forest-based ones keep their (standardised) training data as a
+fitted array and rebuild the scikit-learn model from it on load: scikit-learn models are not saved
+with pickle, and with the same ``random_state`` the rebuilt model is identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
+from .base import BaseDetector, register
+
+__all__ = ["RandomDetector", "PCADetector", "IsolationForestDetector", "KNNDetector", "LOFDetector"]
+
+
+class _Standardised(BaseDetector):
+    """Shared part: standardise with training mean / std (std 1 for constant channels); NaN -> 0."""
+
+    def _standardise_fit(self, X: np.ndarray) -> np.ndarray:
+        self.mean_ = np.nanmean(X, axis=0)
+        sd = np.nanstd(X, axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        return self._standardise(X)
+
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((X - self.mean_) / self.scale_, nan=0.0)
+
+
+@register
+class RandomDetector(BaseDetector):
+    """Uniform random scores: the floor every detector must clear.
+
+    Parameters
+    ----------
+    contamination : float, default=0.01
+        Fraction of training points above ``threshold_``.
+    random_state : int or None
+        Seed; the same seed and length give the same scores.
+    """
+
+    def __init__(self, *, contamination: float = 0.01, random_state: int | None = 0):
+        self.contamination = contamination
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray) -> None:
+        pass
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return np.random.default_rng(self.random_state).random(len(X))
+
+
+@register
+class PCADetector(_Standardised):
+    """PCA reconstruction error: squared distance of each standardised point to the principal subspace.
+
+    Parameters
+    ----------
+    n_components : int or float, default=0.9
+        Kept components (an int) or the fraction of variance to keep (a float in (0, 1)).
+    contamination : float, default=0.01
+    """
+
+    def __init__(self, *, n_components: int | float = 0.9, contamination: float = 0.01):
+        self.n_components = n_components
+        self.contamination = contamination
+
+    def _fit(self, X: np.ndarray) -> None:
+        Z = self._standardise_fit(X)
+        pca = PCA(n_components=self.n_components, svd_solver="full").fit(Z)
+        self.components_ = pca.components_  # (n_components, K)
+        self.center_ = pca.mean_
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = self._standardise(X) - self.center_  # (n, K)
+        recon = (Z @ self.components_.T) @ self.components_
+        return ((Z - recon) ** 2).sum(axis=1)
+
+
+class _RefitFromData(_Standardised):
+    """Models rebuilt from their stored standardised training data (``train_``) on load."""
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.train_ = self._standardise_fit(X)
+        self._build()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: Any) -> None:
+        super()._set_state(attrs, arrays, weights)
+        self._build()
+
+
+@register
+class IsolationForestDetector(_RefitFromData):
+    """scikit-learn's Isolation Forest; score = negated ``score_samples`` (higher = more anomalous).
+
+    Parameters
+    ----------
+    n_estimators : int, default=100
+    max_samples : int or "auto", default="auto"
+    contamination : float, default=0.01
+    random_state : int or None, default=0
+    """
+
+    def __init__(self, *, n_estimators: int = 100, max_samples: int | str = "auto", contamination: float = 0.01, random_state: int | None = 0):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.random_state = random_state
+
+    def _build(self) -> None:
+        self._model = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=self.random_state).fit(self.train_)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self._model.score_samples(self._standardise(X))
+
+
+@register
+class KNNDetector(_RefitFromData):
+    """Distance to the training data: mean (or largest) distance to the ``n_neighbors`` nearest training
+    points. On the training data itself each point's own zero distance is left out.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+    method : {"mean", "largest"}, default="mean"
+    contamination : float, default=0.01
+    """
+
+    def __init__(self, *, n_neighbors: int = 5, method: str = "mean", contamination: float = 0.01):
+        self.n_neighbors = n_neighbors
+        self.method = method
+        self.contamination = contamination
+
+    def _build(self) -> None:
+        from ..validation import check_option
+
+        check_option(self.method, ("mean", "largest"), name="method")
+        self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = self._standardise(X)
+        dist, _ = self._model.kneighbors(Z, n_neighbors=self.n_neighbors + 1)  # (n, k+1)
+        is_train = Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
+        dist = dist[:, 1:] if is_train else dist[:, :-1]
+        return dist.mean(axis=1) if self.method == "mean" else dist[:, -1]
+
+
+@register
+class LOFDetector(_RefitFromData):
+    """Local Outlier Factor (scikit-learn, novelty mode); score = negated ``score_samples``.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+    contamination : float, default=0.01
+    """
+
+    def __init__(self, *, n_neighbors: int = 20, contamination: float = 0.01):
+        self.n_neighbors = n_neighbors
+        self.contamination = contamination
+
+    def _build(self) -> None:
+        self._model = LocalOutlierFactor(n_neighbors=self.n_neighbors, novelty=True).fit(self.train_)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = self._standardise(X)
+        is_train = Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
+        return -self._model.negative_outlier_factor_ if is_train else -self._model.score_samples(Z)
