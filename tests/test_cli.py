@@ -36,3 +36,49 @@ def test_data_list_and_show(shared_data):
 def test_data_show_missing_gives_clean_error(tmp_path):
     r = runner.invoke(app, ["data", "show", "SMD/machine-1-2", "--data-dir", str(tmp_path)])
     assert r.exit_code == 2 and "expected npz/machine-1-2.npz" in r.output and "Traceback" not in r.output
+
+
+def _write_case(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(1000, dtype=int)
+    y[300:340] = 1
+    s = rng.random(1000) + 0.8 * y
+    np.save(tmp_path / "s.npy", s)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "p.npy", (s > 1.0).astype(int))
+    pd.DataFrame({"time": range(1000), "score": s, "label": y}).to_csv(tmp_path / "run.csv", index=False)
+
+
+def test_evaluate_table_puts_honest_first_and_tags_the_rest(tmp_path):
+    _write_case(tmp_path)
+    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy"), "--preds", str(tmp_path / "p.npy"), "--window", "20"])
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert out.index("AUC-PR") < out.index("not comparable") < out.index("PA-F1")
+    for line in out.splitlines():
+        if "(oracle)" in line:
+            assert "[paper-protocol (uses test labels)]" in line
+        if line.split()[:1] == ["PA-F1"] and "(oracle)" not in line:
+            assert "point-adjusted" in line
+
+
+def test_evaluate_json_from_csv_columns(tmp_path):
+    import json
+
+    _write_case(tmp_path)
+    csv = str(tmp_path / "run.csv")
+    r = runner.invoke(app, ["evaluate", "--scores", csv, "--labels", csv, "--json", "--window", "10"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert 0 <= d["AUC-ROC"] <= 1 and d["PA-F1 (oracle)"]["tag"] == "paper-protocol (uses test labels)"
+
+
+def test_evaluate_bad_input(tmp_path):
+    _write_case(tmp_path)
+    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "run.csv"), "--labels", str(tmp_path / "y.npy"), "--scores-col", "nope"])
+    assert r.exit_code == 2 and "expected one of" in r.output
+    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "missing.npy")])
+    assert r.exit_code == 2 and "existing" in r.output

@@ -108,5 +108,89 @@ def data_show(
         typer.echo(f"missing        {nan} NaN entries")
 
 
+# ------------------------------------------------------------------------------------- evaluate
+PAPER_TAG = "paper-protocol (uses test labels)"
+PA_TAG = "point-adjusted (inflated by design)"
+
+
+def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
+    """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the only column)."""
+    import pandas as pd
+
+    from .validation import fail
+
+    if not path.is_file():
+        raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 1 and not (arr.ndim == 2 and arr.shape[1] == 1):
+            raise fail(f"{what} in {path}", "a 1-D array", f"shape {arr.shape}", "Save one value per time point.")
+        return arr.ravel()
+    df = pd.read_csv(path)
+    lower = {c.lower(): c for c in df.columns}
+    if column is not None:
+        if column not in df.columns:
+            raise fail(f"{what} column", f"one of {list(df.columns)}", repr(column), "Check the column name.")
+        name = column
+    elif len(df.columns) == 1:
+        name = df.columns[0]
+    else:
+        name = next((lower[c] for c in preferred if c in lower), None)
+        if name is None:
+            raise fail(f"{what} column in {path}", f"a column named one of {list(preferred)} (or --{what}-col)", f"columns {list(df.columns)}", f"Pass --{what}-col NAME.")
+    return df[name].to_numpy()
+
+
+@app.command()
+def evaluate(
+    scores: Annotated[Path, typer.Option(help="Scores: .npy, or a CSV with a 'score' column.")],
+    labels: Annotated[Path, typer.Option(help="True 0/1 labels: .npy, or a CSV with a 'label' column.")],
+    preds: Annotated[Path | None, typer.Option(help="0/1 decisions from a threshold fitted without test labels (.npy or CSV).")] = None,
+    window: Annotated[int, typer.Option(help="Window of VUS and range-AUC.")] = 100,
+    scores_col: Annotated[str | None, typer.Option(help="Column of the scores CSV.")] = None,
+    labels_col: Annotated[str | None, typer.Option(help="Column of the labels CSV.")] = None,
+    preds_col: Annotated[str | None, typer.Option(help="Column of the preds CSV.")] = None,
+    oracle: Annotated[bool, typer.Option(help="Also report best-over-thresholds (oracle) values, tagged.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Metrics of a scored series: honest ones first, then point-adjusted and oracle numbers, tagged."""
+    import json
+
+    from .metrics import evaluate as run_metrics
+
+    try:
+        s = _read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
+        y = _read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), labels_col, "labels")
+        p = _read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds") if preds else None
+        result = run_metrics(y, s, p, window=window, oracle=oracle)
+    except DiffadError as exc:
+        _fail(exc)
+    if as_json:
+        tagged = {k: {"value": v, "tag": _tag(k)} if _tag(k) else v for k, v in result.items()}
+        typer.echo(json.dumps(tagged, indent=2))
+        return
+    typer.echo(_metrics_table(result))
+
+
+def _tag(key: str) -> str:
+    if key.endswith("(oracle)"):
+        return PAPER_TAG
+    if key == "PA-F1":
+        return PA_TAG
+    return ""
+
+
+def _metrics_table(result: dict[str, float]) -> str:
+    honest = [(k, v) for k, v in result.items() if not _tag(k)]
+    other = [(k, v) for k, v in result.items() if _tag(k)]
+    width = max(map(len, result)) if result else 10
+    lines = ["honest metrics (no threshold chosen on test labels)"]
+    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in honest]
+    if other:
+        lines.append("not comparable to the above")
+        lines += [f"  {k:<{width}}  {v:.4f}   [{_tag(k)}]" for k, v in other]
+    return "\n".join(lines)
+
+
 def main() -> None:
     app()
