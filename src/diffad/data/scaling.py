@@ -6,11 +6,12 @@ finite); this module only gives them names and a single validated entry point.
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from ..validation import check_option
 
-__all__ = ["make_scaler", "SCALERS"]
+__all__ = ["make_scaler", "fit_affine", "SCALERS"]
 
 SCALERS = ("minmax", "standard", "none")
 
@@ -42,3 +43,17 @@ def make_scaler(kind: str = "minmax"):
     if kind == "standard":
         return StandardScaler()
     return IdentityScaler()
+
+
+def fit_affine(kind: str, X) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a scaler on training data ``X`` (n, K) and return it as ``(a, b)`` with ``scaled = X * a + b``.
+
+    Two plain arrays are what detectors persist (no pickled scaler objects).
+    """
+    scaler = make_scaler(kind).fit(X)
+    K = np.asarray(X).shape[1]
+    if kind == "minmax":
+        return scaler.scale_.astype(np.float64), scaler.min_.astype(np.float64)
+    if kind == "standard":
+        return 1.0 / scaler.scale_, -scaler.mean_ / scaler.scale_
+    return np.ones(K), np.zeros(K)

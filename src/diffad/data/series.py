@@ -53,7 +53,8 @@ def reassemble(values: np.ndarray, starts: np.ndarray, n: int, rule: str = "mean
     n : int
         Length of the series.
     rule : {"mean", "central"}
-        ``"mean"``: average over every window that covers the point. ``"central"``: take the value
+        ``"mean"``: average over every window that covers the point and has a value there (NaN
+        entries are treated as "no value"; a point with none stays NaN). ``"central"``: take the value
         from the window in which the point lies most centrally (its centre is nearest; ties go to the
         earlier window). With stride L/2 this keeps the central half of each window, plus the outer
         quarters of the first and last windows, as ImDiffusion does for its test windows.
@@ -68,11 +69,13 @@ def reassemble(values: np.ndarray, starts: np.ndarray, n: int, rule: str = "mean
     if rule == "mean":
         idx = (starts[:, None] + np.arange(L)).ravel()  # (B*L,)
         flat = values.reshape(B * L, -1)
+        have = ~np.isnan(flat)
         out = np.zeros((n, flat.shape[1]))
-        np.add.at(out, idx, flat)
-        counts = np.bincount(idx, minlength=n)[:, None]
+        counts = np.zeros((n, flat.shape[1]))
+        np.add.at(out, idx, np.where(have, flat, 0.0))
+        np.add.at(counts, idx, have)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = out / counts
+            out = np.where(counts > 0, out / counts, np.nan)
         return out.reshape((n, *tail))
     centres = starts + (L - 1) / 2.0  # (B,)
     t = np.arange(n)

@@ -2,9 +2,11 @@
 
 from .base import BaseDetector, register, registry
 from .baselines import IsolationForestDetector, KNNDetector, LOFDetector, PCADetector, RandomDetector
+from .imdiffusion import ImDiffusionDetector
 
 __all__ = [
     "BaseDetector",
+    "ImDiffusionDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "LOFDetector",

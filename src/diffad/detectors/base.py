@@ -57,31 +57,25 @@ class BaseDetector(BaseEstimator):
     _min_rows: int = 2
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X: Any, y: Any = None) -> BaseDetector:
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> BaseDetector:
         """Fit on ``X`` of shape (n, K) (unlabelled, assumed mostly normal). Returns ``self``."""
         arr, _ = check_array(X, allow_nan=self._allow_nan, min_rows=self._min_rows, reject_constant=True)
         self.n_features_in_ = arr.shape[1]
-        self.history_: dict[str, list[float]] = {}
+        self.history_: dict[str, Any] = {}
         self.device_ = "cpu"
-        self._fit(arr)
-        self.decision_scores_ = np.asarray(self._score(arr), dtype=np.float64)
-        self.threshold_ = float(self._fit_threshold(arr))
-        self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
+        self._fit(arr, **fit_params)
+        self._fit_scores(arr)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray | pd.Series:
         """Anomaly score of each row of ``X``; higher = more anomalous."""
-        check_is_fitted(self, ("n_features_in_", "threshold_"))
-        arr, index = check_array(X, allow_nan=self._allow_nan, min_rows=1)
-        check_n_features(arr.shape[1], self.n_features_in_)
-        scores = np.asarray(self._score(arr), dtype=np.float64)
-        return pd.Series(scores, index=index, name="score") if index is not None else scores
+        arr, index = self._validate(X)
+        return self._wrap(np.asarray(self._score(arr), dtype=np.float64), index, "score")
 
     def predict(self, X: Any) -> np.ndarray | pd.Series:
-        """1 where the score exceeds ``threshold_`` (fitted without test labels), else 0."""
-        scores = self.decision_function(X)
-        labels = apply_threshold(np.asarray(scores), self.threshold_)
-        return pd.Series(labels, index=scores.index, name="label") if isinstance(scores, pd.Series) else labels
+        """0/1 decisions (1 = anomaly) from ``threshold_``, which was fitted without test labels."""
+        arr, index = self._validate(X)
+        return self._wrap(np.asarray(self._decide(arr), dtype=np.int64), index, "label")
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
@@ -92,16 +86,38 @@ class BaseDetector(BaseEstimator):
 
         return save(self, path)
 
+    # ------------------------------------------------------------------ shared mechanics
+    def _validate(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:
+        check_is_fitted(self, ("n_features_in_", "threshold_"))
+        arr, index = check_array(X, allow_nan=self._allow_nan, min_rows=1)
+        check_n_features(arr.shape[1], self.n_features_in_)
+        self._check_scoring_input(arr)
+        return arr, index
+
+    @staticmethod
+    def _wrap(values: np.ndarray, index: pd.Index | None, name: str) -> np.ndarray | pd.Series:
+        return pd.Series(values, index=index, name=name) if index is not None else values
+
     # ------------------------------------------------------------------ subclass hooks
-    def _fit(self, X: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, **fit_params: Any) -> None:
         raise NotImplementedError
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _fit_threshold(self, X: np.ndarray) -> float:
-        """Default: the ``contamination`` quantile of the training scores."""
-        return contamination_threshold(self.decision_scores_, getattr(self, "contamination", 0.01))
+    def _fit_scores(self, X: np.ndarray) -> None:
+        """Set ``decision_scores_``, ``threshold_`` and ``labels_`` after ``_fit``. Default: score the
+        training data and put the threshold at its ``contamination`` quantile."""
+        self.decision_scores_ = np.asarray(self._score(X), dtype=np.float64)
+        self.threshold_ = contamination_threshold(self.decision_scores_, getattr(self, "contamination", 0.01))
+        self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
+
+    def _decide(self, X: np.ndarray) -> np.ndarray:
+        """0/1 decisions; default ``score > threshold_``."""
+        return apply_threshold(self._score(X), self.threshold_)
+
+    def _check_scoring_input(self, X: np.ndarray) -> None:
+        """Extra checks on data to score (e.g. at least one window)."""
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any] | None]:
         """Fitted state as (JSON-able attributes, numpy arrays, torch state_dict or None).

@@ -1,0 +1,7 @@
+"""Diffusion machinery: schedules, the DDPM/DDIM scheduler and masking strategies."""
+
+from .ddpm import DDPMScheduler
+from .masking import forecast_mask, full_mask, grating_mask, random_mask, strip_ids
+from .schedules import SCHEDULES, make_betas
+
+__all__ = ["DDPMScheduler", "SCHEDULES", "forecast_mask", "full_mask", "grating_mask", "make_betas", "random_mask", "strip_ids"]

@@ -1,0 +1,67 @@
+"""DDPM / DDIM step rules. The scheduler owns the schedule; the network only predicts epsilon.
+
+Equation numbers refer to Ho et al., "Denoising Diffusion Probabilistic Models" (2020) and Song et al.,
+"Denoising Diffusion Implicit Models" (2021).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .schedules import make_betas
+
+__all__ = ["DDPMScheduler"]
+
+
+class DDPMScheduler:
+    """Holds betas, alphas and cumulative alphas (as float32 tensors on ``device``) and the step rules.
+
+    Index convention: ``t`` in ``0..T-1``; ``alpha_bar[t]`` is the product of ``alpha[0..t]``.
+    """
+
+    def __init__(self, n_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad", device: str | torch.device = "cpu"):
+        betas = make_betas(n_steps, beta_start, beta_end, kind)
+        alphas = 1.0 - betas
+        alpha_bar = np.cumprod(alphas)
+        self.n_steps = n_steps
+        self.betas_np, self.alpha_bar_np = betas, alpha_bar
+        to = lambda a: torch.tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        self.betas, self.alphas, self.alpha_bar = to(betas), to(alphas), to(alpha_bar)
+        alpha_bar_prev = np.r_[1.0, alpha_bar[:-1]]
+        # posterior variance of q(x_{t-1} | x_t, x_0), eq. (7): beta_t (1 - abar_{t-1}) / (1 - abar_t)
+        self.posterior_var = to(betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
+        self.alpha_bar_prev = to(alpha_bar_prev)
+
+    @staticmethod
+    def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.reshape(-1, *([1] * (like.ndim - 1)))
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """q(x_t | x_0), eq. (4): sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps. ``t`` is (B,) or an int."""
+        ab = self.alpha_bar[t] if torch.is_tensor(t) else self.alpha_bar[t].expand(x0.shape[0])
+        ab = self._bcast(ab, x0)
+        return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+
+    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7)."""
+        beta, alpha, ab = self.betas[t], self.alphas[t], self.alpha_bar[t]
+        mean = (x_t - beta / (1.0 - ab).sqrt() * eps) / alpha.sqrt()
+        if t == 0:
+            return mean
+        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        return mean + self.posterior_var[t].sqrt() * z
+
+    def ddim_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, clip: tuple[float, float] | None = None) -> torch.Tensor:
+        """Deterministic DDIM step (eta = 0) from step t to an earlier step t_prev (-1 means x_0), eq. (12).
+
+        At high noise levels sqrt(abar_t) is tiny and the x_0 estimate explodes; ``clip`` = (lo, hi) bounds
+        it (as diffusers' ``clip_sample``), and epsilon is re-derived from the clipped estimate.
+        """
+        ab = self.alpha_bar[t]
+        ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), device=x_t.device)
+        x0_hat = (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+        if clip is not None:
+            x0_hat = x0_hat.clamp(*clip)
+            eps = (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()
+        return ab_prev.sqrt() * x0_hat + (1.0 - ab_prev).sqrt() * eps

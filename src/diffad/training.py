@@ -1,0 +1,118 @@
+"""One fit loop for the torch detectors: Adam, gradient clipping, early stopping, checkpoints, resume.
+
+The loop knows nothing of diffusion: a detector passes a ``train_loss(batch_indices)`` closure that
+returns a scalar loss tensor and a ``val_loss()`` closure that returns a float.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .exceptions import PersistenceError
+
+__all__ = ["FitSettings", "fit_loop", "resolve_device"]
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; otherwise the named device."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 20
+    patience: int = 5  # epochs without validation improvement before stopping
+    grad_clip: float = 1.0
+    checkpoint: Path | None = None  # file written after every epoch (atomically)
+    resume: bool = False  # continue from ``checkpoint`` if it exists
+    verbose: bool = False
+    desc: str = "fit"
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+
+
+def fit_loop(
+    model: torch.nn.Module,
+    train_loss: Callable[[np.ndarray], torch.Tensor],
+    val_loss: Callable[[], float],
+    n_train: int,
+    settings: FitSettings,
+    rng: np.random.Generator,
+) -> tuple[dict[str, list[float]], int]:
+    """Train ``model`` in place; the weights of the best validation epoch are restored at the end.
+
+    Returns ``(history, best_epoch)``; history has ``train_loss``, ``val_loss`` and ``epoch_seconds``.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
+    best_val, best_epoch, best_state, start_epoch = float("inf"), -1, None, 0
+    ckpt = settings.checkpoint
+    if settings.resume and ckpt is not None and Path(ckpt).is_file():
+        try:
+            state = torch.load(ckpt, map_location=next(model.parameters()).device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except Exception as exc:
+            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint of this model ({type(exc).__name__}: {exc}). Delete it to start over.") from None
+        history = {k: list(v) for k, v in state["history"].items()}
+        best_val, best_epoch, start_epoch = state["best_val"], state["best_epoch"], state["epoch"] + 1
+        best_state = state["best_model"]
+        rng.bit_generator.state = state["rng"]
+    bar = tqdm(range(start_epoch, settings.max_epochs), desc=settings.desc, disable=not settings.verbose, initial=start_epoch, total=settings.max_epochs)
+    for epoch in bar:
+        if best_epoch >= 0 and epoch - best_epoch > settings.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(n_train)
+        total, count = 0.0, 0
+        for i in range(0, n_train, settings.batch_size):
+            idx = order[i : i + settings.batch_size]
+            loss = train_loss(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        model.eval()
+        with torch.no_grad():
+            val = float(val_loss())
+        history["train_loss"].append(total / max(count, 1))
+        history["val_loss"].append(val)
+        history["epoch_seconds"].append(time.perf_counter() - t0)
+        if val < best_val:
+            best_val, best_epoch = val, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(train=f"{history['train_loss'][-1]:.4f}", val=f"{val:.4f}", best=best_epoch)
+        if ckpt is not None:
+            _save_checkpoint(Path(ckpt), {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "epoch": epoch,
+                "best_val": best_val, "best_epoch": best_epoch, "best_model": best_state, "rng": rng.bit_generator.state,
+            })
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history, best_epoch
