@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: venv test lint clean
+.PHONY: venv test demo lint bench-metrics clean
 
 # The stamp is rebuilt when pyproject.toml changes. torch goes in first so that pip does not pull a
 # multi-GB CUDA build as a dependency of the package.
@@ -18,6 +18,12 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/diffad demo --out diffad-out/demo
+
+bench-metrics: venv
+	taskset -c 0 $(BIN)/python benchmarks/metrics_speed.py $(if $(REFERENCE_PYTHON),--reference-python $(REFERENCE_PYTHON))
 
 lint: venv
 	$(BIN)/ruff check src tests

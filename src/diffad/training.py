@@ -59,8 +59,12 @@ def fit_loop(
     n_train: int,
     settings: FitSettings,
     rng: np.random.Generator,
+    generators: tuple[torch.Generator, ...] = (),
 ) -> tuple[dict[str, list[float]], int]:
     """Train ``model`` in place; the weights of the best validation epoch are restored at the end.
+
+    ``rng`` orders the batches; ``generators`` are the torch generators the loss closures draw from.
+    Their states go into the checkpoint, so a resumed fit continues exactly where it stopped.
 
     Returns ``(history, best_epoch)``; history has ``train_loss``, ``val_loss`` and ``epoch_seconds``.
     """
@@ -79,6 +83,8 @@ def fit_loop(
         best_val, best_epoch, start_epoch = state["best_val"], state["best_epoch"], state["epoch"] + 1
         best_state = state["best_model"]
         rng.bit_generator.state = state["rng"]
+        for g, gs in zip(generators, state["generators"], strict=True):
+            g.set_state(gs)
     bar = tqdm(range(start_epoch, settings.max_epochs), desc=settings.desc, disable=not settings.verbose, initial=start_epoch, total=settings.max_epochs)
     for epoch in bar:
         if best_epoch >= 0 and epoch - best_epoch > settings.patience:
@@ -111,6 +117,7 @@ def fit_loop(
             _save_checkpoint(Path(ckpt), {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "epoch": epoch,
                 "best_val": best_val, "best_epoch": best_epoch, "best_model": best_state, "rng": rng.bit_generator.state,
+                "generators": [g.get_state() for g in generators],
             })
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -86,6 +86,10 @@ class ImDiffusionDetector(BaseDetector):
         ``"ddim"`` jumps deterministically from T to the ensemble steps and visits only those
         (``ensemble_steps`` + ``ddim_jumps`` network calls instead of T).
     ddim_jumps : int, default=2
+    ensemble_output : {"x0", "sample"}, default="x0"
+        What a denoising step contributes to the ensemble: the network's estimate of the clean values
+        at that step (``"x0"``) or the step's stochastic sample x_{t-1} (``"sample"``). Chosen by
+        measurement, see ``docs/benchmarks.md``.
     lr, weight_decay, batch_size : float, float, int, default=1e-3, 1e-6, 12
     max_epochs, patience : int, default=50, 5
         Early stopping on the validation epsilon loss (masked entries of held-out windows, fixed noise).
@@ -175,6 +179,7 @@ class ImDiffusionDetector(BaseDetector):
         vote_xi: int | None = None,
         sampler: str = "ddpm",
         ddim_jumps: int = 2,
+        ensemble_output: str = "x0",
         lr: float = 1e-3,
         weight_decay: float = 1e-6,
         batch_size: int = 12,
@@ -218,6 +223,7 @@ class ImDiffusionDetector(BaseDetector):
         self.vote_xi = vote_xi
         self.sampler = sampler
         self.ddim_jumps = ddim_jumps
+        self.ensemble_output = ensemble_output
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -257,6 +263,7 @@ class ImDiffusionDetector(BaseDetector):
         check_option(self.mode, MODES, name="mode")
         check_option(self.train_mask, TRAIN_MASKS, name="train_mask")
         check_option(self.sampler, SAMPLERS, name="sampler")
+        check_option(self.ensemble_output, ("x0", "sample"), name="ensemble_output")
         check_option(self.error_reduce, ("max", "sum"), name="error_reduce")
         span = (self.ensemble_steps - 1) * self.ensemble_stride
         if self.ensemble_steps < 1 or self.ensemble_stride < 1 or span >= self.n_steps:
@@ -373,13 +380,11 @@ class ImDiffusionDetector(BaseDetector):
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
                                patience=self.patience, checkpoint=ckpt, resume=resume, verbose=self.verbose, desc="ImDiffusion fit")
-        history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng)
+        history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw
-        errors, _, _ = self._step_errors_scaled(self._scale(val_part))
-        step_err = self._reduce(errors)  # (R, n_val)
+        step_err = self._reduce(self._errors(val_part)[0])  # (R, n_val); memoised for _fit_scores
         self.step_thresholds_ = np.maximum(fit_vote_thresholds(step_err, self.vote_ratio), 1e-12)
-        self._memo = None
 
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> ImDiffusionDetector:
         """Fit on a training series (n, K); NaN entries are treated as unobserved.
@@ -432,20 +437,22 @@ class ImDiffusionDetector(BaseDetector):
         else:
             schedule = list(range(start, -1, -1))
         out = torch.empty((len(record), *x0.shape), device=dev)
-        seen = x0[observed.bool()]
+        seen = x0[cond.bool()]  # conditioning values only: masked clean values are never read
         lo, hi = (float(seen.min()), float(seen.max())) if seen.numel() else (-1.0, 1.0)
-        clip = (lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0)  # generous bounds on the x_0 estimate of DDIM jumps
+        clip = (lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0)  # generous bounds on x_0 estimates
         with self._autocast():
             for j, t in enumerate(schedule):
                 t_vec = torch.full((B,), t, device=dev, dtype=torch.long)
                 noisy = sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=dev), t)
                 eps = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
+                if t in record and self.ensemble_output == "x0":
+                    out[record.index(t)] = sched.predict_x0(eps, t, x).clamp(*clip)
                 if self.sampler == "ddim":
                     x = sched.ddim_step(eps, t, schedule[j + 1] if j + 1 < len(schedule) else -1, x, clip)
                 else:
                     x = sched.step(eps, t, x, gen)
                 x = x * (1.0 - cond)  # only the generated region is a sample; keep the rest at zero
-                if t in record:
+                if t in record and self.ensemble_output == "sample":
                     out[record.index(t)] = x
         return out, x
 

@@ -43,6 +43,11 @@ class DDPMScheduler:
         ab = self._bcast(ab, x0)
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
+    def predict_x0(self, eps: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
+        """The x_0 estimate implied by epsilon, inverting eq. (4): (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+        ab = self.alpha_bar[t]
+        return (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+
     def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7)."""
         beta, alpha, ab = self.betas[t], self.alphas[t], self.alpha_bar[t]
@@ -60,7 +65,7 @@ class DDPMScheduler:
         """
         ab = self.alpha_bar[t]
         ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), device=x_t.device)
-        x0_hat = (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+        x0_hat = self.predict_x0(eps, t, x_t)
         if clip is not None:
             x0_hat = x0_hat.clamp(*clip)
             eps = (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()

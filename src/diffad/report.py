@@ -1,0 +1,98 @@
+"""Outputs of a detection run: ``scores.csv``, ``metrics.json``, ``plot.png`` and ``report.html``.
+
+Every file is written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .persistence import atomic_write_text
+from .plotting import plot_detection
+
+__all__ = ["write_run", "PAPER_TAG"]
+
+PAPER_TAG = "paper-protocol (uses test labels)"
+
+
+def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, Any]:
+    from .metrics import HONEST_KEYS, evaluate
+
+    r = evaluate(labels, scores, preds, window=window)
+    out: dict[str, Any] = {"honest": {k: v for k, v in r.items() if k in HONEST_KEYS and k != "PA-F1"}}
+    paper = {k: v for k, v in r.items() if k not in out["honest"]}
+    votes = getattr(detector, "votes", None)
+    if votes is not None:  # the ImDiffusion paper protocol: vote level chosen on the test labels
+        from .thresholds import oracle_vote_xi
+
+        xi, f1 = oracle_vote_xi(labels, votes(test_values), detector.ensemble_steps)
+        paper["PA-F1 (best vote level xi on test labels)"] = f1
+        paper["xi chosen on test labels"] = xi
+    out[PAPER_TAG] = paper
+    return out
+
+
+def write_run(
+    out: str | Path,
+    detector: Any,
+    test_values: np.ndarray,
+    *,
+    index: pd.Index | None = None,
+    channels: list[str] | None = None,
+    labels: np.ndarray | None = None,
+    window: int = 100,
+) -> dict[str, Any]:
+    """Score ``test_values`` with a fitted detector and write the run's files into ``out``.
+
+    Returns ``{"scores": ..., "preds": ..., "metrics": dict or None, "files": [...]}``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n, K = test_values.shape
+    names = list(channels) if channels is not None else [f"ch{i}" for i in range(K)]
+    scores = np.asarray(detector.decision_function(test_values), dtype=float)
+    preds = np.asarray(detector.predict(test_values), dtype=int)
+    table = pd.DataFrame({"score": scores, "label": preds}, index=index if index is not None else pd.RangeIndex(n, name="index"))
+    explain = getattr(detector, "explain", None)
+    if explain is not None:
+        attr = explain(test_values)
+        for k, name in enumerate(names):
+            table[f"attribution_{name}"] = attr[:, k]
+    buf = io.StringIO()
+    table.to_csv(buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index"))
+    atomic_write_text(out / "scores.csv", buf.getvalue())
+    files = [out / "scores.csv"]
+    metrics = None
+    if labels is not None:
+        metrics = _metrics(labels, scores, preds, detector, test_values, window)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        files.append(out / "metrics.json")
+    threshold = 1.0 if hasattr(detector, "step_thresholds_") else getattr(detector, "threshold_", None)
+    plot_detection(test_values, scores, preds, out / "plot.png", labels=labels, threshold=threshold,
+                   index=index, channels=names, title=f"{type(detector).__name__}")
+    files.append(out / "plot.png")
+    atomic_write_text(out / "report.html", _html(detector, metrics, n, K, int(preds.sum())))
+    files.append(out / "report.html")
+    return {"scores": scores, "preds": preds, "metrics": metrics, "files": files}
+
+
+def _html(detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int) -> str:
+    rows = ""
+    if metrics:
+        for section, values in metrics.items():
+            rows += f"<tr><th colspan=2>{html.escape(section)}</th></tr>"
+            rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
+                            f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in values.items())
+    params = html.escape(json.dumps(detector.get_params(), default=str, indent=1))
+    return (f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
+            f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
+            f"<img src=plot.png style='max-width:100%'>"
+            + (f"<h2>Metrics</h2><table border=1 cellpadding=3>{rows}</table>" if rows else "")
+            + f"<h2>Parameters</h2><pre>{params}</pre>")

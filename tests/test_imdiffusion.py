@@ -1,0 +1,167 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import diffad
+from diffad import DataValidationError, ImDiffusionDetector, NotFittedError
+from diffad.data.synthetic import make_series
+
+TINY = dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
+            diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10,
+            ensemble_steps=3, ensemble_stride=2, batch_size=16, max_epochs=2, patience=1, random_state=0)
+
+
+def tiny(**kw):
+    return ImDiffusionDetector(**{**TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_series(n_train=400, n_test=200, n_channels=3, n_anomalies=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return tiny().fit(data.train)
+
+
+def test_contract(fitted, data):
+    for attr in ("n_features_in_", "decision_scores_", "threshold_", "labels_", "history_", "device_", "step_thresholds_"):
+        assert hasattr(fitted, attr), attr
+    assert fitted.device_ == "cpu" and len(fitted.history_["val_loss"]) >= 1
+    s = fitted.decision_function(data.test)
+    assert s.shape == (200,) and s.dtype == np.float64 and np.isfinite(s).all()
+    p = fitted.predict(data.test)
+    np.testing.assert_array_equal(p, (fitted.votes(data.test) > fitted.threshold_).astype(int))
+    assert fitted.step_errors(data.test).shape == (3, 200)
+    ex = fitted.explain(data.test)
+    assert ex.shape == (200, 3) and np.allclose(ex.sum(axis=1), 1.0)
+    assert set(np.unique(fitted.votes(data.test))) <= {0, 1, 2, 3}
+
+
+def test_same_seed_same_scores_bit_for_bit(fitted, data):
+    a = tiny().fit(data.train).decision_function(data.test)
+    np.testing.assert_array_equal(a, fitted.decision_function(data.test))
+
+
+def test_save_load_identical(fitted, data, tmp_path):
+    fitted.save(tmp_path / "m")
+    back = diffad.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(data.test), fitted.decision_function(data.test))
+    np.testing.assert_array_equal(back.predict(data.test), fitted.predict(data.test))
+    assert (tmp_path / "m" / "weights.pt").is_file()
+
+
+def test_nan_is_data(data):
+    train = data.train.copy()
+    train[::7, 1] = np.nan
+    test = data.test.copy()
+    test[50:60, 0] = np.nan
+    det = tiny().fit(train)
+    s = det.decision_function(test)
+    assert np.isfinite(s).all()
+    filled = det.impute(test)
+    assert not np.isnan(filled).any()
+    np.testing.assert_array_equal(filled[~np.isnan(test)], test[~np.isnan(test)])
+
+
+def test_pandas_index_kept(fitted, data):
+    idx = pd.date_range("2024-01-01", periods=200, freq="min")
+    df = pd.DataFrame(data.test, index=idx)
+    assert fitted.decision_function(df).index.equals(idx) and fitted.predict(df).index.equals(idx)
+
+
+def test_loss_ignores_unmasked_entries(fitted):
+    det = fitted
+    g = torch.Generator().manual_seed(0)
+    x0, obs = torch.rand(4, 3, 16, generator=g), torch.ones(4, 3, 16)
+    from diffad.diffusion import grating_mask
+
+    policy = torch.tensor([0, 1, 0, 1])
+    target = grating_mask(policy, 3, 16, 4)
+    noise = torch.randn(4, 3, 16, generator=g)
+    t = torch.tensor([1, 3, 5, 7])
+    orig = det._denoise
+    try:
+        # a denoiser that is exact on targets and wild elsewhere gives zero loss
+        det._denoise = lambda x, tt, sides: torch.where(target.bool(), noise, 1e6 * torch.ones_like(noise))
+        assert float(det._eps_loss(x0, obs, target, policy, t, noise)) == 0.0
+    finally:
+        det._denoise = orig
+    # unobserved target entries never enter the loss either
+    obs2 = obs.clone()
+    obs2[0] = 0
+    base = det._eps_loss(x0[1:], obs[1:], target[1:], policy[1:], t[1:], noise[1:])
+    torch.testing.assert_close(det._eps_loss(x0, obs2, target, policy, t, noise), base)
+
+
+def test_unconditional_path_never_reads_clean_masked_values(fitted):
+    det = fitted
+    from diffad.diffusion import grating_mask
+
+    g0 = torch.Generator().manual_seed(1)
+    x0 = torch.rand(2, 3, 16, generator=g0)
+    obs = torch.ones_like(x0)
+    target = grating_mask(torch.tensor([0, 1]), 3, 16, 4)
+    x0b = x0 + 100.0 * target  # perturb only the masked (to be imputed) entries
+    ids = torch.tensor([0, 1])
+    with torch.no_grad():
+        rec_a, fin_a = det._sample(x0, obs, target, ids, torch.Generator().manual_seed(5))
+        rec_b, fin_b = det._sample(x0b, obs, target, ids, torch.Generator().manual_seed(5))
+    m = target.bool()
+    torch.testing.assert_close(fin_a[m], fin_b[m], rtol=0, atol=0)
+    torch.testing.assert_close(rec_a[:, m], rec_b[:, m], rtol=0, atol=0)
+    if det.mode == "imputation" and not det.conditional:  # sanity: the conditioning values do matter
+        x0c = x0 + 1.0 * (1 - target)
+        with torch.no_grad():
+            _, fin_c = det._sample(x0c, obs, target, ids, torch.Generator().manual_seed(5))
+        assert not torch.equal(fin_a[m], fin_c[m])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(mode="forecasting"), dict(mode="reconstruction"), dict(conditional=True), dict(temporal=False),
+    dict(spatial=False), dict(train_mask="random"), dict(ensemble_steps=1), dict(sampler="ddim"),
+    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(scaler="standard"),
+], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_ablations_run(kw, data):
+    det = tiny(max_epochs=1, **kw).fit(data.train)
+    s = det.decision_function(data.test)
+    assert s.shape == (200,) and np.isfinite(s).all()
+
+
+def test_presets():
+    p, f = ImDiffusionDetector.paper(), ImDiffusionDetector.fast()
+    assert (p.window, p.n_blocks, p.channels, p.heads, p.n_steps, p.batch_size, p.test_stride) == (100, 4, 64, 8, 50, 12, 50)
+    assert f.channels < p.channels and ImDiffusionDetector.fast(window=20).window == 20
+
+
+def test_resume_continues_an_interrupted_fit(data, tmp_path):
+    first = tiny(max_epochs=1, patience=5, checkpoint_dir=str(tmp_path)).fit(data.train)
+    assert len(first.history_["val_loss"]) == 1 and (tmp_path / "checkpoint.pt").is_file()
+    resumed = tiny(max_epochs=2, patience=5, checkpoint_dir=str(tmp_path)).fit(data.train, resume=True)
+    assert len(resumed.history_["val_loss"]) == 2
+    assert resumed.history_["val_loss"][0] == first.history_["val_loss"][0]
+    full = tiny(max_epochs=2, patience=5).fit(data.train)
+    np.testing.assert_allclose(resumed.history_["val_loss"], full.history_["val_loss"], rtol=1e-5)
+
+
+def test_bad_input(fitted, data):
+    with pytest.raises(DataValidationError, match=r"expected at least window=16 time points, got 10"):
+        fitted.decision_function(data.test[:10])
+    with pytest.raises(DataValidationError, match=r"expected 3 channel"):
+        fitted.decision_function(data.test[:, :2])
+    with pytest.raises(DataValidationError, match=r"one of \['imputation', 'forecasting', 'reconstruction'\]"):
+        tiny(mode="predict").fit(data.train)
+    with pytest.raises(DataValidationError, match="ensemble"):
+        tiny(ensemble_steps=6, ensemble_stride=2).fit(data.train)
+    with pytest.raises(DataValidationError, match="validation tail"):
+        tiny(window=64).fit(data.train[:100])
+    bad = data.train.copy()
+    bad[:, 0] = np.nan
+    with pytest.raises(DataValidationError, match="all-NaN channel"):
+        tiny().fit(bad)
+    with pytest.raises(DataValidationError, match="infinities"):
+        fitted.decision_function(np.full((40, 3), np.inf))
+    with pytest.raises(NotFittedError):
+        tiny().decision_function(data.test)
