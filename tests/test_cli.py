@@ -1,3 +1,4 @@
+import numpy as np
 from typer.testing import CliRunner
 
 from diffad.cli import app
@@ -82,3 +83,47 @@ def test_evaluate_bad_input(tmp_path):
     assert r.exit_code == 2 and "expected one of" in r.output
     r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "missing.npy")])
     assert r.exit_code == 2 and "existing" in r.output
+
+
+def _series_files(tmp_path):
+    import pandas as pd
+
+    from diffad.data.synthetic import make_series
+
+    d = make_series(n_train=700, n_test=400, n_channels=3, n_anomalies=4, seed=1)
+    idx = pd.date_range("2024-01-01", periods=1100, freq="min")
+    cols = ["cpu", "mem", "net"]
+    pd.DataFrame(d.train, columns=cols).assign(timestamp=idx[:700]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(d.test, columns=cols).assign(timestamp=idx[700:], label=d.labels).to_csv(tmp_path / "test.csv", index=False)
+    return d
+
+
+def test_detect_then_score_with_the_saved_model(tmp_path):
+    import json
+
+    import pandas as pd
+
+    _series_files(tmp_path)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["detect", "--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "scores.csv", parse_dates=["timestamp"])
+    assert list(table.columns) == ["timestamp", "score", "label", "attribution_cpu", "attribution_mem", "attribution_net"]
+    assert len(table) == 400 and table["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 11:40")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["honest", "paper-protocol (uses test labels)"]
+    assert "AUC-PR" in metrics["honest"] and "PA-F1 (oracle)" in metrics["paper-protocol (uses test labels)"]
+    assert (out / "plot.png").stat().st_size > 10_000 and (out / "report.html").is_file() and (out / "model" / "detector.json").is_file()
+    assert "report:" in r.output and "honest metrics" in r.output
+    r = runner.invoke(app, ["score", "--model", str(out / "model"), "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "again")])
+    assert r.exit_code == 0, r.output
+    again = pd.read_csv(tmp_path / "again" / "scores.csv")
+    assert np.array_equal(again["score"].to_numpy(), table["score"].to_numpy())
+
+
+def test_fit_command_and_bad_preset(tmp_path):
+    _series_files(tmp_path)
+    r = runner.invoke(app, ["fit", "--train", str(tmp_path / "train.csv"), "--model", str(tmp_path / "m"), "--preset", "huge", "--quiet"])
+    assert r.exit_code == 2 and "one of ['fast', 'paper']" in r.output
+    r = runner.invoke(app, ["score", "--model", str(tmp_path / "nothing"), "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not a folder" in r.output

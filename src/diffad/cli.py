@@ -170,7 +170,7 @@ def evaluate(
         tagged = {k: {"value": v, "tag": _tag(k)} if _tag(k) else v for k, v in result.items()}
         typer.echo(json.dumps(tagged, indent=2))
         return
-    typer.echo(_metrics_table(result))
+    typer.echo(_metrics_table(*_split_tagged(result)))
 
 
 def _tag(key: str) -> str:
@@ -181,16 +181,19 @@ def _tag(key: str) -> str:
     return ""
 
 
-def _metrics_table(result: dict[str, float]) -> str:
-    honest = [(k, v) for k, v in result.items() if not _tag(k)]
-    other = [(k, v) for k, v in result.items() if _tag(k)]
-    width = max(map(len, result)) if result else 10
+def _metrics_table(honest: dict[str, float], tagged: dict[str, tuple[float, str]]) -> str:
+    """Honest metrics first; the rest below a divider, each with its tag."""
+    width = max(map(len, [*honest, *tagged]), default=10)
     lines = ["honest metrics (no threshold chosen on test labels)"]
-    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in honest]
-    if other:
+    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in honest.items()]
+    if tagged:
         lines.append("not comparable to the above")
-        lines += [f"  {k:<{width}}  {v:.4f}   [{_tag(k)}]" for k, v in other]
+        lines += [f"  {k:<{width}}  {v:.4f}   [{tag}]" for k, (v, tag) in tagged.items()]
     return "\n".join(lines)
+
+
+def _split_tagged(result: dict[str, float]) -> tuple[dict[str, float], dict[str, tuple[float, str]]]:
+    return {k: v for k, v in result.items() if not _tag(k)}, {k: (v, _tag(k)) for k, v in result.items() if _tag(k)}
 
 
 # ------------------------------------------------------------------------------ detect / fit / score
@@ -219,8 +222,8 @@ def _make_detector(preset: str, device: str | None, seed: int, verbose: bool):
 def _report(result: dict, out: Path) -> None:
     metrics = result["metrics"]
     if metrics:
-        flat = {**metrics["honest"], **{k: v for k, v in metrics[PAPER_TAG].items() if isinstance(v, float)}}
-        typer.echo(_metrics_table(flat))
+        paper = {k: (v, PA_TAG if k == "PA-F1" else PAPER_TAG) for k, v in metrics[PAPER_TAG].items() if isinstance(v, float)}
+        typer.echo(_metrics_table(metrics["honest"], paper))
     typer.echo(f"flagged {int(result['preds'].sum())} of {len(result['preds'])} points")
     typer.echo(f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}, model/)")
 

@@ -26,7 +26,7 @@ def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, 
     from .metrics import HONEST_KEYS, evaluate
 
     r = evaluate(labels, scores, preds, window=window)
-    out: dict[str, Any] = {"honest": {k: v for k, v in r.items() if k in HONEST_KEYS and k != "PA-F1"}}
+    out: dict[str, Any] = {"honest": {k: v for k, v in r.items() if k in HONEST_KEYS}}
     paper = {k: v for k, v in r.items() if k not in out["honest"]}
     votes = getattr(detector, "votes", None)
     if votes is not None:  # the ImDiffusion paper protocol: vote level chosen on the test labels
