@@ -61,7 +61,7 @@ def data_list(data_dir: DataDir = None) -> None:
         typer.secho(f"note: {exc}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{'collection':<10}  {'kind':<8}  {'found':>5}  examples")
     for name, coll in COLLECTIONS.items():
-        found = coll.entities(root) if root is not None else []
+        found = coll.entities(root) if (root is not None or not coll.needs_files) else []
         sample = ", ".join(f"{name}/{e}" if e != name else e for e in found[:2]) + (" ..." if len(found) > 2 else "")
         typer.echo(f"{name:<10}  {coll.kind:<8}  {len(found):>5}  {sample or '(not found: ' + coll.source + ')'}")
 
@@ -320,6 +320,51 @@ def demo(
     typer.echo(f"synthetic series: train {data.train.shape}, test {data.test.shape}, {len(data.segments)} anomalies "
                f"({', '.join(sorted({s.kind for s in data.segments}))}); files in {out}")
     detect(train=out / "train.csv", test=out / "test.csv", out=out, labels=None, preset="fast", device=None, seed=seed, quiet=quiet)
+
+
+# ------------------------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    target: Annotated[str | None, typer.Argument(help="CONFIG.toml to run, or `report` followed by a run folder.")] = None,
+    run_dir: Annotated[Path | None, typer.Argument(help="With `report`: the run folder (results/<name>).")] = None,
+    preset: Annotated[str | None, typer.Option(help="A built-in config instead of a file (see --list).")] = None,
+    results: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
+    jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
+    data_dir: DataDir = None,
+    list_presets: Annotated[bool, typer.Option("--list", help="List the built-in configs.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a benchmark (detectors x datasets x seeds; finished cells are skipped on re-runs), or
+    `diffad bench report RUN` to turn a run into markdown tables and figures."""
+    import dataclasses
+
+    from .bench import load_config, preset_names, run_bench, tables, write_report
+    from .bench.report import collect
+
+    try:
+        if list_presets:
+            typer.echo("\n".join(preset_names()))
+            return
+        if target == "report":
+            if run_dir is None:
+                raise DiffadError("bench report: expected a run folder, got none. Usage: diffad bench report results/<run>")
+            path = write_report(run_dir)
+            typer.echo(tables(collect(run_dir)))
+            typer.echo(f"written: {path}")
+            return
+        cfg = load_config(Path(target) if target else None, preset)
+        if data_dir is not None:
+            cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
+        summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
+    except DiffadError as exc:
+        _fail(exc)
+    typer.echo(f"{summary['cells']} cells: {summary['ran']} run, {summary['skipped']} already finished, {len(summary['errors'])} failed")
+    for cell, err in summary["errors"].items():
+        typer.secho(f"failed: {cell}\n{err}", fg=typer.colors.RED, err=True)
+    typer.echo(tables(collect(results / cfg.name)))
+    typer.echo(f"results: {results / cfg.name}  (diffad bench report {results / cfg.name})")
+    if summary["errors"]:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

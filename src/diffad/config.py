@@ -55,6 +55,10 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if value in typing.get_args(tp):
             return value
         raise ConfigError(f"{where}: expected one of {list(typing.get_args(tp))}, got {value!r}.")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table/mapping, got {value!r}.")
+        return dict(value)
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}.")

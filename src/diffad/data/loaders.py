@@ -214,6 +214,7 @@ class Collection:
     source: str = ""
     kind: str = "series"
     whole: tuple[str, ...] = ()  # entity names that stand for a concatenation (SMAP, MSL)
+    needs_files: bool = True  # False for generated collections (no data directory needed)
 
     def root(self, data_dir: Path) -> Path | None:
         for f in self.folders:
@@ -553,9 +554,33 @@ class ADBench(Collection):
         return Dataset(f"ADBench/{key}", X, X, y, tuple(f"f{i}" for i in range(X.shape[1])), kind="tabular")
 
 
+class Synthetic(Collection):
+    """Built-in generated series (no files): ``SYNTH/<seed>`` is ``make_series(seed=<seed>)`` with 4
+    channels, 2,000 training and 2,000 test points. For demos, tests and benchmark smoke runs."""
+
+    name = "SYNTH"
+    source = "diffad.data.synthetic (generated, nothing to download)"
+    needs_files = False
+
+    def root(self, data_dir: Path | None) -> Path | None:
+        return None
+
+    def entities(self, data_dir: Path | None) -> list[str]:
+        return ["0", "1", "2"]
+
+    def load(self, data_dir: Path | None, entity: str) -> Dataset:
+        from .synthetic import make_series
+
+        if not entity.isdigit():
+            raise fail("SYNTH entity", "a seed, e.g. SYNTH/0", repr(entity), "Use SYNTH/<integer>.")
+        s = make_series(n_train=2000, n_test=2000, n_channels=4, n_anomalies=10, seed=int(entity))
+        return Dataset(f"SYNTH/{entity}", s.train, s.test, s.labels, tuple(f"ch{i}" for i in range(4)),
+                       meta={"segments": [(g.start, g.end, g.kind) for g in s.segments]})
+
+
 COLLECTIONS: dict[str, Collection] = {
     c.name: c
-    for c in (SMD(), Telemanom("SMAP"), Telemanom("MSL"), NAB(), UCR(), TSBAD(), PSM(), SWaT(), GCP(), ADBench())
+    for c in (SMD(), Telemanom("SMAP"), Telemanom("MSL"), NAB(), UCR(), TSBAD(), PSM(), SWaT(), GCP(), ADBench(), Synthetic())
 }
 
 
@@ -567,10 +592,14 @@ def _split_name(name: str) -> tuple[Collection, str | None]:
     return coll, rest or None
 
 
+def _root_for(coll: Collection, data_dir: str | Path | None) -> Path | None:
+    return resolve_data_dir(data_dir) if coll.needs_files else None
+
+
 def list_entities(name: str, data_dir: str | Path | None = None) -> list[str]:
     """Full names of the entities of a collection found under the data directory."""
     coll, entity = _split_name(name)
-    root = resolve_data_dir(data_dir)
+    root = _root_for(coll, data_dir)
     found = coll.entities(root)
     if entity is not None:
         return [f"{coll.name}/{entity}"]
@@ -587,7 +616,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     :func:`load_datasets` for those.
     """
     coll, entity = _split_name(name)
-    root = resolve_data_dir(data_dir)
+    root = _root_for(coll, data_dir)
     if entity is None:
         if coll.whole or coll.name in ("PSM", "SWaT"):
             entity = coll.name
@@ -605,7 +634,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
 def load_datasets(name: str, data_dir: str | Path | None = None) -> list[Dataset]:
     """Load every entity a name stands for: ``"SMD"`` -> every machine found; an entity -> [it]."""
     coll, entity = _split_name(name)
-    root = resolve_data_dir(data_dir)
+    root = _root_for(coll, data_dir)
     if entity is not None or coll.whole or coll.name in ("PSM", "SWaT"):
         return [load_dataset(name, root)]
     found = coll.entities(root)

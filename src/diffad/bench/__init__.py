@@ -1,0 +1,7 @@
+"""Benchmark harness: detectors x datasets x seeds, honest and paper protocols, resumable."""
+
+from .config import BenchConfig, DetectorSpec, load_config, preset_names
+from .report import collect, tables, write_report
+from .runner import plan, run_bench
+
+__all__ = ["BenchConfig", "DetectorSpec", "collect", "load_config", "plan", "preset_names", "run_bench", "tables", "write_report"]

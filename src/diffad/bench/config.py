@@ -1,0 +1,77 @@
+"""Benchmark configuration: strict TOML/JSON into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..config import from_mapping, load_file
+from ..detectors import registry
+from ..exceptions import ConfigError
+
+__all__ = ["DetectorSpec", "BenchConfig", "load_config", "preset_names", "PROTOCOLS"]
+
+PROTOCOLS = ("honest", "paper")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str  # label in result tables and folder names
+    detector: str  # registered class name, e.g. "ImDiffusionDetector"
+    preset: str | None = None  # optional class-method preset, e.g. "fast"
+    params: dict[str, Any] = field(default_factory=dict)  # constructor parameters (override the preset)
+
+    def build(self, seed: int):
+        cls = registry().get(self.detector)
+        if cls is None:
+            raise ConfigError(f"detector {self.name!r}: unknown class {self.detector!r}; valid: {sorted(registry())}.")
+        valid = set(cls().get_params())
+        unknown = sorted(set(self.params) - valid)
+        if unknown:
+            raise ConfigError(f"detector {self.name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}.")
+        params = dict(self.params)
+        if "random_state" in valid:
+            params["random_state"] = seed
+        if self.preset is None:
+            return cls(**params)
+        factory = getattr(cls, self.preset, None)
+        if not callable(factory):
+            raise ConfigError(f"detector {self.name!r}: {self.detector} has no preset {self.preset!r}.")
+        return factory(**params)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str  # run name: results go to <results>/<name>/
+    datasets: tuple[str, ...]  # dataset or collection names (collections expand to every entity found)
+    detectors: tuple[DetectorSpec, ...]
+    seeds: tuple[int, ...] = (0,)
+    protocols: tuple[str, ...] = PROTOCOLS
+    metric_window: int = 100  # window of VUS and range-AUC
+    vote_ratio_paper: float = 0.02  # ImDiffusion paper protocol: r of the last step
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad:
+            raise ConfigError(f"protocols: unknown {bad}; valid: {list(PROTOCOLS)}.")
+        names = [d.name for d in self.detectors]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"detectors: names must be unique, got {names}.")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in resources.files("diffad.bench.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None) -> BenchConfig:
+    """Load a config file or a built-in preset (``diffad/bench/presets/<preset>.toml``)."""
+    if (path is None) == (preset is None):
+        raise ConfigError("bench: expected a config file or --preset NAME (one of them), got " + ("both." if path else "neither."))
+    if preset is not None:
+        if preset not in preset_names():
+            raise ConfigError(f"bench preset: unknown {preset!r}; valid: {preset_names()}.")
+        path = Path(str(resources.files("diffad.bench.presets").joinpath(f"{preset}.toml")))
+    return from_mapping(BenchConfig, load_file(path), where=str(Path(path).name))

@@ -1,0 +1,72 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from diffad import ConfigError
+from diffad.bench import collect, load_config, plan, preset_names, run_bench, tables, write_report
+from diffad.cli import app
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    cfg = load_config(preset="smoke")
+    summary = run_bench(cfg, results, verbose=False)
+    return cfg, results, summary
+
+
+def test_tiny_bench_end_to_end(smoke_run):
+    cfg, results, summary = smoke_run
+    assert summary == {"cells": 12, "skipped": 0, "ran": 12, "errors": {}}
+    cells = collect(results / "smoke")
+    assert len(cells) == 12 and {c["dataset"] for c in cells} == {"SYNTH/0", "SYNTH/1"}
+    one = results / "smoke" / "ImDiffusion-tiny" / "SYNTH__0" / "1"
+    assert {p.name for p in one.iterdir()} == {"scores.npy", "preds.npy", "config.json", "done.json"}
+    done = json.loads((one / "done.json").read_text())
+    assert "AUC-PR" in done["honest"] and "xi" in done["paper-protocol (uses test labels)"]
+    assert json.loads((one / "config.json").read_text())["params"]["random_state"] == 1
+    md = tables(cells)
+    assert md.index("### honest") < md.index("### paper-protocol (uses test labels)")
+    path = write_report(results / "smoke")
+    assert path.is_file() and (results / "smoke" / "SYNTH__0.png").is_file()
+
+
+def test_rerun_skips_finished_cells_and_redoes_interrupted_ones(smoke_run):
+    cfg, results, _ = smoke_run
+    victim = results / "smoke" / "PCA" / "SYNTH__1" / "0" / "done.json"
+    victim.unlink()  # as if the run had been killed inside this cell
+    kept = results / "smoke" / "Random" / "SYNTH__0" / "0" / "done.json"
+    before = kept.stat().st_mtime_ns
+    summary = run_bench(cfg, results, verbose=False)
+    assert summary["ran"] == 1 and summary["skipped"] == 11 and victim.is_file()
+    assert kept.stat().st_mtime_ns == before
+
+
+def test_strict_config(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\ndatasets = ["SYNTH/0"]\nseed = [1]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['seed'\]; valid keys are"):
+        load_config(bad)
+    bad.write_text('name = "x"\ndatasets = ["SYNTH/0"]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\nparams = { windw = 3 }\n')
+    cfg = load_config(bad)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['windw'\]"):
+        cfg.detectors[0].build(0)
+    with pytest.raises(ConfigError, match="unknown 'nope'"):
+        load_config(preset="nope")
+    assert {"smoke", "smd-fast", "ablation-smd"} <= set(preset_names())
+    assert len(plan(load_config(preset="smoke"))) == 12
+
+
+def test_cli_bench_and_report(tmp_path):
+    runner = CliRunner()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "cli"\ndatasets = ["SYNTH/2"]\nseeds = [0]\nmetric_window = 20\n'
+                   '[[detectors]]\nname = "PCA"\ndetector = "PCADetector"\n')
+    r = runner.invoke(app, ["bench", str(cfg), "--results", str(tmp_path / "res"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "1 cells: 1 run, 0 already finished, 0 failed" in r.output and "| SYNTH/2 | PCA |" in r.output
+    r = runner.invoke(app, ["bench", "report", str(tmp_path / "res" / "cli")])
+    assert r.exit_code == 0 and (tmp_path / "res" / "cli" / "report.md").is_file()
+    r = runner.invoke(app, ["bench", "--list"])
+    assert "smoke" in r.output
