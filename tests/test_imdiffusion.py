@@ -122,7 +122,7 @@ def test_unconditional_path_never_reads_clean_masked_values(fitted):
 @pytest.mark.parametrize("kw", [
     dict(mode="forecasting"), dict(mode="reconstruction"), dict(conditional=True), dict(temporal=False),
     dict(spatial=False), dict(train_mask="random"), dict(ensemble_steps=1), dict(sampler="ddim"),
-    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="none"), dict(scaler="standard"),
+    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="channel"), dict(scaler="standard"),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 def test_ablations_run(kw, data):
     det = tiny(max_epochs=1, **kw).fit(data.train)

@@ -219,6 +219,18 @@ def _make_detector(preset: str, device: str | None, seed: int, verbose: bool):
     return factory(device=device, random_state=seed, verbose=verbose)
 
 
+def _score_into(out: Path, det, test: Path, labels: Path | None) -> None:
+    """Score TEST with a fitted detector, write the run files into OUT and print the summary."""
+    from .report import write_run
+
+    try:
+        te, y = _load_inputs(test, labels)
+        result = write_run(out, det, te.values, index=te.index, channels=list(te.channels), labels=y, window=100)
+    except DiffadError as exc:
+        _fail(exc)
+    _report(result, out)
+
+
 def _report(result: dict, out: Path) -> None:
     metrics = result["metrics"]
     if metrics:
@@ -247,17 +259,13 @@ def detect(
 ) -> None:
     """Fit ImDiffusion on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html and model/."""
-    from .report import write_run
-
     try:
         tr, _ = _load_inputs(train, None)
-        te, y = _load_inputs(test, labels)
         det = _make_detector(preset, device, seed, not quiet).fit(tr.values)
         det.save(out / "model")
-        result = write_run(out, det, te.values, index=te.index, channels=list(te.channels), labels=y, window=100)
     except DiffadError as exc:
         _fail(exc)
-    _report(result, out)
+    _score_into(out, det, test, labels)
 
 
 @app.command()
@@ -288,15 +296,12 @@ def score(
 ) -> None:
     """Score a series with a saved model; writes the same files as `detect` (but no model/)."""
     from .persistence import load
-    from .report import write_run
 
     try:
         det = load(model)
-        te, y = _load_inputs(test, labels)
-        result = write_run(out, det, te.values, index=te.index, channels=list(te.channels), labels=y, window=100)
     except DiffadError as exc:
         _fail(exc)
-    _report(result, out)
+    _score_into(out, det, test, labels)
 
 
 @app.command()
