@@ -219,6 +219,16 @@ def _make_detector(preset: str, device: str | None, seed: int, verbose: bool):
     return factory(device=device, random_state=seed, verbose=verbose)
 
 
+def _fit_and_save(train: Path, model: Path, preset: str, device: str | None, seed: int, quiet: bool):
+    try:
+        tr, _ = _load_inputs(train, None)
+        det = _make_detector(preset, device, seed, not quiet).fit(tr.values)
+        det.save(model)
+    except DiffadError as exc:
+        _fail(exc)
+    return det
+
+
 def _score_into(out: Path, det, test: Path, labels: Path | None) -> None:
     """Score TEST with a fitted detector, write the run files into OUT and print the summary."""
     from .report import write_run
@@ -259,13 +269,7 @@ def detect(
 ) -> None:
     """Fit ImDiffusion on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html and model/."""
-    try:
-        tr, _ = _load_inputs(train, None)
-        det = _make_detector(preset, device, seed, not quiet).fit(tr.values)
-        det.save(out / "model")
-    except DiffadError as exc:
-        _fail(exc)
-    _score_into(out, det, test, labels)
+    _score_into(out, _fit_and_save(train, out / "model", preset, device, seed, quiet), test, labels)
 
 
 @app.command()
@@ -278,12 +282,7 @@ def fit(
     quiet: Quiet = False,
 ) -> None:
     """Fit ImDiffusion on a training series and save it."""
-    try:
-        tr, _ = _load_inputs(train, None)
-        det = _make_detector(preset, device, seed, not quiet).fit(tr.values)
-        det.save(model)
-    except DiffadError as exc:
-        _fail(exc)
+    det = _fit_and_save(train, model, preset, device, seed, quiet)
     typer.echo(f"saved {type(det).__name__} to {model} (best epoch {det.history_.get('best_epoch')})")
 
 
