@@ -223,3 +223,26 @@ def test_adbench_matches_readme(shared_data):
         assert ds.kind == "tabular" and ds.train.shape == (int(n), int(d)) and ds.test_labels.sum() == int(n_anom)
         assert round(100 * ds.anomaly_ratio, 2) == float(pct)
     assert load_dataset("ADBench/shuttle", shared_data).name == "ADBench/32_shuttle"
+
+
+def test_mvtec_tire_images_match_readme(shared_data):
+    from diffad.data import load_images
+
+    s = load_images("MVTec3D/tire", shared_data)
+    assert s.train.shape == (10, 3, 800, 600) and s.train.dtype == np.uint8
+    assert s.test.shape == (14, 3, 800, 600) and s.test_masks.shape == (14, 800, 600)
+    assert s.test_kinds.count("good") == 2 and set(s.test_kinds) == {"combined", "contamination", "cut", "good", "hole"}
+    cut0 = s.test_masks[s.test_kinds.index("cut")]
+    assert int((cut0 > 0).sum()) == 947 and set(np.unique(cut0)) == {0, 254}
+    for kind, m in zip(s.test_kinds, s.test_masks, strict=True):
+        frac = (m > 0).mean()
+        assert (frac == 0) if kind == "good" else (0 < frac < 0.05)
+    small = load_images("MVTec3D/tire", shared_data, size=(64, 48))
+    assert small.train.shape == (10, 3, 64, 48) and small.test_masks.shape == (14, 64, 48)
+
+
+def test_images_missing_gives_clear_error(tmp_path):
+    from diffad.data import load_images
+
+    with pytest.raises(DataValidationError, match="MVTec3D/tire: expected train/good/rgb"):
+        load_images("MVTec3D/tire", tmp_path)

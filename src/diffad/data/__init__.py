@@ -3,10 +3,12 @@
 from .loaders import (
     COLLECTIONS,
     Dataset,
+    ImageSet,
     SeriesData,
     list_entities,
     load_dataset,
     load_datasets,
+    load_images,
     read_series,
     resolve_data_dir,
 )
@@ -16,10 +18,12 @@ from .series import reassemble, sliding_windows, time_split, window_starts
 __all__ = [
     "COLLECTIONS",
     "Dataset",
+    "ImageSet",
     "SeriesData",
     "list_entities",
     "load_dataset",
     "load_datasets",
+    "load_images",
     "make_scaler",
     "read_series",
     "reassemble",

@@ -36,6 +36,8 @@ __all__ = [
     "load_dataset",
     "load_datasets",
     "list_entities",
+    "load_images",
+    "ImageSet",
     "COLLECTIONS",
 ]
 
@@ -641,3 +643,53 @@ def load_datasets(name: str, data_dir: str | Path | None = None) -> list[Dataset
     if not found:
         raise coll.missing(root, f"{coll.name} files")
     return [coll.load(root, e) for e in found]
+
+
+# -------------------------------------------------------------------------------------------- images
+@dataclass(frozen=True)
+class ImageSet:
+    """Images of one object: ``train`` (n, 3, H, W) uint8 defect-free; ``test`` (m, 3, H, W) uint8;
+    ``test_masks`` (m, H, W) uint8 (0 = normal, else a defect class id); ``test_kinds`` the defect type of
+    each test image (``"good"`` for normal ones)."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    test_masks: np.ndarray
+    test_kinds: tuple[str, ...]
+
+
+IMAGE_FOLDERS = ("MVTec3D_tire_subset", "mvtec_3d/tire", "MVTec3D/tire", "mvtec_3d_anomaly_detection/tire")
+
+
+def _read_png(path: Path, size: tuple[int, int] | None, mask: bool) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L" if mask else "RGB")
+        if size is not None:
+            im = im.resize((size[1], size[0]), Image.NEAREST if mask else Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_images(name: str = "MVTec3D/tire", data_dir: str | Path | None = None, size: tuple[int, int] | None = None) -> ImageSet:
+    """Read an MVTec-style image set: ``train/good/rgb/*.png`` and ``test/<kind>/rgb|gt/*.png`` (the
+    MVTec 3D-AD layout). ``size=(H, W)`` resizes (bilinear for images, nearest for masks)."""
+    if name != "MVTec3D/tire":
+        raise fail("image set", "'MVTec3D/tire'", repr(name), "Only the MVTec 3D-AD tire layout is registered.")
+    root_dir = resolve_data_dir(data_dir)
+    root = next((root_dir / f for f in IMAGE_FOLDERS if (root_dir / f / "train" / "good" / "rgb").is_dir()), None)
+    if root is None:
+        raise DataValidationError(
+            f"MVTec3D/tire: expected train/good/rgb/*.png under one of {list(IMAGE_FOLDERS)} in {root_dir}, not found. "
+            "Get MVTec 3D-AD (CC BY-NC-SA 4.0) from https://www.mvtec.com/company/research/datasets/mvtec-3d-ad."
+        )
+    train = np.stack([_read_png(p, size, False) for p in sorted((root / "train" / "good" / "rgb").glob("*.png"))])
+    imgs, masks, kinds = [], [], []
+    for kind_dir in sorted(p for p in (root / "test").iterdir() if p.is_dir()):
+        for p in sorted((kind_dir / "rgb").glob("*.png")):
+            imgs.append(_read_png(p, size, False))
+            gt = kind_dir / "gt" / p.name
+            masks.append(_read_png(gt, size, True) if gt.is_file() else np.zeros(imgs[-1].shape[:2], np.uint8))
+            kinds.append(kind_dir.name)
+    return ImageSet(name, train.transpose(0, 3, 1, 2), np.stack(imgs).transpose(0, 3, 1, 2), np.stack(masks), tuple(kinds))
