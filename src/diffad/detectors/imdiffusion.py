@@ -423,7 +423,7 @@ class ImDiffusionDetector(BaseDetector):
         self.labels_ = self._decide(tail)
 
     # ------------------------------------------------------------------ inference
-    def _score_masks(self, B: int, K: int, dev) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def _score_masks(self, K: int, dev) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Scoring passes per window: (targets (P, K, L), policy ids (P,), P)."""
         L = self.window
         if self.mode == "forecasting":
@@ -478,10 +478,10 @@ class ImDiffusionDetector(BaseDetector):
                     out[record.index(t)] = x
         return out, x
 
-    def _step_errors_scaled(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _step_errors_scaled(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared imputation errors of the ensemble steps for a scaled series (n, K).
 
-        Returns ``(errors (R, n, K), imputed (n, K), starts)``; errors are NaN at unobserved entries.
+        Returns ``(errors (R, n, K), imputed (n, K))``; errors are NaN at unobserved entries.
         """
         check_is_fitted(self, ("n_features_in_",))
         n, K = Xs.shape
@@ -491,7 +491,7 @@ class ImDiffusionDetector(BaseDetector):
         stride = L // self.n_strips if self.mode == "forecasting" else (self.test_stride or L // 2)
         W, starts = self._windows(Xs, max(1, stride))  # (Bw, K, L)
         obs_np = ~np.isnan(W)
-        targets, ids, P = self._score_masks(W.shape[0], K, dev)
+        targets, ids, P = self._score_masks(K, dev)
         R = self.ensemble_steps
         err = np.empty((R, W.shape[0], K, L), dtype=np.float32)
         imp = np.zeros((W.shape[0], K, L), dtype=np.float32)
@@ -518,7 +518,7 @@ class ImDiffusionDetector(BaseDetector):
         rule = "central" if self.mode != "forecasting" else "mean"
         errors = np.stack([reassemble(err[r].transpose(0, 2, 1), starts, n, rule=rule) for r in range(R)])  # (R, n, K)
         imputed = reassemble(imp.transpose(0, 2, 1), starts, n, rule=rule)
-        return errors, imputed, starts
+        return errors, imputed
 
     def _reduce(self, errors: np.ndarray) -> np.ndarray:
         """(R, n, K) -> (R, n): channel-normalised errors, max or sum over observed channels; 0 where no
@@ -539,7 +539,7 @@ class ImDiffusionDetector(BaseDetector):
         memo = getattr(self, "_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
-        errors, imputed, _ = self._step_errors_scaled(self._scale(arr))
+        errors, imputed = self._step_errors_scaled(self._scale(arr))
         self._memo = (key, errors, imputed)
         return errors, imputed
 
