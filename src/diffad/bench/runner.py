@@ -18,8 +18,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.loaders import list_entities, load_dataset
-from ..metrics import average_detection_delay as add
 from ..metrics import HONEST_KEYS, evaluate, pa_f1, range_auc
+from ..metrics import average_detection_delay as add
 from ..persistence import atomic_write_bytes, atomic_write_text
 from ..thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 from .config import BenchConfig, DetectorSpec
