@@ -6,6 +6,7 @@ Public names: the detectors, :func:`load` / :func:`save` for fitted models, and 
 __version__ = "0.1.0"
 
 from .detectors import (  # noqa: E402
+    DTENonParametric,
     ImDiffusionDetector,
     IsolationForestDetector,
     KNNDetector,
@@ -19,6 +20,7 @@ from .persistence import load, save  # noqa: E402
 __all__ = [
     "__version__",
     "ConfigError",
+    "DTENonParametric",
     "DataValidationError",
     "ImDiffusionDetector",
     "IsolationForestDetector",

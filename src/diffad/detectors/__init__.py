@@ -2,10 +2,12 @@
 
 from .base import BaseDetector, register, registry
 from .baselines import IsolationForestDetector, KNNDetector, LOFDetector, PCADetector, RandomDetector
+from .dte import DTENonParametric
 from .imdiffusion import ImDiffusionDetector
 
 __all__ = [
     "BaseDetector",
+    "DTENonParametric",
     "ImDiffusionDetector",
     "IsolationForestDetector",
     "KNNDetector",
