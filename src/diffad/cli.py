@@ -66,11 +66,6 @@ def data_list(data_dir: DataDir = None) -> None:
         typer.echo(f"{name:<10}  {coll.kind:<8}  {len(found):>5}  {sample or '(not found: ' + coll.source + ')'}")
 
 
-def _segments(y: np.ndarray) -> list[tuple[int, int]]:
-    d = np.diff(np.concatenate([[0], y.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
-
-
 @data_app.command("show")
 def data_show(
     name: Annotated[str, typer.Argument(help="e.g. SMD/machine-1-2, SMAP, SMAP/A-1, NAB/realKnownCause/nyc_taxi, UCR/135, ADBench/6_cardio")],
@@ -90,7 +85,9 @@ def data_show(
         ds = load_dataset(name, data_dir)
     except DiffadError as exc:
         _fail(exc)
-    segs = _segments(ds.test_labels)
+    from .data.series import runs
+
+    segs = list(zip(*(r.tolist() for r in runs(ds.test_labels)), strict=True))
     typer.echo(f"name           {ds.name}  ({ds.kind})")
     typer.echo(f"train          {ds.train.shape[0]} x {ds.train.shape[1]}")
     typer.echo(f"test           {ds.test.shape[0]} x {ds.test.shape[1]}")

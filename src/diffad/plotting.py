@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_detection", "spans"]
+from .data.series import runs
+
+__all__ = ["plot_detection"]
 
 
 def spans(flags: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) index pairs of the runs of 1s."""
-    d = np.diff(np.concatenate(([0], (np.asarray(flags) > 0).astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+    starts, ends = runs(flags)
+    return list(zip(starts.tolist(), (ends + 1).tolist(), strict=True))
 
 
 def plot_detection(

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..validation import check_fraction, check_option, check_window, fail
 
-__all__ = ["window_starts", "sliding_windows", "reassemble", "time_split"]
+__all__ = ["window_starts", "sliding_windows", "reassemble", "time_split", "runs"]
 
 REASSEMBLY_RULES = ("mean", "central")
 
@@ -86,6 +86,12 @@ def reassemble(values: np.ndarray, starts: np.ndarray, n: int, rule: str = "mean
     if ((pos < 0) | (pos >= L)).any():
         raise fail("windows", "windows that cover every time point", "gaps between windows", "Use stride <= window.")
     return values[pick, pos]
+
+
+def runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and inclusive end index of each run of non-zero values (anomaly segments of a 0/1 vector)."""
+    d = np.diff(np.concatenate(([0], (np.asarray(flags) > 0).astype(np.int8), [0])))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
 
 def time_split(X: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:

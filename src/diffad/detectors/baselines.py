@@ -97,6 +97,15 @@ class _RefitFromData(_Standardised):
         super()._set_state(attrs, arrays, weights)
         self._build()
 
+    def _is_train(self, Z: np.ndarray) -> bool:
+        return Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
+
+    def _neighbour_distances(self, Z: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) distances to the k nearest training points; on the training data itself each point's
+        own zero distance is left out. Needs ``self._model`` = NearestNeighbors(n_neighbors=k + 1)."""
+        dist, _ = self._model.kneighbors(Z, n_neighbors=k + 1)  # (n, k+1)
+        return dist[:, 1:] if self._is_train(Z) else dist[:, :-1]
+
 
 @register
 class IsolationForestDetector(_RefitFromData):
@@ -147,10 +156,7 @@ class KNNDetector(_RefitFromData):
         self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        Z = self._standardise(X)
-        dist, _ = self._model.kneighbors(Z, n_neighbors=self.n_neighbors + 1)  # (n, k+1)
-        is_train = Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
-        dist = dist[:, 1:] if is_train else dist[:, :-1]
+        dist = self._neighbour_distances(self._standardise(X), self.n_neighbors)
         return dist.mean(axis=1) if self.method == "mean" else dist[:, -1]
 
 
@@ -173,5 +179,4 @@ class LOFDetector(_RefitFromData):
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         Z = self._standardise(X)
-        is_train = Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
-        return -self._model.negative_outlier_factor_ if is_train else -self._model.score_samples(Z)
+        return -self._model.negative_outlier_factor_ if self._is_train(Z) else -self._model.score_samples(Z)

@@ -72,9 +72,7 @@ class DTENonParametric(_RefitFromData):
         self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
 
     def _sq_dist(self, Z: np.ndarray) -> np.ndarray:
-        dist, _ = self._model.kneighbors(Z, n_neighbors=self.n_neighbors + 1)  # (n, k+1)
-        is_train = Z.shape == self.train_.shape and np.array_equal(Z, self.train_)
-        dist = dist[:, 1:] if is_train else dist[:, :-1]
+        dist = self._neighbour_distances(Z, self.n_neighbors)
         return np.maximum((dist**2).mean(axis=1), 1e-12)
 
     def _score(self, X: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ from .point import (
     pa_f1,
     pa_f1_oracle,
     pa_k_f1,
+    pa_precision_recall,
 )
 from .range import range_auc, range_f1, range_f1_oracle, vus
 
@@ -53,6 +54,7 @@ __all__ = [
     "pa_f1",
     "pa_f1_oracle",
     "pa_k_f1",
+    "pa_precision_recall",
     "range_auc",
     "range_f1",
     "range_f1_oracle",

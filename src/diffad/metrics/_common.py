@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.series import runs
 from ..validation import check_labels, fail
 
 N_THRESHOLDS = 100  # TSB-AD scans np.linspace(min, max, 100) for its oracle F1 variants
@@ -28,10 +29,7 @@ def check_preds(preds, n: int) -> np.ndarray:
     return check_labels(preds, n, name="preds")
 
 
-def segments(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and inclusive end index of each run of 1s in a 0/1 vector."""
-    d = np.diff(np.concatenate(([0], (np.asarray(y) > 0).astype(np.int8), [0])))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+segments = runs  # start and inclusive end of each anomaly segment
 
 
 def segment_reduce(ufunc, x: np.ndarray, starts: np.ndarray, ends: np.ndarray, pad) -> np.ndarray:

@@ -20,6 +20,7 @@ __all__ = [
     "pa_f1",
     "pa_f1_oracle",
     "pa_k_f1",
+    "pa_precision_recall",
     "event_f1",
     "event_f1_oracle",
 ]
@@ -64,6 +65,18 @@ def pa_f1(labels, preds) -> float:
 def pa_k_f1(labels, preds, k: float = 20) -> float:
     """PA%K F1 (Kim et al., AAAI 2022): adjust a true segment only when more than ``k`` percent of its
     points are detected. ``k=0`` is PA, ``k=100`` never adjusts (plain point-wise F1)."""
+    tp, fp, fn = _pa_k_counts(labels, preds, k)
+    return float(f1(tp, fp, fn))
+
+
+def pa_precision_recall(labels, preds) -> tuple[float, float, float]:
+    """Point-adjusted (precision, recall, F1) of 0/1 predictions (paper tables report all three)."""
+    tp, fp, fn = _pa_k_counts(labels, preds, 0)
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), float(f1(tp, fp, fn))
+
+
+def _pa_k_counts(labels, preds, k: float) -> tuple[int, int, int]:
+    """TP, FP, FN after PA%K adjustment."""
     if not 0 <= k <= 100:
         raise fail("k", "a percentage in [0, 100]", repr(k), "Use e.g. k=20.")
     p = check_preds(preds, len(np.asarray(preds)))
@@ -76,8 +89,7 @@ def pa_k_f1(labels, preds, k: float = 20) -> float:
     if starts.size and starts[0] == 0 and detected[0] and not p[0]:
         tp_seg[0] -= 1  # reference quirk, see pa_f1
     tp = int(tp_seg.sum())
-    fp = int((p & (y == 0)).sum())
-    return float(f1(tp, fp, int(y.sum()) - tp))
+    return tp, int((p & (y == 0)).sum()), int(y.sum()) - tp
 
 
 def pa_f1_oracle(labels, scores) -> float:
