@@ -6,13 +6,18 @@ Public names: the detectors, :func:`load` / :func:`save` for fitted models, and 
 __version__ = "0.1.0"
 
 from .detectors import (  # noqa: E402
+    DDPMTabular,
+    DTECategorical,
+    DTEInverseGamma,
     DTENonParametric,
     ImDiffusionDetector,
     IsolationForestDetector,
     KNNDetector,
     LOFDetector,
+    OCSVMDetector,
     PCADetector,
     RandomDetector,
+    SelfDistilledMAEDetector,
 )
 from .exceptions import ConfigError, DataValidationError, NotFittedError, PersistenceError  # noqa: E402
 from .persistence import load, save  # noqa: E402
@@ -20,16 +25,21 @@ from .persistence import load, save  # noqa: E402
 __all__ = [
     "__version__",
     "ConfigError",
+    "DDPMTabular",
+    "DTECategorical",
+    "DTEInverseGamma",
     "DTENonParametric",
     "DataValidationError",
     "ImDiffusionDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "LOFDetector",
+    "OCSVMDetector",
     "NotFittedError",
     "PCADetector",
     "PersistenceError",
     "RandomDetector",
+    "SelfDistilledMAEDetector",
     "load",
     "save",
 ]

@@ -368,5 +368,56 @@ def bench(
         raise typer.Exit(code=1)
 
 
+experiment_app = typer.Typer(help="Experiment suites of a detector (results/<detector>/<timestamp>/).", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+def _parse_set(items: list[str]) -> dict:
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DiffadError(f"--set: expected KEY=VALUE, got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+@experiment_app.command("sdmae")
+def experiment_sdmae(
+    suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
+    dataset: Annotated[list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Shared detector parameter KEY=VALUE (repeatable), e.g. max_epochs=10.")] = None,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/sdmae"),
+    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip PCA and Isolation Forest.")] = False,
+    metric_window: Annotated[int, typer.Option(help="Window of VUS.")] = 100,
+    data_dir: DataDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Self-distilled masked autoencoder: masking strategies, ablations or the hyper-parameter grid,
+    over datasets and seeds, with PCA and Isolation Forest in the same run (honest protocol)."""
+    from .experiments.sdmae import run_suite, summarise
+
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, _parse_set(set_ or []), baselines=not no_baselines,
+                           data_dir=str(data_dir) if data_dir else None, metric_window=metric_window, verbose=not quiet)
+    except (DiffadError, ValueError) as exc:
+        _fail(exc)
+    import json
+
+    records = json.loads((folder / "results.json").read_text())["records"]
+    roc, pr = summarise(records, "AUC-ROC"), summarise(records, "AUC-PR")
+    typer.echo(f"{'configuration':<48} {'AUC-ROC':>15} {'AUC-PR':>15} runs")
+    for name, (m, sd, k) in roc.items():
+        typer.echo(f"{name:<48} {m:>7.3f} ± {sd:.3f} {pr[name][0]:>7.3f} ± {pr[name][1]:.3f} {k:>4}")
+    typer.echo(f"results: {folder}")
+
+
 def main() -> None:
     app()

@@ -11,9 +11,10 @@ from ..config import from_mapping, load_file
 from ..detectors import registry
 from ..exceptions import ConfigError
 
-__all__ = ["DetectorSpec", "BenchConfig", "load_config", "preset_names", "PROTOCOLS"]
+__all__ = ["DetectorSpec", "BenchConfig", "load_config", "preset_names", "PROTOCOLS", "TABULAR_PROTOCOLS"]
 
 PROTOCOLS = ("honest", "paper")
+TABULAR_PROTOCOLS = ("semi-supervised", "unsupervised")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class DetectorSpec:
     detector: str  # registered class name, e.g. "ImDiffusionDetector"
     preset: str | None = None  # optional class-method preset, e.g. "fast"
     params: dict[str, Any] = field(default_factory=dict)  # constructor parameters (override the preset)
+    seeds: tuple[int, ...] | None = None  # this detector's seeds (default: the run's), e.g. fewer for a slow one
 
     def build(self, seed: int):
         cls = registry().get(self.detector)
@@ -52,8 +54,16 @@ class BenchConfig:
     metric_window: int = 100  # window of VUS and range-AUC
     vote_ratio_paper: float = 0.02  # ImDiffusion paper protocol: r of the last step
     data_dir: str | None = None
+    # tabular sets (ADBench): "semi-supervised" = train on a random half of the normal rows, test on the
+    # other half plus every anomaly; "unsupervised" = train and test on all rows
+    tabular_protocol: str = "semi-supervised"
+    max_rows: int | None = 10000  # tabular sets above this size: a stratified random subsample per seed
 
     def __post_init__(self) -> None:
+        if self.tabular_protocol not in TABULAR_PROTOCOLS:
+            raise ConfigError(f"tabular_protocol: unknown {self.tabular_protocol!r}; valid: {list(TABULAR_PROTOCOLS)}.")
+        if self.max_rows is not None and self.max_rows < 100:
+            raise ConfigError(f"max_rows: expected at least 100 or none, got {self.max_rows}.")
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad:
             raise ConfigError(f"protocols: unknown {bad}; valid: {list(PROTOCOLS)}.")

@@ -15,6 +15,8 @@ __all__ = ["collect", "tables", "write_report"]
 
 HONEST_COLUMNS = ("AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "Standard-F1", "Affiliation-F")
 PAPER_COLUMNS = ("PA-F1", "R-AUC-PR")
+TABULAR_HONEST = ("AUC-ROC", "AUC-PR", "F1")
+TABULAR_PAPER = ("F1@k",)
 
 
 def collect(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -31,36 +33,68 @@ def _fmt(vals: list[float]) -> str:
     return f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
 
 
-def tables(cells: list[dict[str, Any]]) -> str:
-    """Markdown: one honest table and one paper-protocol table, per dataset and averaged over datasets."""
+def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, ...], timing: tuple[str, str, str]) -> list[str]:
+    """Rows per dataset and detector (mean ± std over seeds), then the mean over datasets."""
     detectors = list(dict.fromkeys(c["detector"] for c in cells))
     datasets = list(dict.fromkeys(c["dataset"] for c in cells))
-    out = []
+    tkey, tname, tfmt = timing
+    out = [f"### {section}\n", "| dataset | detector | " + " | ".join(cols) + f" | fit s | {tname} |", "|" + "---|" * (len(cols) + 4)]
+    for ds in [*datasets, "mean over datasets"]:
+        for det in detectors:
+            sel = [c for c in cells if c["detector"] == det and (ds == "mean over datasets" or c["dataset"] == ds) and section in c]
+            if not sel:
+                continue
+            if ds == "mean over datasets":  # mean over datasets of the per-dataset means, std over seeds of those
+                seeds = sorted({c["seed"] for c in sel})
+                per_seed = {s: [c for c in sel if c["seed"] == s] for s in seeds}
+                cells_ = [[float(np.mean([c[section][k] for c in per_seed[s]])) for s in seeds] for k in cols]
+            else:
+                cells_ = [[c[section][k] for c in sel] for k in cols]
+            out.append(f"| {ds} | {det} | " + " | ".join(_fmt(v) for v in cells_)
+                       + f" | {np.mean([c['fit_s'] for c in sel]):.1f} | {np.mean([c[tkey] for c in sel]):{tfmt}} |")
+    return [*out, ""]
+
+
+def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
+    """Average rank (1 = best; ties share the mean rank) of each detector over the datasets every
+    detector finished, by the seed-mean of honest ``key``, with the mean of ``key`` beside it."""
+    from scipy.stats import rankdata
+
+    detectors = list(dict.fromkeys(c["detector"] for c in cells))
+    datasets = [d for d in dict.fromkeys(c["dataset"] for c in cells)
+                if all(any(c["dataset"] == d and c["detector"] == m and "honest" in c for c in cells) for m in detectors)]
+    if not datasets:
+        return ""
+    means = np.array([[np.mean([c["honest"][key] for c in cells if c["dataset"] == d and c["detector"] == m and "honest" in c])
+                       for m in detectors] for d in datasets])  # (datasets, detectors)
+    ranks = np.vstack([rankdata(-row) for row in means])
+    order = np.argsort(ranks.mean(axis=0), kind="stable")
+    out = [f"### average rank by {key} over {len(datasets)} datasets\n", f"| detector | average rank | mean {key} |", "|---|---|---|"]
+    out += [f"| {detectors[j]} | {ranks[:, j].mean():.2f} | {means[:, j].mean():.3f} |" for j in order]
+    return "\n".join([*out, ""])
+
+
+def tables(cells: list[dict[str, Any]]) -> str:
+    """Markdown: an honest and a paper-protocol table per kind of data (time series, tabular), per
+    dataset and averaged over datasets; for tabular sets also the average-rank table."""
+    series = [c for c in cells if "protocol" not in c]
+    tabular = [c for c in cells if "protocol" in c]
+    out: list[str] = []
     for section, cols in (("honest", HONEST_COLUMNS), (PAPER_TAG, PAPER_COLUMNS)):
-        if not any(section in c for c in cells):
-            continue
-        out.append(f"### {section}\n")
-        out.append("| dataset | detector | " + " | ".join(cols) + " | fit s | score s |")
-        out.append("|" + "---|" * (len(cols) + 4))
-        for ds in [*datasets, "mean over datasets"]:
-            for det in detectors:
-                sel = [c for c in cells if c["detector"] == det and (ds == "mean over datasets" or c["dataset"] == ds) and section in c]
-                if not sel:
-                    continue
-                if ds == "mean over datasets":  # mean over datasets of the per-dataset means, std over seeds of those
-                    seeds = sorted({c["seed"] for c in sel})
-                    per_seed = {s: [c for c in sel if c["seed"] == s] for s in seeds}
-                    cells_ = [[float(np.mean([c[section][k] for c in per_seed[s]])) for s in seeds] for k in cols]
-                else:
-                    cells_ = [[c[section][k] for c in sel] for k in cols]
-                out.append(f"| {ds} | {det} | " + " | ".join(_fmt(v) for v in cells_)
-                           + f" | {np.mean([c['fit_s'] for c in sel]):.0f} | {np.mean([c['score_s'] for c in sel]):.0f} |")
-        out.append("")
+        if any(section in c for c in series):
+            out += _section_table(series, section, cols, ("score_s", "score s", ".0f"))
+    for protocol in dict.fromkeys(c["protocol"] for c in tabular):
+        sel = [c for c in tabular if c["protocol"] == protocol]
+        out.append(f"## tabular, {protocol} protocol\n")
+        for section, cols in (("honest", TABULAR_HONEST), (PAPER_TAG, TABULAR_PAPER)):
+            if any(section in c for c in sel):
+                out += _section_table(sel, section, cols, ("score_s_per_1000", "score s / 1000 rows", ".4f"))
+        out.append(rank_table(sel))
     return "\n".join(out)
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """Write ``report.md`` and one figure per dataset (honest AUC-PR and VUS-PR by detector) into the run."""
+    """Write ``report.md`` and one figure per dataset (honest AUC-PR and VUS-PR by detector; AUC-ROC and AUC-PR for tabular sets) into the run."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -75,7 +109,8 @@ def write_report(run_dir: str | Path) -> Path:
             continue
         dets = list(dict.fromkeys(c["detector"] for c in sel))
         fig, ax = plt.subplots(figsize=(1.6 * len(dets) + 2, 3.2))
-        for j, key in enumerate(("AUC-PR", "VUS-PR")):
+        keys = ("AUC-ROC", "AUC-PR") if "protocol" in sel[0] else ("AUC-PR", "VUS-PR")
+        for j, key in enumerate(keys):
             means = [np.mean([c["honest"][key] for c in sel if c["detector"] == d]) for d in dets]
             stds = [np.std([c["honest"][key] for c in sel if c["detector"] == d]) for d in dets]
             ax.bar(np.arange(len(dets)) + 0.4 * j, means, 0.4, yerr=stds, label=key)

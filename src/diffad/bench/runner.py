@@ -18,13 +18,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.loaders import list_entities, load_dataset
-from ..metrics import HONEST_KEYS, evaluate, pa_f1_oracle, pa_precision_recall, range_auc
+from ..metrics import (
+    HONEST_KEYS,
+    auc_pr,
+    auc_roc,
+    evaluate,
+    f1_score,
+    pa_f1_oracle,
+    pa_precision_recall,
+    range_auc,
+)
 from ..metrics import average_detection_delay as add
 from ..persistence import atomic_write_bytes, atomic_write_text
 from ..thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 from .config import BenchConfig, DetectorSpec
 
-__all__ = ["Cell", "plan", "run_bench", "cell_dir"]
+__all__ = ["Cell", "plan", "run_bench", "cell_dir", "tabular_split"]
 
 PAPER_TAG = "paper-protocol (uses test labels)"
 
@@ -45,7 +54,7 @@ def plan(cfg: BenchConfig) -> list[Cell]:
     entities: list[str] = []
     for name in cfg.datasets:
         entities += [e for e in list_entities(name, cfg.data_dir) if e not in entities]
-    return [(d, e, s) for d in cfg.detectors for e in entities for s in cfg.seeds]
+    return [(d, e, s) for d in cfg.detectors for e in entities for s in (d.seeds if d.seeds is not None else cfg.seeds)]
 
 
 def _paper_metrics(det: Any, ds, scores: np.ndarray, window: int, r: float) -> dict[str, Any]:
@@ -64,24 +73,69 @@ def _paper_metrics(det: Any, ds, scores: np.ndarray, window: int, r: float) -> d
     return out
 
 
+def tabular_split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_rows: int | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, test, test labels) of a tabular set under ``protocol``, standardised with statistics of
+    the training part (scikit-learn's StandardScaler). Sets above ``max_rows`` rows are first cut to a
+    stratified random subsample of ``max_rows`` rows (drawn with ``seed``)."""
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    if max_rows is not None and len(X) > max_rows:
+        keep = np.concatenate([rng.choice(np.flatnonzero(y == c), int(round(max_rows * np.mean(y == c))), replace=False) for c in (0, 1)])
+        keep.sort()
+        X, y = X[keep], y[keep]
+    if protocol == "unsupervised":
+        train, test, y_test = X, X, y
+    else:
+        normal = rng.permutation(np.flatnonzero(y == 0))
+        half = len(normal) // 2
+        test_idx = np.sort(np.concatenate([normal[half:], np.flatnonzero(y == 1)]))
+        train, test, y_test = X[np.sort(normal[:half])], X[test_idx], y[test_idx]
+    scaler = StandardScaler().fit(train)
+    return scaler.transform(train), scaler.transform(test), y_test
+
+
+def _tabular_metrics(y: np.ndarray, scores: np.ndarray, preds: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """Honest (threshold-free AUCs, F1 at the detector's own threshold) and the published protocol's
+    F1 at the true anomaly count (which reads the test labels)."""
+    k = int(y.sum())
+    top = np.zeros_like(y)
+    top[np.argsort(-scores, kind="stable")[:k]] = 1
+    honest = {"AUC-ROC": auc_roc(y, scores), "AUC-PR": auc_pr(y, scores), "F1": f1_score(y, preds)}
+    return honest, {"F1@k": f1_score(y, top)}
+
+
 def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out: Path) -> dict[str, Any]:
     """Fit, score and evaluate one cell; write its files; return its summary."""
     ds = load_dataset(dataset, cfg.data_dir)
+    train, test, labels = ds.train, ds.test, ds.test_labels
+    if ds.kind == "tabular":
+        train, test, labels = tabular_split(ds.test, ds.test_labels, cfg.tabular_protocol, seed, cfg.max_rows)
     det = spec.build(seed)
     t0 = time.perf_counter()
-    det.fit(ds.train)
+    det.fit(train)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    scores = np.asarray(det.decision_function(ds.test), dtype=np.float64)
-    preds = np.asarray(det.predict(ds.test), dtype=np.int64)
+    scores = np.asarray(det.decision_function(test), dtype=np.float64)
     score_s = time.perf_counter() - t0
+    preds = np.asarray(det.predict(test), dtype=np.int64)
     summary: dict[str, Any] = {"detector": spec.name, "dataset": dataset, "seed": seed, "fit_s": fit_s, "score_s": score_s,
-                               "points_per_s": len(ds.test) / max(score_s, 1e-9)}
-    if "honest" in cfg.protocols:  # point-adjusted numbers never sit among the honest ones
-        honest = evaluate(ds.test_labels, scores, preds, window=cfg.metric_window, oracle=False)
-        summary["honest"] = {k: v for k, v in honest.items() if k in HONEST_KEYS}
-    if "paper" in cfg.protocols:
-        summary[PAPER_TAG] = _paper_metrics(det, ds, scores, cfg.metric_window, cfg.vote_ratio_paper)
+                               "points_per_s": len(test) / max(score_s, 1e-9), "n_train": len(train), "n_test": len(test)}
+    if ds.kind == "tabular":
+        summary["protocol"] = cfg.tabular_protocol
+        summary["score_s_per_1000"] = 1000.0 * score_s / len(test)
+        honest, paper = _tabular_metrics(labels, scores, preds)
+        if "honest" in cfg.protocols:
+            summary["honest"] = honest
+        if "paper" in cfg.protocols:
+            summary[PAPER_TAG] = paper
+    else:
+        if "honest" in cfg.protocols:  # point-adjusted numbers never sit among the honest ones
+            honest = evaluate(labels, scores, preds, window=cfg.metric_window, oracle=False)
+            summary["honest"] = {k: v for k, v in honest.items() if k in HONEST_KEYS}
+        if "paper" in cfg.protocols:
+            summary[PAPER_TAG] = _paper_metrics(det, ds, scores, cfg.metric_window, cfg.vote_ratio_paper)
     out.mkdir(parents=True, exist_ok=True)
     for name, arr in (("scores.npy", scores), ("preds.npy", preds)):
         import io
@@ -102,6 +156,16 @@ def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | No
         return None, traceback.format_exc()
 
 
+def _share_cores(jobs: int) -> None:
+    """Worker start-up: split the cores between the workers (torch's default of one thread per core in
+    every process oversubscribes the machine and slows every cell many times over)."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+
+
 def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, verbose: bool = True) -> dict[str, Any]:
     """Run every unfinished cell (``jobs`` > 1: in parallel processes). Returns counts and errors."""
     results = Path(results)
@@ -117,7 +181,7 @@ def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, 
                 errors[f"{spec.name}/{dataset}/{seed}"] = err
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(jobs,)) as pool:
             futures = {pool.submit(_run_cell_safe, cfg, s, d, seed, cell_dir(results, cfg.name, s.name, d, seed)): (s.name, d, seed)
                        for s, d, seed in todo}
             for fut in as_completed(futures):

@@ -580,9 +580,27 @@ class Synthetic(Collection):
                        meta={"segments": [(g.start, g.end, g.kind) for g in s.segments]})
 
 
+class SyntheticTabular(Synthetic):
+    """Built-in generated tabular sets (no files): ``SYNTH-TAB/<seed>`` is ``make_tabular(1000, 8,
+    kind=...)`` with 5% anomalies, the kind cycling over local, global, dependency and clustered."""
+
+    name = "SYNTH-TAB"
+    source = "diffad.data.synthetic.make_tabular (generated, nothing to download)"
+    kind = "tabular"
+
+    def load(self, data_dir: Path | None, entity: str) -> Dataset:
+        from .synthetic import TABULAR_ANOMALY_KINDS, make_tabular
+
+        if not entity.isdigit():
+            raise fail("SYNTH-TAB entity", "a seed, e.g. SYNTH-TAB/0", repr(entity), "Use SYNTH-TAB/<integer>.")
+        kind = TABULAR_ANOMALY_KINDS[int(entity) % len(TABULAR_ANOMALY_KINDS)]
+        X, y = make_tabular(1000, 8, kind=kind, contamination=0.05, seed=int(entity))
+        return Dataset(f"SYNTH-TAB/{entity}", X, X, y.astype(np.int8), tuple(f"f{i}" for i in range(8)), kind="tabular", meta={"kind": kind})
+
+
 COLLECTIONS: dict[str, Collection] = {
     c.name: c
-    for c in (SMD(), Telemanom("SMAP"), Telemanom("MSL"), NAB(), UCR(), TSBAD(), PSM(), SWaT(), GCP(), ADBench(), Synthetic())
+    for c in (SMD(), Telemanom("SMAP"), Telemanom("MSL"), NAB(), UCR(), TSBAD(), PSM(), SWaT(), GCP(), ADBench(), Synthetic(), SyntheticTabular())
 }
 
 

@@ -14,10 +14,11 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+from sklearn.svm import OneClassSVM
 
 from .base import BaseDetector, register
 
-__all__ = ["RandomDetector", "PCADetector", "IsolationForestDetector", "KNNDetector", "LOFDetector"]
+__all__ = ["RandomDetector", "PCADetector", "IsolationForestDetector", "KNNDetector", "LOFDetector", "OCSVMDetector"]
 
 
 class _Standardised(BaseDetector):
@@ -180,3 +181,27 @@ class LOFDetector(_RefitFromData):
     def _score(self, X: np.ndarray) -> np.ndarray:
         Z = self._standardise(X)
         return -self._model.negative_outlier_factor_ if self._is_train(Z) else -self._model.score_samples(Z)
+
+
+@register
+class OCSVMDetector(_RefitFromData):
+    """One-class SVM (scikit-learn, RBF kernel); score = negated ``score_samples``. The defaults are
+    PyOD's (nu 0.5, gamma "auto"), as used by ADBench. Training is quadratic in the number of rows.
+
+    Parameters
+    ----------
+    nu : float, default=0.5
+    gamma : float or {"scale", "auto"}, default="auto"
+    contamination : float, default=0.01
+    """
+
+    def __init__(self, *, nu: float = 0.5, gamma: float | str = "auto", contamination: float = 0.01):
+        self.nu = nu
+        self.gamma = gamma
+        self.contamination = contamination
+
+    def _build(self) -> None:
+        self._model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma).fit(self.train_)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self._model.score_samples(self._standardise(X))

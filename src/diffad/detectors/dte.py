@@ -8,14 +8,23 @@ Anomalies sit far from the data, so they need more diffusion time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy.special import gammaln, softmax
+from torch import nn
 
-from ..validation import check_option, fail
+from ..diffusion.ddpm import DDPMScheduler
+from ..nn.layers import sinusoidal
+from ..training import FitSettings, fit_loop, resolve_device
+from ..validation import check_fraction, check_option, fail
+from ._torch import TorchDetector
 from .base import register
-from .baselines import _RefitFromData
+from .baselines import _RefitFromData, _Standardised
 
-__all__ = ["DTENonParametric", "diffusion_sigmas", "inverse_gamma_logpdf"]
+__all__ = ["DTENonParametric", "DTECategorical", "DTEInverseGamma", "DDPMTabular", "diffusion_sigmas", "inverse_gamma_logpdf"]
 
 
 def diffusion_sigmas(n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01) -> np.ndarray:
@@ -29,6 +38,11 @@ def inverse_gamma_logpdf(s: np.ndarray, alpha: float, beta: np.ndarray) -> np.nd
     s = np.asarray(s, dtype=np.float64)[None, :]
     b = np.asarray(beta, dtype=np.float64)[:, None]
     return alpha * np.log(b) - gammaln(alpha) - (alpha + 1.0) * np.log(s) - b / s
+
+
+def _check_alpha(d: int) -> None:
+    if d < 3:
+        raise fail("features", "at least 3 (the inverse gamma needs alpha = d/2 - 1 > 0)", str(d), "Use DTE on data with 3 or more features.")
 
 
 @register
@@ -66,9 +80,7 @@ class DTENonParametric(_RefitFromData):
         from sklearn.neighbors import NearestNeighbors
 
         check_option(self.score, ("mode", "mean"), name="score")
-        d = self.train_.shape[1]
-        if d < 3:
-            raise fail("features", "at least 3 (the inverse gamma needs alpha = d/2 - 1 > 0)", str(d), "Use DTE on data with 3 or more features.")
+        _check_alpha(self.train_.shape[1])
         self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
 
     def _sq_dist(self, Z: np.ndarray) -> np.ndarray:
@@ -83,3 +95,274 @@ class DTENonParametric(_RefitFromData):
         if self.score == "mode":
             return t[np.argmax(logp, axis=1)]
         return softmax(logp, axis=1) @ t
+
+
+# ---------------------------------------------------------------------------------- network versions
+class _MLP(nn.Module):
+    """Fully connected network: Linear -> ReLU -> Dropout per hidden layer, then a linear head."""
+
+    def __init__(self, d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(d_in, h), nn.ReLU(), nn.Dropout(dropout)]
+            d_in = h
+        layers.append(nn.Linear(d_in, d_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _TabularNet(_Standardised, TorchDetector):
+    """Shared part of the torch tabular detectors: standardise, hold out a random validation part for
+    early stopping, train with :func:`diffad.training.fit_loop`, score in batches, save the weights.
+
+    Subclasses define ``_out_dim``, ``_in_dim(d)``, ``_loss(x0, gen)`` (a scalar loss of a clean batch,
+    drawing its noise from ``gen``) and ``_score_batch(x)``.
+    """
+
+    _min_rows = 10
+
+    def _check(self, d: int) -> None:
+        check_fraction(self.validation_fraction, name="validation_fraction", low=0.0, high=0.5, inclusive=True)
+        for name in ("batch_size", "max_epochs", "patience", "n_steps"):
+            if int(getattr(self, name)) < 1:
+                raise fail(name, "a positive integer", repr(getattr(self, name)), f"Set {name} >= 1.")
+
+    def _build(self, d: int, dev: torch.device) -> None:
+        torch.manual_seed(self.random_state)  # initial weights
+        self._net = _MLP(self._in_dim(d), tuple(self.hidden), self._out_dim(d), self.dropout).to(dev)
+        self._dev = dev
+
+    def _in_dim(self, d: int) -> int:
+        return d
+
+    def _fit(self, X: np.ndarray) -> None:
+        Z = self._standardise_fit(X)
+        n, d = Z.shape
+        self._check(d)
+        dev = resolve_device(self.device)
+        self.device_ = str(dev)
+        self._build(d, dev)
+        rng = np.random.default_rng(self.random_state)
+        n_val = int(round(n * self.validation_fraction))
+        order = rng.permutation(n)
+        Zt = torch.tensor(Z, dtype=torch.float32, device=dev)
+        tr, va = Zt[order[n_val:]], Zt[order[:n_val]]
+        gen = torch.Generator(device=dev).manual_seed(self.random_state)
+        vseed = self.random_state + 1
+
+        def train_loss(idx: np.ndarray) -> torch.Tensor:
+            return self._loss(tr[idx], gen)
+
+        # the held-out rows repeated to at least 2048 draws, with the same noise every epoch: a deterministic
+        # early-stopping signal that small sets do not make too noisy to use
+        va = va.repeat(-(-2048 // n_val), 1) if n_val else va
+
+        def val_loss() -> float:
+            if n_val == 0:
+                return float("nan")
+            vgen = torch.Generator(device=dev).manual_seed(vseed)
+            return float(sum(self._loss(va[i : i + 4096], vgen) * len(va[i : i + 4096]) for i in range(0, len(va), 4096)) / len(va))
+
+        settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
+                               patience=self.patience if n_val else self.max_epochs, verbose=self.verbose, desc=f"{type(self).__name__} fit")
+        history, best = fit_loop(self._net, train_loss, val_loss, len(tr), settings, rng, (gen,))
+        self.history_ = {**history, "best_epoch": best}
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = torch.tensor(self._standardise(X), dtype=torch.float32, device=self._dev)
+        self._net.eval()
+        with torch.no_grad():
+            return np.concatenate([self._score_batch(Z[i : i + 4096]).double().cpu().numpy() for i in range(0, len(Z), 4096)])
+
+
+class _DTENet(_TabularNet):
+    """DTE's networks: clean training points are noised to a uniformly drawn step t of the
+    variance-exploding process x_t = x_0 + sigma_t eps; the network sees x_t only."""
+
+    def _check(self, d: int) -> None:
+        super()._check(d)
+        _check_alpha(d)
+
+    def _noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.randint(0, self.n_steps, (len(x0),), generator=gen, device=x0.device)
+        sig2 = self._sig2[t]
+        eps = torch.randn(x0.shape, generator=gen, device=x0.device)
+        return x0 + sig2.sqrt()[:, None] * eps, t
+
+    def _build(self, d: int, dev: torch.device) -> None:
+        super()._build(d, dev)
+        self._sig2 = torch.tensor(diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end), dtype=torch.float32, device=dev)
+
+
+_NET_DOC = """
+    hidden : tuple of int, default=(256, 512, 256)
+    dropout : float
+        Dropout after every hidden layer (the reference: 0.5).
+    n_steps : int
+        Diffusion steps T of the noising process.
+    beta_start, beta_end : float, default=1e-4, 0.01
+    lr, weight_decay, batch_size : default=1e-4, 5e-4, 64 (the reference's settings)
+    max_epochs : int, default=400
+        The reference trains 400 epochs; early stopping on a held-out part usually stops far sooner.
+    patience : int, default=20
+        Epochs without improvement of the held-out loss before stopping.
+    validation_fraction : float, default=0.1
+        Random share of the training rows held out for early stopping (0 = train on all, no stopping).
+    device : str or None, default=None
+        None = CUDA when available, else CPU.
+    random_state : int, default=0
+    verbose : bool, default=False
+        Progress bar over epochs.
+    contamination : float, default=0.01
+        Fraction of training rows above ``threshold_``.
+"""
+
+
+def _net_params(self, **kw: Any) -> None:
+    for k, v in kw.items():
+        setattr(self, k, v)
+
+
+@register
+class DTECategorical(_DTENet):
+    """DTE, categorical: an MLP classifies which diffusion-time bin a noised point comes from.
+
+    Training points are noised to a uniformly drawn step t in 0..T-1 (T = ``n_steps`` = 400) and the
+    network is trained with cross-entropy to predict the bin ``t * n_bins // T`` (7 bins). The score
+    is the expected bin under the predicted distribution: points far from the data look as if they
+    had diffused longer. The cross-entropy is taken on the raw logits (one softmax, inside the loss);
+    the reference implementation applied a softmax before a loss that applies another one, which
+    flattens the gradients.
+
+    Parameters
+    ----------
+    n_bins : int, default=7
+    """ + _NET_DOC
+
+    def __init__(self, *, n_bins: int = 7, n_steps: int = 400, beta_start: float = 1e-4, beta_end: float = 0.01,
+                 hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.5, lr: float = 1e-4, weight_decay: float = 5e-4,
+                 batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
+                 device: str | None = None, random_state: int = 0, verbose: bool = False, contamination: float = 0.01):
+        _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _check(self, d: int) -> None:
+        super()._check(d)
+        if not 2 <= int(self.n_bins) <= int(self.n_steps):
+            raise fail("n_bins", f"an integer in 2..n_steps={self.n_steps}", repr(self.n_bins), "Use the default 7.")
+
+    def _out_dim(self, d: int) -> int:
+        return int(self.n_bins)
+
+    def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x, t = self._noised(x0, gen)
+        return F.cross_entropy(self._net(x), t * self.n_bins // self.n_steps)
+
+    def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(self._net(x), dim=1)
+        return p @ torch.arange(self.n_bins, dtype=p.dtype, device=p.device)
+
+
+@register
+class DTEInverseGamma(_DTENet):
+    """DTE, inverse gamma: an MLP predicts the scale beta of the inverse-gamma posterior of sigma^2.
+
+    Training points are noised to a uniformly drawn step t; with alpha = d/2 - 1 fixed by the number
+    of features, the network output beta(x_t) > 0 (softplus) is trained with the inverse-gamma negative
+    log-likelihood of the true sigma_t^2. The score is the predicted scale: it grows with the distance
+    of x from the data (in closed form, beta = ||x - x_0||^2 / 2).
+
+    Dropout defaults to 0 here, unlike the categorical version: with the reference's 0.5 the trained
+    regressor ranked anomalies *below* normal points (AUC-ROC 0.12 against 0.999 without dropout on
+    ``make_tabular(800, 6, kind="global", seed=0)``, 100 epochs; measured on a 2-core CPU).
+
+    Parameters
+    ----------
+    """ + _NET_DOC
+
+    def __init__(self, *, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
+                 hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 5e-4,
+                 batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
+                 device: str | None = None, random_state: int = 0, verbose: bool = False, contamination: float = 0.01):
+        _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _out_dim(self, d: int) -> int:
+        return 1
+
+    def _beta(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self._net(x)[:, 0]) + 1e-6
+
+    def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x, t = self._noised(x0, gen)
+        alpha = x0.shape[1] / 2.0 - 1.0
+        s = self._sig2[t]
+        b = self._beta(x)
+        # -log InvGamma(s; alpha, b) without the terms constant in b, divided by alpha to keep the scale of
+        # the loss independent of d: -log b + b / (alpha s)
+        return (-torch.log(b) + b / (alpha * s)).mean()
+
+    def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return self._beta(x)
+
+
+@register
+class DDPMTabular(_TabularNet):
+    """DDPM reconstruction baseline: noise a point part-way, denoise it back, score the distance.
+
+    An MLP epsilon-predictor (input: the point and a sinusoidal embedding of the step) is trained with
+    the DDPM loss (T = ``n_steps`` = 1000, linear betas 1e-4 to 0.02). A point is scored by noising it to
+    step ``noise_step`` (q(x_t | x_0), fixed noise per ``random_state``), running the ancestral reverse
+    chain back to step 0, and taking the squared distance to the input, averaged over ``n_repeats``
+    draws. That is ``noise_step`` network evaluations per point, against one for :class:`DTECategorical`:
+    the cost the DTE paper measures.
+
+    Parameters
+    ----------
+    noise_step : int, default=250
+        Step the reverse chain starts from (a quarter of T by default).
+    n_repeats : int, default=1
+    time_embedding_dim : int, default=32
+    """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
+
+    def __init__(self, *, n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, noise_step: int = 250,
+                 n_repeats: int = 1, time_embedding_dim: int = 32, hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0,
+                 lr: float = 1e-4, weight_decay: float = 5e-4, batch_size: int = 64, max_epochs: int = 400, patience: int = 20,
+                 validation_fraction: float = 0.1, device: str | None = None, random_state: int = 0, verbose: bool = False,
+                 contamination: float = 0.01):
+        _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _check(self, d: int) -> None:
+        super()._check(d)
+        if not 1 <= int(self.noise_step) <= int(self.n_steps):
+            raise fail("noise_step", f"an integer in 1..n_steps={self.n_steps}", repr(self.noise_step), "Use about n_steps / 4.")
+
+    def _build(self, d: int, dev: torch.device) -> None:
+        super()._build(d, dev)
+        self._sched = DDPMScheduler(self.n_steps, self.beta_start, self.beta_end, kind="linear", device=dev)
+
+    def _in_dim(self, d: int) -> int:
+        return d + self.time_embedding_dim
+
+    def _out_dim(self, d: int) -> int:
+        return d
+
+    def _eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self._net(torch.cat([x, sinusoidal(t, self.time_embedding_dim)], dim=1))
+
+    def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        t = torch.randint(0, self.n_steps, (len(x0),), generator=gen, device=x0.device)
+        noise = torch.randn(x0.shape, generator=gen, device=x0.device)
+        return F.mse_loss(self._eps(self._sched.add_noise(x0, noise, t), t), noise)
+
+    def _score_batch(self, x0: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator(device=x0.device).manual_seed(self.random_state)
+        total = torch.zeros(len(x0), device=x0.device)
+        t0 = int(self.noise_step) - 1
+        for _ in range(int(self.n_repeats)):
+            x = self._sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=x0.device), t0)
+            for t in range(t0, -1, -1):
+                x = self._sched.step(self._eps(x, torch.full((len(x),), t, device=x.device)), t, x, generator=gen)
+            total += ((x - x0) ** 2).sum(dim=1)
+        return total / int(self.n_repeats)

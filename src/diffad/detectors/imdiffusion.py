@@ -19,7 +19,8 @@ from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
 from ..training import FitSettings, fit_loop, resolve_device
 from ..validation import check_is_fitted, check_option, check_window, fail
-from .base import BaseDetector, register
+from ._torch import TorchDetector
+from .base import register
 
 __all__ = ["ImDiffusionDetector"]
 
@@ -29,7 +30,7 @@ SAMPLERS = ("ddpm", "ddim")
 
 
 @register
-class ImDiffusionDetector(BaseDetector):
+class ImDiffusionDetector(TorchDetector):
     """ImDiffusion anomaly detector for multivariate time series.
 
     The series is cut into windows. Each window is imputed twice by an unconditional diffusion model:
@@ -573,22 +574,6 @@ class ImDiffusionDetector(BaseDetector):
         return np.where(np.isnan(arr), filled, arr)
 
     # ------------------------------------------------------------------ persistence
-    def _get_state(self):
-        attrs, arrays, _ = super()._get_state()
-        attrs["device_"] = "cpu"
-        return attrs, arrays, self._net.state_dict()
-
     def _set_state(self, attrs, arrays, weights) -> None:
         super()._set_state(attrs, arrays, weights)
-        dev = resolve_device(self.device) if self.device is not None else torch.device("cpu")
-        self.device_ = str(dev)
-        self._build(int(self.n_features_in_), dev)
-        try:
-            self._net.load_state_dict(weights)
-        except (RuntimeError, KeyError, TypeError) as exc:
-            from ..exceptions import PersistenceError
-
-            raise PersistenceError(f"load: the saved weights do not fit ImDiffusionDetector({self.n_features_in_} channels): {exc}") from None
-        self._net.eval()
         self._memo = None
-

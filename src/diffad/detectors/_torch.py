@@ -1,0 +1,41 @@
+"""Shared persistence of the detectors whose fitted state includes a torch network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..exceptions import PersistenceError
+from ..training import resolve_device
+from .base import BaseDetector
+
+__all__ = ["TorchDetector"]
+
+
+class TorchDetector(BaseDetector):
+    """A detector with a network ``self._net`` made by ``self._build(n_features, device)``.
+
+    Saving stores the weights (on the CPU) beside the other fitted attributes; loading rebuilds the
+    network on ``self.device`` (None: CUDA when available) and loads them.
+    """
+
+    def _build(self, n_features: int, device: torch.device) -> None:
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        attrs, arrays, _ = super()._get_state()
+        attrs["device_"] = "cpu"
+        return attrs, arrays, {k: v.cpu() for k, v in self._net.state_dict().items()}
+
+    def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None) -> None:
+        super()._set_state(attrs, arrays, weights)
+        dev = resolve_device(self.device) if self.device is not None else torch.device("cpu")
+        self.device_ = str(dev)
+        self._build(int(self.n_features_in_), dev)
+        try:
+            self._net.load_state_dict(weights)
+        except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            raise PersistenceError(f"load: the saved weights do not fit {type(self).__name__}({self.n_features_in_} features): {exc}") from None
+        self._net.eval()
