@@ -71,3 +71,47 @@ def test_cli_bench_and_report(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "res" / "cli" / "report.md").is_file()
     r = runner.invoke(app, ["bench", "--list"])
     assert "smoke" in r.output
+
+
+def test_tabular_split_protocols():
+    import numpy as np
+
+    from diffad.bench import tabular_split
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4)) + np.arange(1000)[:, None] * 1e-3  # rows identifiable by their values
+    y = (rng.random(1000) < 0.1).astype(int)
+    tr, te, yt = tabular_split(X, y, "semi-supervised", seed=3, max_rows=None)
+    assert len(tr) == (y == 0).sum() // 2 and len(te) == len(X) - len(tr) and yt.sum() == y.sum()
+    assert abs(tr.mean(0)).max() < 1e-9 and np.allclose(tr.std(0), 1)  # scaler fitted on the training part
+    tr2, te2, yt2 = tabular_split(X, y, "semi-supervised", seed=3, max_rows=None)
+    assert np.array_equal(tr, tr2) and np.array_equal(yt, yt2)  # the seed fixes the split
+    tr, te, yt = tabular_split(X, y, "unsupervised", seed=0, max_rows=None)
+    assert np.allclose(tr, te) and np.array_equal(yt, y)
+    tr, te, yt = tabular_split(X, y, "unsupervised", seed=0, max_rows=200)  # stratified cap
+    assert len(te) == 200 and yt.sum() == round(200 * y.mean())
+
+
+def test_tabular_bench_end_to_end(tmp_path):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('name = "tab"\ndatasets = ["SYNTH-TAB/0", "SYNTH-TAB/1"]\nseeds = [0, 1]\n'
+                   '[[detectors]]\nname = "DTE-NP"\ndetector = "DTENonParametric"\n'
+                   '[[detectors]]\nname = "DTE-C"\ndetector = "DTECategorical"\nseeds = [0]\n'
+                   'params = { hidden = [16, 16], max_epochs = 2 }\n'
+                   '[[detectors]]\nname = "kNN"\ndetector = "KNNDetector"\n'
+                   '[[detectors]]\nname = "OCSVM"\ndetector = "OCSVMDetector"\n')
+    conf = load_config(cfg)
+    assert len(plan(conf)) == 2 * (2 + 1 + 2 + 2)  # DTE-C: its own single seed
+    summary = run_bench(conf, tmp_path / "res", verbose=False)
+    assert summary["errors"] == {} and summary["ran"] == 14
+    cells = collect(tmp_path / "res" / "tab")
+    one = next(c for c in cells if c["detector"] == "DTE-NP")
+    assert one["protocol"] == "semi-supervised" and set(one["honest"]) == {"AUC-ROC", "AUC-PR", "F1"}
+    assert set(one["paper-protocol (uses test labels)"]) == {"F1@k"} and one["score_s_per_1000"] > 0
+    md = tables(cells)
+    assert "## tabular, semi-supervised protocol" in md and "### average rank by AUC-ROC over 2 datasets" in md
+    assert (write_report(tmp_path / "res" / "tab")).is_file()
+    bad = tmp_path / "b.toml"
+    bad.write_text('name = "b"\ndatasets = ["SYNTH-TAB/0"]\ntabular_protocol = "weak"\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')
+    with pytest.raises(ConfigError, match="tabular_protocol"):
+        load_config(bad)

@@ -138,3 +138,12 @@ def test_network_bad_input(data):
         DTECategorical(validation_fraction=0.9, **TINY).fit(train)
     with pytest.raises(DataValidationError, match="NaN"):
         DTECategorical(**TINY).fit(np.where(train > 2, np.nan, train))
+
+
+def test_posterior_mean_orders_points_as_the_knn_squared_distance(data):
+    from scipy.stats import spearmanr
+
+    train, X, _ = data
+    det = DTENonParametric().fit(train)
+    D = det._sq_dist(det._standardise(X))
+    assert spearmanr(det.decision_function(X), D).statistic > 0.999
