@@ -74,6 +74,21 @@ def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
     return "\n".join([*out, ""])
 
 
+def matrix_table(cells: list[dict[str, Any]], key: str = "AUC-ROC", section: str = "honest") -> str:
+    """Markdown: one row per dataset, one column per detector, the seed-mean of ``section[key]``
+    (best of each row in bold)."""
+    detectors = list(dict.fromkeys(c["detector"] for c in cells))
+    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    out = [f"### {key} ({section}) by dataset, mean over seeds\n", "| dataset | " + " | ".join(detectors) + " |",
+           "|---|" + "---|" * len(detectors)]
+    for ds in datasets:
+        vals = [[c[section][key] for c in cells if c["dataset"] == ds and c["detector"] == m and section in c] for m in detectors]
+        means = [float(np.mean(v)) if v else np.nan for v in vals]
+        best = np.nanmax(means)
+        out.append(f"| {ds} | " + " | ".join("" if np.isnan(m) else (f"**{m:.3f}**" if m == best else f"{m:.3f}") for m in means) + " |")
+    return "\n".join([*out, ""])
+
+
 def tables(cells: list[dict[str, Any]]) -> str:
     """Markdown: an honest and a paper-protocol table per kind of data (time series, tabular), per
     dataset and averaged over datasets; for tabular sets also the average-rank table."""
@@ -90,6 +105,7 @@ def tables(cells: list[dict[str, Any]]) -> str:
             if any(section in c for c in sel):
                 out += _section_table(sel, section, cols, ("score_s_per_1000", "score s / 1000 rows", ".4f"))
         out.append(rank_table(sel))
+        out.append(matrix_table(sel))
     return "\n".join(out)
 
 

@@ -141,9 +141,10 @@ def plot_suite(folder: str | Path, suite: str) -> list[Path]:
             for i, mr in enumerate(GRID["mask_ratio"]):
                 for k, lw in enumerate(GRID["distill_weight"]):
                     M[i, k] = mean.get(f"mask_ratio={mr}, distill_weight={lw}, d_model={dm}", np.nan)
-            im = ax.imshow(M, cmap="viridis", vmin=np.nanmin(list(mean.values())), vmax=np.nanmax(list(mean.values())))
+            lo, hi = np.nanmin(list(mean.values())), np.nanmax(list(mean.values()))
+            im = ax.imshow(M, cmap="viridis", vmin=lo, vmax=hi)
             for (i, k), v in np.ndenumerate(M):
-                ax.text(k, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color="w")
+                ax.text(k, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color="w" if v < (lo + hi) / 2 else "k")
             ax.set_xticks(range(len(GRID["distill_weight"])), GRID["distill_weight"])
             ax.set_yticks(range(len(GRID["mask_ratio"])), GRID["mask_ratio"])
             ax.set_xlabel("distill_weight (lambda)")
