@@ -211,11 +211,10 @@ class SelfDistilledMAEDetector(TorchDetector):
         err, disc = self._point_terms(val_part, normalise=False)
         self.error_ref_ = float(max(err.mean(), 1e-12))
         self.discrepancy_ref_ = float(max(disc.mean(), 1e-12)) if len(self._decoders) == 2 else 1.0
-        self._val_tail = val_part
 
     def _fit_scores(self, X: np.ndarray) -> None:
         """Scores, threshold (contamination quantile) and decisions of the validation tail."""
-        tail = self.__dict__.pop("_val_tail")
+        tail = time_split(X, self.validation_fraction)[1]
         self.decision_scores_ = self._score(tail)
         self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
         self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
