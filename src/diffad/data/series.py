@@ -105,3 +105,14 @@ def time_split(X: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, n
     if cut <= 0 or cut >= n:
         raise fail("validation split", "both parts non-empty", f"{cut} training and {n - cut} validation points", "Pass a longer series or change validation_fraction.")
     return X[:cut], X[cut:]
+
+
+def windowed_time_split(X: np.ndarray, validation_fraction: float, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`time_split` for window models: both parts must hold at least one window."""
+    check_window(len(X), window)
+    train_part, val_part = time_split(X, validation_fraction)
+    if len(val_part) < window or len(train_part) < window:
+        raise fail("training series", f"at least one window ({window} points) in both the training part and the validation tail "
+                   f"(validation_fraction={validation_fraction})", f"{len(train_part)} and {len(val_part)} points",
+                   "Pass a longer series, a smaller window or a different validation_fraction.")
+    return train_part, val_part

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.scaling import fit_affine
-from ..data.series import reassemble, sliding_windows, time_split
+from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
 from ..diffusion import DDPMScheduler, forecast_mask, full_mask, grating_mask, random_mask
 from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
@@ -349,12 +349,7 @@ class ImDiffusionDetector(TorchDetector):
         self._check_params()
         n, K = X.shape
         L = self.window
-        check_window(n, L)
-        train_part, val_part = time_split(X, self.validation_fraction)
-        if len(val_part) < L or len(train_part) < L:
-            raise fail("training series", f"at least one window ({L} points) in both the training part and the validation tail "
-                       f"(validation_fraction={self.validation_fraction})", f"{len(train_part)} and {len(val_part)} points",
-                       "Pass a longer series, a smaller window or a different validation_fraction.")
+        train_part, val_part = windowed_time_split(X, self.validation_fraction, L)
         dev = resolve_device(self.device)
         self.device_ = str(dev)
         self._memo = None

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.scaling import fit_affine
-from ..data.series import reassemble, sliding_windows, time_split
+from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
 from ..nn.sdmae import MASKINGS, SDMAE, make_mask
 from ..thresholds import apply_threshold, contamination_threshold
 from ..training import FitSettings, fit_loop, resolve_device
@@ -173,17 +173,12 @@ class SelfDistilledMAEDetector(TorchDetector):
         self._check_params()
         n, K = X.shape
         L = self.window
-        check_window(n, L)
         y = np.zeros(n, dtype=bool) if labels is None else check_labels(labels, n).astype(bool)
         if labels is not None and self.variant != "full":
             raise fail("labels", "the full variant (the margin acts on the teacher-student discrepancy)", f"variant={self.variant!r}",
                        "Fit without y, or use variant='full'.")
-        train_part, val_part = time_split(X, self.validation_fraction)
+        train_part, val_part = windowed_time_split(X, self.validation_fraction, L)
         y_train = y[: len(train_part)]
-        if len(val_part) < L or len(train_part) < L:
-            raise fail("training series", f"at least one window ({L} points) in both the training part and the validation tail "
-                       f"(validation_fraction={self.validation_fraction})", f"{len(train_part)} and {len(val_part)} points",
-                       "Pass a longer series, a smaller window or a different validation_fraction.")
         dev = resolve_device(self.device)
         self.device_ = str(dev)
         self.scale_a_, self.scale_b_ = fit_affine(self.scaler, train_part)
