@@ -1,6 +1,7 @@
-"""Markdown table of an `diffad experiment sdmae` results folder: mean ± std over datasets and seeds.
+"""Markdown table of one or more `diffad experiment sdmae` results folders (their records pooled,
+a configuration/dataset/seed counted once): mean ± std over datasets and seeds.
 
-    python benchmarks/sdmae_table.py results/sdmae/<timestamp>
+    python benchmarks/sdmae_table.py results/sdmae/<timestamp> [results/sdmae/<timestamp> ...]
 """
 
 import json
@@ -12,8 +13,12 @@ import numpy as np
 KEYS = ("AUC-ROC", "AUC-PR", "VUS-PR", "Standard-F1", "Affiliation-F")
 
 
-def main(folder: str) -> None:
-    records = json.loads((Path(folder) / "results.json").read_text())["records"]
+def main(folders: list[str]) -> None:
+    pooled: dict[tuple, dict] = {}
+    for folder in folders:
+        for r in json.loads((Path(folder) / "results.json").read_text())["records"]:
+            pooled.setdefault((r["config"], r["dataset"], r["seed"]), r)
+    records = list(pooled.values())
     print("| configuration | runs | " + " | ".join(KEYS) + " | fit s |")
     print("|---|---|" + "---|" * (len(KEYS) + 1))
     for name in dict.fromkeys(r["config"] for r in records):
@@ -23,4 +28,4 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

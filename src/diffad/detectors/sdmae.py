@@ -185,7 +185,8 @@ class SelfDistilledMAEDetector(TorchDetector):
         self._build(K, dev)
         stride = max(1, int(self.train_stride))
         W, starts = sliding_windows(self._scale(train_part), L, stride)
-        anom = np.array([y_train[s : s + L].any() for s in starts])
+        labelled = np.r_[0, np.cumsum(y_train)]
+        anom = labelled[starts + L] > labelled[starts]  # windows holding a labelled anomaly
         tr_x = torch.tensor(W, dtype=torch.float32, device=dev)
         tr_a = torch.tensor(anom, device=dev)
         va_x = torch.tensor(sliding_windows(self._scale(val_part), L, max(1, L // 2))[0], dtype=torch.float32, device=dev)
@@ -263,8 +264,8 @@ class SelfDistilledMAEDetector(TorchDetector):
         if self.score_level == "sequence":
             starts, scores = self._window_scores(X)
             out = np.full(len(X), -np.inf)
-            for s, v in zip(starts, scores, strict=True):
-                out[s : s + self.window] = np.maximum(out[s : s + self.window], v)
+            covered = starts[:, None] + np.arange(self.window)  # (windows, L) time points of each window
+            np.maximum.at(out, covered.ravel(), np.repeat(scores, self.window))
             return out
         err, disc = self._point_terms(X)
         return err + disc
