@@ -140,6 +140,8 @@ def test_experiment_cli_writes_results_and_plots(tmp_path):
     assert "masking=token" in res.output
     bad = CliRunner().invoke(app, ["experiment", "sdmae", "--suite", "nope", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "valid" in bad.output
+    bad = CliRunner().invoke(app, ["experiment", "sdmae", "--set", "windw=3", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown parameter(s) ['windw']" in bad.output
 
 
 def test_grid_plots(tmp_path):

@@ -65,7 +65,9 @@ def run_suite(suite: str, datasets: list[str], seeds: list[int], out: str | Path
     detector parameters (e.g. a smaller ``max_epochs``), overridden by each configuration's own."""
     configs = suite_configs(suite)
     params = dict(params or {})
-    SelfDistilledMAEDetector(**params)  # unknown parameters fail here, before any work
+    unknown = sorted(set(params) - set(SelfDistilledMAEDetector().get_params()))
+    if unknown:  # fail before any work
+        raise ConfigError(f"--set: unknown parameter(s) {unknown}; valid: {sorted(SelfDistilledMAEDetector().get_params())}.")
     folder = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
