@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .exceptions import PersistenceError
 
-__all__ = ["FitSettings", "fit_loop", "resolve_device"]
+__all__ = ["FitSettings", "chunked_mean", "fit_loop", "resolve_device"]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -27,6 +27,12 @@ def resolve_device(device: str | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def chunked_mean(loss: Callable[[slice], torch.Tensor | float], n: int, size: int) -> float:
+    """Mean of a per-row-averaged ``loss(rows)`` over ``n`` rows taken ``size`` at a time (a
+    validation loss too large for one batch), each chunk weighted by its number of rows."""
+    return sum(float(loss(slice(i, min(i + size, n)))) * (min(i + size, n) - i) for i in range(0, n, size)) / n
 
 
 @dataclass(frozen=True)

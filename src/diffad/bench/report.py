@@ -55,18 +55,29 @@ def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, .
     return [*out, ""]
 
 
+def _seed_means(cells: list[dict[str, Any]], key: str, section: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(datasets, detectors, (datasets, detectors) array of the seed-mean of ``section[key]``; NaN where
+    a detector has no finished cell on a dataset)."""
+    detectors = list(dict.fromkeys(c["detector"] for c in cells))
+    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    vals: dict[tuple[str, str], list[float]] = {}
+    for c in cells:
+        if section in c:
+            vals.setdefault((c["dataset"], c["detector"]), []).append(c[section][key])
+    means = np.array([[np.mean(vals[d, m]) if (d, m) in vals else np.nan for m in detectors] for d in datasets])
+    return datasets, detectors, means
+
+
 def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
     """Average rank (1 = best; ties share the mean rank) of each detector over the datasets every
     detector finished, by the seed-mean of honest ``key``, with the mean of ``key`` beside it."""
     from scipy.stats import rankdata
 
-    detectors = list(dict.fromkeys(c["detector"] for c in cells))
-    datasets = [d for d in dict.fromkeys(c["dataset"] for c in cells)
-                if all(any(c["dataset"] == d and c["detector"] == m and "honest" in c for c in cells) for m in detectors)]
+    datasets, detectors, means = _seed_means(cells, key, "honest")
+    complete = ~np.isnan(means).any(axis=1)
+    datasets, means = [d for d, ok in zip(datasets, complete, strict=True) if ok], means[complete]
     if not datasets:
         return ""
-    means = np.array([[np.mean([c["honest"][key] for c in cells if c["dataset"] == d and c["detector"] == m and "honest" in c])
-                       for m in detectors] for d in datasets])  # (datasets, detectors)
     ranks = np.vstack([rankdata(-row) for row in means])
     order = np.argsort(ranks.mean(axis=0), kind="stable")
     out = [f"### average rank by {key} over {len(datasets)} datasets\n", f"| detector | average rank | mean {key} |", "|---|---|---|"]
@@ -77,13 +88,10 @@ def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
 def matrix_table(cells: list[dict[str, Any]], key: str = "AUC-ROC", section: str = "honest") -> str:
     """Markdown: one row per dataset, one column per detector, the seed-mean of ``section[key]``
     (best of each row in bold)."""
-    detectors = list(dict.fromkeys(c["detector"] for c in cells))
-    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    datasets, detectors, table = _seed_means(cells, key, section)
     out = [f"### {key} ({section}) by dataset, mean over seeds\n", "| dataset | " + " | ".join(detectors) + " |",
            "|---|" + "---|" * len(detectors)]
-    for ds in datasets:
-        vals = [[c[section][key] for c in cells if c["dataset"] == ds and c["detector"] == m and section in c] for m in detectors]
-        means = [float(np.mean(v)) if v else np.nan for v in vals]
+    for ds, means in zip(datasets, table, strict=True):
         best = np.nanmax(means)
         out.append(f"| {ds} | " + " | ".join("" if np.isnan(m) else (f"**{m:.3f}**" if m == best else f"{m:.3f}") for m in means) + " |")
     return "\n".join([*out, ""])

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..diffusion.ddpm import DDPMScheduler
 from ..nn.layers import sinusoidal
-from ..training import FitSettings, fit_loop, resolve_device
+from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
 from ..validation import check_fraction, check_option, fail
 from ._torch import TorchDetector
 from .base import register
@@ -171,7 +171,7 @@ class _TabularNet(_Standardised, TorchDetector):
             if n_val == 0:
                 return float("nan")
             vgen = torch.Generator(device=dev).manual_seed(vseed)
-            return float(sum(self._loss(va[i : i + 4096], vgen) * len(va[i : i + 4096]) for i in range(0, len(va), 4096)) / len(va))
+            return chunked_mean(lambda s: self._loss(va[s], vgen), len(va), 4096)
 
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
                                patience=self.patience if n_val else self.max_epochs, verbose=self.verbose, desc=f"{type(self).__name__} fit")

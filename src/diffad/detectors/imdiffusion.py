@@ -17,7 +17,7 @@ from ..data.series import reassemble, sliding_windows, time_split, windowed_time
 from ..diffusion import DDPMScheduler, forecast_mask, full_mask, grating_mask, random_mask
 from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
-from ..training import FitSettings, fit_loop, resolve_device
+from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
 from ..validation import check_is_fitted, check_option, check_window, fail
 from ._torch import TorchDetector
 from .base import register
@@ -380,11 +380,8 @@ class ImDiffusionDetector(TorchDetector):
             return self._eps_loss(x0, obs, target, policy, t, noise)
 
         def val_loss() -> float:
-            total, bs = 0.0, self.inference_batch_size
-            for i in range(0, Bv, bs):
-                s = slice(i, min(i + bs, Bv))
-                total += float(self._eps_loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s])) * (s.stop - i)
-            return total / Bv
+            return chunked_mean(lambda s: self._eps_loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s]),
+                                Bv, self.inference_batch_size)
 
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,

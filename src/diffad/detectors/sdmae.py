@@ -36,7 +36,7 @@ from ..data.scaling import fit_affine
 from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
 from ..nn.sdmae import MASKINGS, SDMAE, make_mask
 from ..thresholds import apply_threshold, contamination_threshold
-from ..training import FitSettings, fit_loop, resolve_device
+from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
 from ..validation import check_fraction, check_labels, check_option, check_window, fail
 from ._torch import TorchDetector
 from .base import register
@@ -196,8 +196,7 @@ class SelfDistilledMAEDetector(TorchDetector):
 
         def val_loss() -> float:  # the same masks every epoch
             vgen = torch.Generator(device=dev).manual_seed(self.random_state + 1)
-            return float(sum(self._loss(va_x[i : i + 256], va_a[i : i + 256], vgen) * len(va_x[i : i + 256])
-                             for i in range(0, len(va_x), 256)) / len(va_x))
+            return chunked_mean(lambda s: self._loss(va_x[s], va_a[s], vgen), len(va_x), 256)
 
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
                                patience=self.patience, verbose=self.verbose, desc="SDMAE fit")
