@@ -419,5 +419,10 @@ def experiment_sdmae(
     typer.echo(f"results: {folder}")
 
 
+from .cli_imagegen import imagegen_app  # noqa: E402
+
+app.add_typer(imagegen_app, name="imagegen")
+
+
 def main() -> None:
     app()

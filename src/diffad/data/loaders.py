@@ -692,9 +692,21 @@ def _read_png(path: Path, size: tuple[int, int] | None, mask: bool) -> np.ndarra
 
 def load_images(name: str = "MVTec3D/tire", data_dir: str | Path | None = None, size: tuple[int, int] | None = None) -> ImageSet:
     """Read an MVTec-style image set: ``train/good/rgb/*.png`` and ``test/<kind>/rgb|gt/*.png`` (the
-    MVTec 3D-AD layout). ``size=(H, W)`` resizes (bilinear for images, nearest for masks)."""
+    MVTec 3D-AD layout). ``size=(H, W)`` resizes (bilinear for images, nearest for masks).
+
+    ``SYNTH-IMG/<seed>`` is the built-in generated set :func:`diffad.data.synthetic.make_defect_images`
+    (drawn at ``size``, default 32 x 32; nothing to read)."""
+    if name.startswith("SYNTH-IMG/"):
+        from .synthetic import make_defect_images
+
+        seed = name.split("/", 1)[1]
+        if not seed.isdigit():
+            raise fail("SYNTH-IMG set", "a seed, e.g. SYNTH-IMG/0", repr(name), "Use SYNTH-IMG/<integer>.")
+        if size is not None and size[0] != size[1]:
+            raise fail("SYNTH-IMG size", "a square size", repr(size), "Use equal height and width.")
+        return make_defect_images(size=size[0] if size else 32, seed=int(seed))
     if name != "MVTec3D/tire":
-        raise fail("image set", "'MVTec3D/tire'", repr(name), "Only the MVTec 3D-AD tire layout is registered.")
+        raise fail("image set", "'MVTec3D/tire' or 'SYNTH-IMG/<seed>'", repr(name), "Use one of the registered image sets.")
     root_dir = resolve_data_dir(data_dir)
     root = next((root_dir / f for f in IMAGE_FOLDERS if (root_dir / f / "train" / "good" / "rgb").is_dir()), None)
     if root is None:

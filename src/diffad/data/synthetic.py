@@ -14,15 +14,18 @@ from ..validation import check_fraction, check_option, fail
 
 __all__ = [
     "SERIES_ANOMALY_KINDS",
+    "IMAGE_DEFECT_KINDS",
     "TABULAR_ANOMALY_KINDS",
     "Segment",
     "SyntheticSeries",
+    "make_defect_images",
     "make_series",
     "make_tabular",
 ]
 
 SERIES_ANOMALY_KINDS = ("spike", "level_shift", "contextual", "frequency", "trend", "correlation_break")
 TABULAR_ANOMALY_KINDS = ("local", "global", "dependency", "clustered")
+IMAGE_DEFECT_KINDS = ("scratch", "hole", "stain", "crack")
 
 
 @dataclass(frozen=True)
@@ -208,3 +211,131 @@ def make_tabular(
     y = np.concatenate([np.zeros(n_norm, dtype=np.int8), np.ones(n_anom, dtype=np.int8)])
     order = rng.permutation(n_samples)
     return X[order], y[order]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Textured images with defects
+
+
+def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray:
+    """A woven texture: two sinusoidal gratings at right angles with a random phase and slight random
+    tilt, a few low-frequency shading waves and fine grain noise, around the colour ``base``."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    tilt = rng.normal(0.0, 0.05)
+    u = xx * np.cos(tilt) + yy * np.sin(tilt)
+    v = yy * np.cos(tilt) - xx * np.sin(tilt)
+    freq = 6.0 * (1.0 + rng.normal(0.0, 0.03))
+    weave = 0.06 * np.sin(2 * np.pi * (freq * u + rng.uniform())) + 0.06 * np.sin(2 * np.pi * (freq * v + rng.uniform()))
+    shade = 0.04 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * u + rng.uniform()))
+    grain = rng.normal(0.0, 0.015, size=(size, size))
+    img = base[:, None, None] + (weave + shade + grain)[None]
+    return img
+
+
+def _segment_mask(size: int, points: np.ndarray, width: float) -> np.ndarray:
+    """Pixels whose centre lies within ``width / 2`` of the polyline through ``points`` (in pixels)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    pix = np.stack([yy.ravel(), xx.ravel()], axis=1)
+    best = np.full(len(pix), np.inf)
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        ab = b - a
+        t = np.clip(((pix - a) @ ab) / max(ab @ ab, 1e-9), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(pix - (a + t[:, None] * ab), axis=1))
+    return (best <= width / 2).reshape(size, size)
+
+
+def _defect(rng: np.random.Generator, kind: str, size: int, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one defect of ``kind`` on ``img`` (3, size, size); return the new image and its 0/1 mask."""
+    s = float(size)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    centre = rng.uniform(0.25 * s, 0.75 * s, size=2)
+    out = img.copy()
+    if kind == "scratch":  # a thin bright straight line
+        angle = rng.uniform(0, np.pi)
+        half = rng.uniform(0.18, 0.35) * s
+        d = np.array([np.sin(angle), np.cos(angle)]) * half
+        mask = _segment_mask(size, np.stack([centre - d, centre + d]), max(1.0, s / 24))
+        out[:, mask] = np.clip(img[:, mask] + 0.35, 0, 1)
+    elif kind == "hole":  # a dark disk with a darker rim
+        r = rng.uniform(0.07, 0.14) * s
+        dist = np.hypot(yy - centre[0], xx - centre[1])
+        mask = dist <= r
+        depth = 0.12 + 0.1 * (dist / r)
+        out[:, mask] = np.broadcast_to(depth[mask] * np.array([0.9, 0.85, 0.8])[:, None], out[:, mask].shape)
+    elif kind == "stain":  # an irregular brown blob, blended into the texture
+        field = np.zeros((size, size))
+        for _ in range(3):
+            c = centre + rng.normal(0, 0.06 * s, size=2)
+            sy, sx = rng.uniform(0.05, 0.11, size=2) * s
+            field += np.exp(-0.5 * (((yy - c[0]) / sy) ** 2 + ((xx - c[1]) / sx) ** 2))
+        mask = field > 0.5
+        tint = np.array([0.45, 0.28, 0.12])[:, None]
+        out[:, mask] = 0.35 * img[:, mask] + 0.65 * tint
+    elif kind == "crack":  # a dark jagged random walk with one branch
+        n_seg = 6
+        step = rng.uniform(0.06, 0.09) * s
+        heading = rng.uniform(0, 2 * np.pi)
+        pts = [centre - 3 * step * np.array([np.sin(heading), np.cos(heading)])]
+        for _ in range(n_seg):
+            heading += rng.normal(0, 0.6)
+            pts.append(pts[-1] + step * np.array([np.sin(heading), np.cos(heading)]))
+        main = np.clip(np.array(pts), 0, s)
+        fork = main[n_seg // 2]
+        bh = heading + rng.choice([-1, 1]) * rng.uniform(0.6, 1.2)
+        branch = np.clip(np.stack([fork, fork + 2.5 * step * np.array([np.sin(bh), np.cos(bh)])]), 0, s)
+        width = max(1.0, s / 28)
+        mask = _segment_mask(size, main, width) | _segment_mask(size, branch, width)
+        out[:, mask] = 0.4 * img[:, mask] * 0.5
+    else:
+        check_option(kind, IMAGE_DEFECT_KINDS, name="defect kind")
+        raise AssertionError(kind)
+    return out, mask
+
+
+def make_defect_images(
+    n_normal: int = 200,
+    n_per_kind: int = 12,
+    *,
+    size: int = 32,
+    kinds: tuple[str, ...] = IMAGE_DEFECT_KINDS,
+    n_good_test: int = 8,
+    seed: int = 0,
+):
+    """Generate small woven-texture images of one "product" and defective copies with pixel masks.
+
+    Returns an :class:`~diffad.data.ImageSet` named ``SYNTH-IMG/<seed>``: ``train`` holds ``n_normal``
+    defect-free images; ``test`` holds ``n_per_kind`` defective images of each kind in ``kinds``
+    (``scratch``: a thin bright line; ``hole``: a dark disk; ``stain``: an irregular brown blob;
+    ``crack``: a dark jagged line with a branch), then ``n_good_test`` defect-free images (kind
+    ``"good"``, all-zero masks). Masks use the class id ``i + 1`` of the kind's position in ``kinds``.
+    Every image has its own texture phase, tilt and shading; the texture colour is shared, as for a
+    single product. Images are uint8 (n, 3, size, size).
+    """
+    from .loaders import ImageSet
+
+    if size < 8:
+        raise fail("size", "at least 8 pixels", repr(size), "Use size >= 8.")
+    for k in kinds:
+        check_option(k, IMAGE_DEFECT_KINDS, name="defect kind")
+    if n_normal < 1 or n_per_kind < 1 or n_good_test < 0:
+        raise fail("image counts", "n_normal >= 1, n_per_kind >= 1, n_good_test >= 0",
+                   f"{n_normal}, {n_per_kind}, {n_good_test}", "Pass positive counts.")
+    rng = np.random.default_rng(seed)
+    base = np.array([0.62, 0.60, 0.55]) + rng.normal(0, 0.03, size=3)
+
+    def to_u8(img: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+    train = np.stack([to_u8(_texture(rng, size, base)) for _ in range(n_normal)])
+    test, masks, names = [], [], []
+    for ki, kind in enumerate(kinds):
+        for _ in range(n_per_kind):
+            img, mask = _defect(rng, kind, size, np.clip(_texture(rng, size, base), 0, 1))
+            test.append(to_u8(img))
+            masks.append(mask.astype(np.uint8) * (ki + 1))
+            names.append(kind)
+    for _ in range(n_good_test):
+        test.append(to_u8(_texture(rng, size, base)))
+        masks.append(np.zeros((size, size), np.uint8))
+        names.append("good")
+    return ImageSet(f"SYNTH-IMG/{seed}", train, np.stack(test), np.stack(masks), tuple(names))

@@ -1,0 +1,383 @@
+"""AnomalyDiffusion (Hu et al., AAAI 2024), with a small prior trained here instead of a pretrained
+latent diffusion model.
+
+Three stages, each a method of :class:`AnomalyDiffusion`:
+
+1. ``fit_prior(normal)``: a conditional UNet learns the normal images (epsilon-prediction DDPM),
+   conditioned on a few learned "normal" tokens. It is frozen afterwards.
+2. ``fit_anomaly(images, masks, kinds)``: per anomaly type, learned anomaly tokens ``e_a`` and a mask
+   encoder producing spatial tokens ``e_s`` are trained with the diffusion loss restricted to the mask
+   region, on the few defective images; the prior does not change.
+3. ``fit_masks(masks, kinds)``: a class-conditional mask diffusion model learns each type's mask
+   distribution from the same few masks (with flips, rotations and shifts), so new masks are not
+   copies.
+
+``generate`` draws a mask, picks a normal image ``y`` and runs DDIM from noise with the condition
+``[e_n, e_a, e_s]``; after every step the region outside the mask is replaced by ``y`` noised to the
+next step's level, so the background stays the normal image and, at the end, equals it exactly.
+Adaptive attention re-weighting (:mod:`diffad.imagegen.attention`) is on by default and switchable.
+
+Images are uint8 arrays (n, 3, H, W) in and out; masks (n, H, W), nonzero = defect.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..persistence import atomic_write_text
+from ..training import resolve_device
+from ..validation import fail
+from .attention import ReweightState, attention_weights, install_reweighting
+from .models import AnomalyConditioner, ImageGenConfig, build_mask_model, build_prior, make_scheduler
+
+__all__ = ["AnomalyDiffusion", "to_unit", "to_uint8", "dihedral"]
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, 3, H, W) -> float tensor in [-1, 1]."""
+    return torch.as_tensor(np.asarray(images), dtype=torch.float32) / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float tensor in [-1, 1] -> uint8 array."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+def dihedral(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Apply the dihedral transform ``k[i]`` (0..7: rotation by ``k % 4`` quarter turns, then a
+    horizontal flip when ``k >= 4``) to each square image ``x[i]`` (B, C, H, W)."""
+    out = x.clone()
+    for code in range(8):
+        sel = k == code
+        if sel.any():
+            y = torch.rot90(x[sel], code % 4, dims=(-2, -1))
+            out[sel] = y.flip(-1) if code >= 4 else y
+    return out
+
+
+def _shift_masks(m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Move each mask (B, 1, H, W) by a random integer offset that keeps its pixels inside."""
+    out = torch.zeros_like(m)
+    H, W = m.shape[-2:]
+    for i in range(m.shape[0]):
+        ys, xs = torch.nonzero(m[i, 0] > 0, as_tuple=True)
+        if len(ys) == 0:
+            continue
+        dy = int(torch.randint(-int(ys.min()), H - int(ys.max()), (1,), generator=gen))
+        dx = int(torch.randint(-int(xs.min()), W - int(xs.max()), (1,), generator=gen))
+        out[i] = torch.roll(m[i], shifts=(dy, dx), dims=(-2, -1))
+    return out
+
+
+class AnomalyDiffusion:
+    """Few-shot anomaly image generation: prior, anomaly embeddings, mask model, sampler.
+
+    Parameters: ``config`` (:class:`ImageGenConfig`, default the CPU configuration), ``seed`` (all
+    training and sampling randomness comes from generators seeded from it), ``device`` (None: CUDA
+    when available), ``verbose`` (progress bars).
+    """
+
+    def __init__(self, config: ImageGenConfig | None = None, *, seed: int = 0, device: str | None = None, verbose: bool = False):
+        self.config = config or ImageGenConfig()
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.verbose = verbose
+        self.kinds: list[str] = []
+        self.prior = None
+        self.normal_tokens: torch.Tensor | None = None
+        self.conditioner: AnomalyConditioner | None = None
+        self.mask_model = None
+        self.history: dict[str, list[float]] = {}
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _images(self, images: np.ndarray, what: str) -> torch.Tensor:
+        a = np.asarray(images)
+        s = self.config.size
+        if a.ndim != 4 or a.shape[1] != 3 or a.shape[2:] != (s, s) or a.dtype != np.uint8:
+            raise fail(what, f"uint8 images of shape (n, 3, {s}, {s})", f"{a.dtype} {a.shape}",
+                       f"Load the images at size {s} (the configuration's image size).")
+        if len(a) == 0:
+            raise fail(what, "at least one image", "none", "Pass some images.")
+        return to_unit(a).to(self.device)
+
+    def _masks(self, masks: np.ndarray, n: int, what: str = "masks") -> torch.Tensor:
+        m = np.asarray(masks)
+        s = self.config.size
+        if m.shape != (n, s, s):
+            raise fail(what, f"shape ({n}, {s}, {s})", repr(m.shape), "Give one mask per image at the image size.")
+        return torch.as_tensor(m > 0, dtype=torch.float32, device=self.device)[:, None]
+
+    def _kind_index(self, kinds, n: int) -> torch.Tensor:
+        kinds = list(kinds)
+        if len(kinds) != n:
+            raise fail("kinds", f"{n} anomaly-type names", f"{len(kinds)}", "Give one type per image.")
+        return torch.as_tensor([self.kinds.index(k) for k in kinds], device=self.device)
+
+    def _generator(self, offset: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.seed * 1000 + offset)
+
+    def _train(self, params, loss_fn, steps: int, lr: float, stage: str, offset: int) -> None:
+        import time
+
+        params = list(params)
+        opt = torch.optim.Adam(params, lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
+        gen = self._generator(offset)
+        losses = []
+        t0 = time.perf_counter()
+        for _ in tqdm(range(steps), desc=stage, disable=not self.verbose, leave=False):
+            loss = loss_fn(gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        self.history[stage] = losses
+        self.timings[stage] = time.perf_counter() - t0
+
+    def _noised(self, x0: torch.Tensor, gen: torch.Generator, sched):
+        t = torch.randint(0, self.config.train_timesteps, (x0.shape[0],), generator=gen, device=self.device)
+        noise = torch.randn(x0.shape, generator=gen, device=self.device)
+        return sched.add_noise(x0, noise, t), t, noise
+
+    def _require(self, *parts: str) -> None:
+        missing = [p for p in parts if getattr(self, p) is None]
+        if missing:
+            steps = {"prior": "fit_prior (diffad imagegen train-prior)", "conditioner": "fit_anomaly (diffad imagegen train-anomaly)",
+                     "mask_model": "fit_masks (diffad imagegen train-anomaly)"}
+            raise RuntimeError("not fitted yet: run " + ", then ".join(steps[p] for p in missing))
+
+    # ------------------------------------------------------------------ stage 1: prior
+    def fit_prior(self, normal: np.ndarray) -> AnomalyDiffusion:
+        """Train the conditional UNet on defect-free images (uint8, (n, 3, H, W))."""
+        cfg = self.config
+        x = self._images(normal, "normal images")
+        torch.manual_seed(self.seed)
+        self.prior = build_prior(cfg).to(self.device)
+        self.normal_tokens = torch.nn.Parameter(torch.randn(cfg.n_normal_tokens, cfg.cross_dim, device=self.device) * 0.02)
+        sched = make_scheduler(cfg)
+        B = cfg.batch_size
+
+        def loss_fn(gen):
+            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            xt, t, noise = self._noised(dihedral(x[idx], k), gen, sched)
+            cond = self.normal_tokens.expand(B, -1, -1)
+            return torch.nn.functional.mse_loss(self.prior(xt, t, cond).sample, noise)
+
+        self.prior.train()
+        self._train(list(self.prior.parameters()) + [self.normal_tokens], loss_fn, cfg.prior_steps, cfg.prior_lr, "prior", 1)
+        self.prior.eval().requires_grad_(False)
+        self.normal_tokens = self.normal_tokens.detach().requires_grad_(False)
+        self.conditioner = None  # a new prior invalidates embeddings learned on an old one
+        return self
+
+    # ------------------------------------------------------------------ stage 2: anomaly embeddings
+    def fit_anomaly(self, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
+        """Learn ``e_a`` per type and the mask encoder on the few defective images, prior frozen; the
+        loss is the epsilon MSE on mask pixels only."""
+        self._require("prior")
+        cfg = self.config
+        x = self._images(images, "defective images")
+        m = self._masks(masks, len(x))
+        if (m.flatten(1).sum(1) == 0).any():
+            raise fail("masks", "at least one defect pixel in every mask", "an empty mask", "Drop defect-free images from the few-shot set.")
+        self.kinds = sorted(set(kinds))
+        kind = self._kind_index(kinds, len(x))
+        torch.manual_seed(self.seed + 1)
+        self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.normal_tokens).to(self.device)
+        sched = make_scheduler(cfg)
+        B = cfg.batch_size
+
+        def loss_fn(gen):
+            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            xi, mi = dihedral(x[idx], k), dihedral(m[idx], k)
+            xt, t, noise = self._noised(xi, gen, sched)
+            pred = self.prior(xt, t, self.conditioner(kind[idx], mi)).sample
+            return (((pred - noise) ** 2) * mi).sum() / (mi.sum() * 3)
+
+        self.conditioner.train()
+        self._train(self.conditioner.parameters(), loss_fn, cfg.anomaly_steps, cfg.anomaly_lr, "anomaly", 2)
+        self.conditioner.eval().requires_grad_(False)
+        return self
+
+    # ------------------------------------------------------------------ stage 3: masks
+    def fit_masks(self, masks: np.ndarray, kinds) -> AnomalyDiffusion:
+        """Train the class-conditional mask diffusion model on the few masks, augmented with the eight
+        flips/rotations and random shifts."""
+        cfg = self.config
+        kinds = list(kinds)
+        if not self.kinds:
+            self.kinds = sorted(set(kinds))
+        unknown = sorted(set(kinds) - set(self.kinds))
+        if unknown:
+            raise fail("mask kinds", f"types among {self.kinds}", repr(unknown), "Fit the anomaly embeddings on the same types.")
+        m = self._masks(masks, len(kinds))
+        kind = self._kind_index(kinds, len(kinds))
+        torch.manual_seed(self.seed + 2)
+        self.mask_model = build_mask_model(cfg, len(self.kinds)).to(self.device)
+        sched = make_scheduler(cfg)
+        B = cfg.batch_size
+
+        def loss_fn(gen):
+            idx = torch.randint(0, len(m), (B,), generator=gen, device=self.device)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            mi = _shift_masks(dihedral(m[idx], k), gen) * 2 - 1
+            xt, t, noise = self._noised(mi, gen, sched)
+            return torch.nn.functional.mse_loss(self.mask_model(xt, t, class_labels=kind[idx]).sample, noise)
+
+        self.mask_model.train()
+        self._train(self.mask_model.parameters(), loss_fn, cfg.mask_steps, cfg.mask_lr, "masks", 3)
+        self.mask_model.eval().requires_grad_(False)
+        return self
+
+    def fit(self, normal: np.ndarray, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
+        """All three stages."""
+        return self.fit_prior(normal).fit_anomaly(images, masks, kinds).fit_masks(masks, kinds)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate_masks(self, kinds, *, seed: int = 0, max_tries: int = 20) -> np.ndarray:
+        """One new mask per entry of ``kinds`` (uint8 (n, H, W), 1 = defect), DDIM on the mask model;
+        empty draws are redrawn (at most ``max_tries`` rounds)."""
+        self._require("mask_model")
+        kinds = list(kinds)
+        n, s = len(kinds), self.config.size
+        label = self._kind_index(kinds, n)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        out = torch.zeros(n, 1, s, s, device=self.device)
+        todo = torch.arange(n, device=self.device)
+        sched = make_scheduler(self.config, "ddim")
+        for _ in range(max_tries):
+            x = torch.randn((len(todo), 1, s, s), generator=gen, device=self.device)
+            sched.set_timesteps(self.config.sample_steps)
+            for t in sched.timesteps:
+                eps = self.mask_model(x, t, class_labels=label[todo]).sample
+                x = sched.step(eps, t, x, eta=0.0).prev_sample
+            m = (x > 0).float()
+            out[todo] = m
+            todo = todo[m.flatten(1).sum(1) == 0]
+            if len(todo) == 0:
+                return out[:, 0].to(torch.uint8).cpu().numpy()
+        raise RuntimeError(f"the mask model drew empty masks {max_tries} times for {len(todo)} of {n} requests; train it longer (mask_steps)")
+
+    @torch.no_grad()
+    def generate(self, normal: np.ndarray, n: int, *, kinds=None, masks: np.ndarray | None = None, seed: int = 0,
+                 reweight: bool = True, batch_size: int = 64) -> dict:
+        """Generate ``n`` anomalous images from the normal images ``normal``.
+
+        ``kinds``: the type of each sample (default: the fitted types in turn); ``masks``: given masks
+        instead of drawn ones. Returns a dict with ``images`` (uint8 (n, 3, H, W)), ``masks`` (uint8
+        (n, H, W)), ``kinds`` and ``normal_index`` (which normal image each sample edits).
+        """
+        self._require("prior", "conditioner")
+        if n < 1:
+            raise fail("n", "a positive number of images", repr(n), "Ask for at least one image.")
+        kinds = [self.kinds[i % len(self.kinds)] for i in range(n)] if kinds is None else list(kinds)
+        label = self._kind_index(kinds, n)
+        if masks is None:
+            masks = self.generate_masks(kinds, seed=seed + 1)
+        m_all = self._masks(masks, n)
+        y_all = self._images(normal, "normal images")
+        rng = np.random.default_rng(seed)
+        pick = rng.integers(0, len(y_all), size=n)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        state = ReweightState(tokens=self.conditioner.anomaly_slice, image_shape=(self.config.size,) * 2)
+        install_reweighting(self.prior, state)
+        sched = make_scheduler(self.config, "ddim")
+        out = []
+        try:
+            for lo in tqdm(range(0, n, batch_size), desc="generate", disable=not self.verbose, leave=False):
+                sl = slice(lo, min(lo + batch_size, n))
+                out.append(self._sample(y_all[pick[sl]], m_all[sl], label[sl], state, sched, gen, reweight))
+        finally:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            self.prior.set_attn_processor(AttnProcessor2_0())
+        return {"images": to_uint8(torch.cat(out)), "masks": (np.asarray(masks) > 0).astype(np.uint8),
+                "kinds": kinds, "normal_index": pick}
+
+    def _sample(self, y, m, label, state: ReweightState, sched, gen, reweight: bool) -> torch.Tensor:
+        cond = self.conditioner(label, m)
+        sched.set_timesteps(self.config.sample_steps)
+        steps = list(sched.timesteps)
+        x = torch.randn(y.shape, generator=gen, device=self.device)
+        x0 = None
+        for i, t in enumerate(steps):
+            state.weights = attention_weights(y, x0, m) if reweight else None
+            eps = self.prior(x, t, cond).sample
+            step = sched.step(eps, t, x, eta=0.0)
+            x, x0 = step.prev_sample, step.pred_original_sample
+            if i + 1 < len(steps):
+                noise = torch.randn(y.shape, generator=gen, device=self.device)
+                known = sched.add_noise(y, noise, steps[i + 1].reshape(1))
+            else:
+                known = y
+            x = m * x + (1 - m) * known
+        state.weights = None
+        return x
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted parts to folder ``path`` (``config.json``, ``history.json`` and one
+        ``*.pt`` state dict per fitted stage)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"format": "diffad-imagegen", "version": 1, "config": self.config.to_dict(), "seed": self.seed,
+                "kinds": self.kinds, "timings": self.timings}
+        if self.prior is not None:
+            torch.save({"unet": self.prior.state_dict(), "normal_tokens": self.normal_tokens.cpu()}, path / "prior.pt")
+        if self.conditioner is not None:
+            torch.save(self.conditioner.state_dict(), path / "anomaly.pt")
+        if self.mask_model is not None:
+            torch.save(self.mask_model.state_dict(), path / "masks.pt")
+        atomic_write_text(path / "history.json", json.dumps(self.history))
+        atomic_write_text(path / "config.json", json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None, verbose: bool = False) -> AnomalyDiffusion:
+        """Read a folder written by :meth:`save`."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: no config.json; train a model first (diffad imagegen train-prior)")
+        meta = json.loads((path / "config.json").read_text())
+        if meta.get("format") != "diffad-imagegen":
+            raise ValueError(f"{path}: not a diffad image-generator folder")
+        self = cls(ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose)
+        self.kinds = list(meta["kinds"])
+        self.timings = meta.get("timings", {})
+        if (path / "history.json").is_file():
+            self.history = json.loads((path / "history.json").read_text())
+
+        def read(name):
+            return torch.load(path / name, map_location=self.device, weights_only=True)
+
+        if (path / "prior.pt").is_file():
+            st = read("prior.pt")
+            self.prior = build_prior(self.config).to(self.device)
+            self.prior.load_state_dict(st["unet"])
+            self.prior.eval().requires_grad_(False)
+            self.normal_tokens = st["normal_tokens"].to(self.device)
+        if (path / "anomaly.pt").is_file():
+            st = read("anomaly.pt")
+            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), st["normal_tokens"]).to(self.device)
+            self.conditioner.load_state_dict(st)
+            self.conditioner.eval().requires_grad_(False)
+        if (path / "masks.pt").is_file():
+            self.mask_model = build_mask_model(self.config, len(self.kinds)).to(self.device)
+            self.mask_model.load_state_dict(read("masks.pt"))
+            self.mask_model.eval().requires_grad_(False)
+        return self
+
+    @property
+    def n_parameters(self) -> dict[str, int]:
+        parts = {"prior": self.prior, "anomaly": self.conditioner, "masks": self.mask_model}
+        return {k: sum(p.numel() for p in v.parameters()) for k, v in parts.items() if v is not None}

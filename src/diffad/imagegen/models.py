@@ -1,0 +1,184 @@
+"""Networks of the image generator: the diffusion prior, the anomaly conditioner, the mask model and
+the downstream segmenter. The prior and the mask model are diffusers UNets; the conditioner's mask
+encoder and the segmenter are small convolutional networks written here (nothing in diffusers is a
+plain encoder or a timestep-free segmentation U-Net)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from ..validation import fail
+
+__all__ = ["ImageGenConfig", "AnomalyConditioner", "Segmenter", "build_prior", "build_mask_model", "make_scheduler"]
+
+
+@dataclass
+class ImageGenConfig:
+    """Sizes and training budgets. The defaults are the CPU configuration measured in
+    docs/benchmarks.md (32 x 32 images, about 1.7 M prior parameters)."""
+
+    size: int = 32
+    prior_channels: tuple[int, ...] = (32, 64, 64)
+    mask_channels: tuple[int, ...] = (16, 32, 32)
+    cross_dim: int = 64
+    head_dim: int = 8
+    n_normal_tokens: int = 2
+    n_anomaly_tokens: int = 4
+    train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prior_steps: int = 1500
+    anomaly_steps: int = 600
+    mask_steps: int = 1500
+    batch_size: int = 32
+    prior_lr: float = 1e-3
+    anomaly_lr: float = 5e-3
+    mask_lr: float = 1e-3
+    sample_steps: int = 25
+
+    def __post_init__(self):
+        self.prior_channels = tuple(int(c) for c in self.prior_channels)
+        self.mask_channels = tuple(int(c) for c in self.mask_channels)
+        down = 2 ** (len(self.prior_channels) - 1)
+        if self.size < 8 or self.size % max(down, 8):
+            raise fail("image size", f"a multiple of {max(down, 8)} (>= 8)", repr(self.size),
+                       "The UNets halve the resolution at every level; pick e.g. 16, 32 or 64.")
+        if self.cross_dim % self.head_dim:
+            raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
+        for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps"):
+            if int(getattr(self, name)) < 1:
+                raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ImageGenConfig:
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - valid)
+        if unknown:
+            raise fail("image generator settings", f"keys among {sorted(valid)}", repr(unknown), "Remove or rename them.")
+        return cls(**d)
+
+    @classmethod
+    def tiny(cls, size: int = 16) -> ImageGenConfig:
+        """A few-second configuration for tests."""
+        return cls(size=size, prior_channels=(16, 32), mask_channels=(8, 16), cross_dim=16, head_dim=8,
+                   prior_steps=4, anomaly_steps=4, mask_steps=4, batch_size=4, sample_steps=3)
+
+    @property
+    def grid(self) -> int:
+        """Side of the spatial-embedding grid: one token per 8 x 8 pixel cell."""
+        return self.size // 8
+
+
+def build_prior(cfg: ImageGenConfig):
+    """Conditional UNet (diffusers ``UNet2DConditionModel``): plain ResNet blocks at full resolution,
+    cross-attention transformer blocks at every lower resolution."""
+    from diffusers import UNet2DConditionModel
+
+    n = len(cfg.prior_channels)
+    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
+    up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
+    return UNet2DConditionModel(
+        sample_size=cfg.size, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=cfg.prior_channels, down_block_types=down, up_block_types=up,
+        cross_attention_dim=cfg.cross_dim, attention_head_dim=cfg.head_dim,
+        norm_num_groups=min(8, cfg.prior_channels[0]),
+    )
+
+
+def build_mask_model(cfg: ImageGenConfig, n_kinds: int):
+    """Class-conditional UNet (diffusers ``UNet2DModel``) over one-channel masks, one class per
+    anomaly type."""
+    from diffusers import UNet2DModel
+
+    n = len(cfg.mask_channels)
+    return UNet2DModel(
+        sample_size=cfg.size, in_channels=1, out_channels=1, layers_per_block=1,
+        block_out_channels=cfg.mask_channels, down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n, num_class_embeds=n_kinds, norm_num_groups=min(8, cfg.mask_channels[0]),
+    )
+
+
+def make_scheduler(cfg: ImageGenConfig, kind: str = "ddpm"):
+    """The training (DDPM) or sampling (DDIM) scheduler of diffusers on the configured noise schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    if kind == "ddim":
+        return DDIMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
+                             clip_sample=True, set_alpha_to_one=True)
+    return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=True)
+
+
+class AnomalyConditioner(nn.Module):
+    """The cross-attention condition ``[e_n, e_a, e_s]``.
+
+    ``e_n``: the prior's learned normal tokens (copied in, frozen); ``e_a``: ``n_anomaly_tokens``
+    learned anomaly-embedding tokens per anomaly type (textual-inversion style); ``e_s``: the spatial
+    embedding, one token per 8 x 8 cell of the mask, from a three-layer strided CNN plus a learned
+    position embedding (the paper uses ResNet-50 + FPN features of the mask).
+    """
+
+    def __init__(self, cfg: ImageGenConfig, n_kinds: int, normal_tokens: torch.Tensor):
+        super().__init__()
+        d = cfg.cross_dim
+        self.register_buffer("normal_tokens", normal_tokens.detach().clone())
+        self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(32, d, 3, stride=2, padding=1),
+        )
+        self.position = nn.Parameter(torch.randn(cfg.grid * cfg.grid, d) * 0.02)
+        self.n_normal = normal_tokens.shape[0]
+        self.n_anomaly = cfg.n_anomaly_tokens
+
+    @property
+    def anomaly_slice(self) -> slice:
+        """Positions of the anomaly tokens (``e_a`` and ``e_s``) in the condition."""
+        return slice(self.n_normal, self.n_normal + self.n_anomaly + self.position.shape[0])
+
+    def forward(self, kind: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``kind`` (B,) type indices, ``mask`` (B, 1, H, W) in {0, 1} -> condition (B, T, d)."""
+        spatial = self.encoder(mask * 2 - 1).flatten(2).transpose(1, 2) + self.position
+        normal = self.normal_tokens.expand(mask.shape[0], -1, -1)
+        return torch.cat([normal, self.anomaly[kind], spatial], dim=1)
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.SiLU(),
+            nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.SiLU(),
+        )
+
+
+class Segmenter(nn.Module):
+    """A small U-Net (two poolings) that maps an image (B, 3, H, W) to defect logits (B, 1, H, W):
+    the downstream inspection model of the evaluation."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = width
+        self.e1, self.e2, self.e3 = _ConvBlock(3, w), _ConvBlock(w, 2 * w), _ConvBlock(2 * w, 4 * w)
+        self.u2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)
+        self.d2 = _ConvBlock(4 * w, 2 * w)
+        self.u1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
+        self.d1 = _ConvBlock(2 * w, w)
+        self.head = nn.Conv2d(w, 1, 1)
+        self.pool = nn.MaxPool2d(2)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Bottleneck features (B, 4 * width, H / 4, W / 4)."""
+        return self.e3(self.pool(self.e2(self.pool(self.e1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.e1(x)
+        b = self.e2(self.pool(a))
+        c = self.e3(self.pool(b))
+        y = self.d2(torch.cat([self.u2(c), b], dim=1))
+        y = self.d1(torch.cat([self.u1(y), a], dim=1))
+        return self.head(y)

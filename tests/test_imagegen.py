@@ -1,0 +1,242 @@
+"""Few-shot anomaly image generation: data, attention re-weighting, blending, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers", reason='diffad.imagegen needs the image extra: pip install "diffad[image]"')
+
+from diffad.data import load_images  # noqa: E402
+from diffad.data.synthetic import IMAGE_DEFECT_KINDS, make_defect_images  # noqa: E402
+from diffad.exceptions import DataValidationError  # noqa: E402
+from diffad.imagegen import (  # noqa: E402
+    AnomalyDiffusion,
+    ImageGenConfig,
+    ReweightState,
+    attention_weights,
+    install_reweighting,
+)
+from diffad.imagegen.data import few_shot_split  # noqa: E402
+from diffad.imagegen.evaluate import crop_paste, mask_fill, nearest_mask_iou, pixel_metrics  # noqa: E402
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def split():
+    return few_shot_split(make_defect_images(n_normal=24, n_per_kind=4, size=SIZE, n_good_test=2, seed=3))
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE), seed=0)
+    return gen.fit(split.normal, split.train_images, split.train_masks, split.train_kinds)
+
+
+# ------------------------------------------------------------------------------------------- data
+def test_defect_images_are_deterministic_and_labelled():
+    a = make_defect_images(n_normal=5, n_per_kind=3, size=24, n_good_test=2, seed=1)
+    b = make_defect_images(n_normal=5, n_per_kind=3, size=24, n_good_test=2, seed=1)
+    c = make_defect_images(n_normal=5, n_per_kind=3, size=24, n_good_test=2, seed=2)
+    assert np.array_equal(a.test, b.test) and np.array_equal(a.test_masks, b.test_masks)
+    assert not np.array_equal(a.test, c.test)
+    assert a.train.shape == (5, 3, 24, 24) and a.train.dtype == np.uint8
+    assert a.test_kinds == tuple(k for k in IMAGE_DEFECT_KINDS for _ in range(3)) + ("good", "good")
+    for i, kind in enumerate(a.test_kinds):
+        ids = set(np.unique(a.test_masks[i])) - {0}
+        assert ids == ({IMAGE_DEFECT_KINDS.index(kind) + 1} if kind != "good" else set())
+        if kind != "good":  # the defect changes the pixels under its mask
+            assert a.test_masks[i].any()
+
+
+def test_defect_images_bad_input():
+    with pytest.raises(DataValidationError, match="defect kind"):
+        make_defect_images(kinds=("dent",))
+    with pytest.raises(DataValidationError, match="size"):
+        make_defect_images(size=4)
+
+
+def test_synth_image_set_is_registered():
+    s = load_images("SYNTH-IMG/4", size=(16, 16))
+    assert s.name == "SYNTH-IMG/4" and s.train.shape[1:] == (3, 16, 16)
+    with pytest.raises(DataValidationError, match="SYNTH-IMG"):
+        load_images("SYNTH-IMG/x")
+
+
+def test_few_shot_split_takes_a_third_of_each_type(split):
+    assert split.kinds == sorted(IMAGE_DEFECT_KINDS)
+    assert all(split.train_kinds.count(k) == 2 for k in IMAGE_DEFECT_KINDS)  # ceil(4 / 3)
+    assert all(split.test_kinds.count(k) == 2 for k in IMAGE_DEFECT_KINDS)
+    assert split.test_kinds.count("good") == 2
+    assert set(np.unique(split.train_masks)) == {0, 1}
+    one = make_defect_images(n_normal=3, n_per_kind=1, size=SIZE, seed=0)
+    with pytest.raises(DataValidationError, match="at least two images"):
+        few_shot_split(one)
+
+
+# -------------------------------------------------------------------------------------- attention
+def test_attention_weights_average_one_inside_and_zero_outside():
+    torch.manual_seed(0)
+    y = torch.zeros(2, 3, 8, 8)
+    x0 = torch.zeros(2, 3, 8, 8)
+    x0[:, :, 2, 2] = 1.0  # already changed: less weight there than at unchanged mask pixels
+    m = torch.zeros(2, 1, 8, 8)
+    m[:, :, 1:5, 1:5] = 1
+    w = attention_weights(y, x0, m)
+    assert torch.all(w[m == 0] == 0)
+    assert torch.allclose(w.sum((1, 2, 3)), m.sum((1, 2, 3)))
+    assert torch.all(w[:, 0, 2, 2] < w[:, 0, 3, 3]) and torch.all(w[:, 0, 3, 3] > 1)
+    assert torch.equal(attention_weights(y, None, m), m)
+
+
+def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
+    state = ReweightState(tokens=fitted.conditioner.anomaly_slice, image_shape=(SIZE, SIZE), record=True)
+    install_reweighting(fitted.prior, state)
+    m = torch.as_tensor(split.train_masks[:2], dtype=torch.float32)[:, None]
+    state.weights = m * 3.0
+    kind = torch.tensor([0, 1])
+    cond = fitted.conditioner(kind, m)
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fitted.prior(x, torch.tensor(10), cond)
+    assert state.maps, "no cross-attention layer used the re-weighting processor"
+    anomaly = fitted.conditioner.anomaly_slice
+    for before, after in state.maps:
+        others = [i for i in range(before.shape[-1]) if not anomaly.start <= i < anomaly.stop]
+        assert torch.equal(before[..., others], after[..., others])
+        assert not torch.allclose(before[..., anomaly], after[..., anomaly])
+    # with no weights the processor is plain attention: same output as diffusers' default processor
+    state.weights, state.record = None, False
+    with torch.no_grad():
+        ours = fitted.prior(x, torch.tensor(10), cond).sample
+        from diffusers.models.attention_processor import AttnProcessor
+
+        fitted.prior.set_attn_processor(AttnProcessor())
+        ref = fitted.prior(x, torch.tensor(10), cond).sample
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------- generator
+def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp_path):
+    out = fitted.generate(split.normal, 6, seed=5)
+    assert out["images"].shape == (6, 3, SIZE, SIZE) and out["masks"].shape == (6, SIZE, SIZE)
+    assert out["kinds"] == [fitted.kinds[i % 4] for i in range(6)]
+    assert all(m.any() for m in out["masks"])
+    outside = ~out["masks"].astype(bool)[:, None].repeat(3, axis=1)
+    assert np.array_equal(out["images"][outside], split.normal[out["normal_index"]][outside])
+    again = fitted.generate(split.normal, 6, seed=5)
+    assert np.array_equal(out["images"], again["images"]) and np.array_equal(out["masks"], again["masks"])
+    other = fitted.generate(split.normal, 6, seed=6)
+    assert not np.array_equal(out["images"], other["images"])
+    off = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], reweight=False)
+    assert not np.array_equal(off["images"], out["images"])  # the switch is live
+    fitted.save(tmp_path / "m")
+    loaded = AnomalyDiffusion.load(tmp_path / "m")
+    assert np.array_equal(loaded.generate(split.normal, 6, seed=5)["images"], out["images"])
+
+
+def test_fit_anomaly_keeps_the_prior_frozen(split):
+    gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE), seed=1).fit_prior(split.normal)
+    before = {k: v.clone() for k, v in gen.prior.state_dict().items()}
+    gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
+    assert all(torch.equal(before[k], v) for k, v in gen.prior.state_dict().items())
+    assert not any(p.requires_grad for p in gen.prior.parameters())
+    assert gen.history["anomaly"] and len(gen.history["anomaly"]) == gen.config.anomaly_steps
+
+
+def test_generator_bad_input(split):
+    gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE))
+    with pytest.raises(RuntimeError, match="fit_prior"):
+        gen.generate(split.normal, 2)
+    with pytest.raises(DataValidationError, match="uint8 images of shape"):
+        gen.fit_prior(split.normal[:, :, :8])
+    with pytest.raises(DataValidationError, match="image size"):
+        ImageGenConfig(size=20)
+    with pytest.raises(DataValidationError, match="keys among"):
+        ImageGenConfig.from_dict({"sise": 16})
+
+
+# -------------------------------------------------------------------------------------- evaluation
+def test_nearest_mask_iou_sees_through_flips_and_shifts():
+    train = np.zeros((1, 16, 16), np.uint8)
+    train[0, 2:5, 2:9] = 1  # a 3 x 7 bar
+    moved = np.zeros((2, 16, 16), np.uint8)
+    moved[0, 6:13, 10:13] = 1  # the same bar, rotated and shifted: a copy
+    moved[1, 4:8, 4:8] = 1  # a 4 x 4 square: overlaps 3 x 4 at best
+    iou = nearest_mask_iou(moved, train)
+    assert iou[0] == pytest.approx(1.0)
+    assert iou[1] == pytest.approx(12 / (21 + 16 - 12))
+
+
+def test_crop_paste_moves_real_defects_onto_normal_images(split):
+    pairs = crop_paste(split, 10, seed=0)
+    assert pairs["images"].shape == (10, 3, SIZE, SIZE)
+    assert all(m.sum() in {int(t.sum()) for t in split.train_masks} for m in pairs["masks"])  # whole defects
+    assert set(pairs["kinds"]) <= set(split.train_kinds)
+
+
+def test_mask_fill_and_pixel_metrics():
+    normal = np.zeros((1, 3, 4, 4), np.uint8)
+    img = normal.copy()
+    img[0, :, 0, :2] = 200
+    mask = np.zeros((1, 4, 4), np.uint8)
+    mask[0, 0, :4] = 1
+    assert mask_fill(img, normal, mask)[0] == pytest.approx(0.5)
+    r = pixel_metrics(mask.astype(float), mask)
+    assert r["pixel_AUROC"] == 1.0 and r["pixel_AP"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_cli_train_generate_evaluate(tmp_path):
+    from typer.testing import CliRunner
+
+    from diffad.cli import app
+
+    model = tmp_path / "m"
+    tiny = ["--set", "prior_channels=[16,32]", "--set", "mask_channels=[8,16]", "--set", "cross_dim=16", "--set", "prior_steps=3",
+            "--set", "batch_size=4", "--set", "sample_steps=2"]
+    run = CliRunner().invoke
+    r = run(app, ["imagegen", "train-prior", "--model", str(model), "--size", "16", "--quiet", *tiny])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["imagegen", "generate", "--model", str(model), "--quiet"])
+    assert r.exit_code == 2 and "fit_anomaly" in r.output
+    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--set", "anomaly_steps=2", "--set", "mask_steps=2"])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["imagegen", "generate", "--model", str(model), "--n", "4", "--kind", "hole", "--quiet"])
+    assert r.exit_code == 0, r.output
+    pairs = np.load(model / "generated" / "pairs.npz")
+    assert pairs["images"].shape == (4, 3, 16, 16) and list(pairs["kinds"]) == ["hole"] * 4
+    assert (model / "generated" / "grid.png").stat().st_size > 0
+    r = run(app, ["imagegen", "evaluate", "--model", str(model), "--n-per-kind", "2", "--seeds", "0", "--seg-steps", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((model / "evaluation" / "evaluation.json").read_text())
+    assert set(res["downstream"]) == {"none (normal images only)", "real few-shot only", "crop-and-paste", "generated",
+                                      "generated, no re-weighting"}
+    assert 0 <= res["nearest_mask_iou"]["mean"] <= 1
+
+
+@pytest.mark.data
+def test_tire_few_shot_split(shared_data):
+    s = few_shot_split(load_images("MVTec3D/tire", shared_data, size=(32, 32)))
+    assert s.normal.shape == (10, 3, 32, 32)
+    assert {k: s.train_kinds.count(k) for k in s.kinds} == {"combined": 1, "contamination": 1, "cut": 1, "hole": 1}
+    assert s.test_kinds.count("good") == 2 and len(s.test_kinds) == 10
+
+
+@pytest.mark.data
+def test_tire_crops_keep_the_defects(shared_data):
+    from diffad.imagegen.data import crop_image_set
+
+    full = load_images("MVTec3D/tire", shared_data)
+    a = crop_image_set(full, 128, 32, normals_per_image=3, good_per_image=2, seed=0)
+    b = crop_image_set(full, 128, 32, normals_per_image=3, good_per_image=2, seed=0)
+    assert np.array_equal(a.test, b.test)
+    assert a.train.shape == (30, 3, 32, 32) and a.test.shape == (12 + 4, 3, 32, 32)
+    defective = np.asarray(a.test_kinds) != "good"
+    assert all(m.any() for m in a.test_masks[defective]) and not a.test_masks[~defective].any()
+    with pytest.raises(DataValidationError, match="crop"):
+        crop_image_set(full, 16, 32)
