@@ -31,10 +31,17 @@ def split():
     return few_shot_split(make_defect_images(n_normal=24, n_per_kind=4, size=SIZE, n_good_test=2, seed=3))
 
 
+def _accept_any_mask(gen: AnomalyDiffusion) -> None:
+    """A few-step mask model draws noise; widen the area check so that the plumbing can be tested."""
+    gen.mask_areas = {k: (1.0, float(SIZE * SIZE)) for k in gen.kinds}
+
+
 @pytest.fixture(scope="module")
 def fitted(split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE), seed=0)
-    return gen.fit(split.normal, split.train_images, split.train_masks, split.train_kinds)
+    gen.fit(split.normal, split.train_images, split.train_masks, split.train_kinds)
+    _accept_any_mask(gen)
+    return gen
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -136,7 +143,24 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
     assert not np.array_equal(off["images"], out["images"])  # the switch is live
     fitted.save(tmp_path / "m")
     loaded = AnomalyDiffusion.load(tmp_path / "m")
+    assert loaded.mask_areas == fitted.mask_areas
     assert np.array_equal(loaded.generate(split.normal, 6, seed=5)["images"], out["images"])
+
+
+def test_mask_support_check(fitted, split):
+    gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE)).fit_masks(split.train_masks, split.train_kinds)
+    areas = split.train_masks.reshape(len(split.train_masks), -1).sum(1)
+    hole = [a for a, k in zip(areas, split.train_kinds, strict=True) if k == "hole"]
+    assert gen.mask_areas["hole"] == (min(hole), max(hole))
+    m = np.zeros((SIZE, SIZE), np.uint8)
+    assert gen._clean_mask(m, "hole") is None  # empty
+    m[2:2 + 4, 2:2 + 4] = 1  # a 16-pixel blob ...
+    m[12, 12] = 1  # ... and a speck
+    gen.mask_areas["hole"] = (8.0, 20.0)
+    clean = gen._clean_mask(m, "hole")
+    assert clean.sum() == 16 and clean[12, 12] == 0
+    gen.mask_areas["hole"] = (40.0, 60.0)
+    assert gen._clean_mask(m, "hole") is None  # too small for the type
 
 
 def test_fit_anomaly_keeps_the_prior_frozen(split):
@@ -206,6 +230,9 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert r.exit_code == 2 and "fit_anomaly" in r.output
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--set", "anomaly_steps=2", "--set", "mask_steps=2"])
     assert r.exit_code == 0, r.output
+    meta = json.loads((model / "config.json").read_text())  # a two-step mask model draws noise: accept any area
+    meta["mask_areas"] = {k: [1, 256] for k in meta["kinds"]}
+    (model / "config.json").write_text(json.dumps(meta))
     r = run(app, ["imagegen", "generate", "--model", str(model), "--n", "4", "--kind", "hole", "--quiet"])
     assert r.exit_code == 0, r.output
     pairs = np.load(model / "generated" / "pairs.npz")

@@ -4,7 +4,8 @@ latent diffusion model.
 Three stages, each a method of :class:`AnomalyDiffusion`:
 
 1. ``fit_prior(normal)``: a conditional UNet learns the normal images (epsilon-prediction DDPM),
-   conditioned on a few learned "normal" tokens. It is frozen afterwards.
+   conditioned on learned "normal" tokens and on layout tokens describing each image coarsely (see
+   :class:`~diffad.imagegen.models.PriorCondition` for why). It is frozen afterwards.
 2. ``fit_anomaly(images, masks, kinds)``: per anomaly type, learned anomaly tokens ``e_a`` and a mask
    encoder producing spatial tokens ``e_s`` are trained with the diffusion loss restricted to the mask
    region, on the few defective images; the prior does not change.
@@ -33,7 +34,7 @@ from ..persistence import atomic_write_text
 from ..training import resolve_device
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
-from .models import AnomalyConditioner, ImageGenConfig, build_mask_model, build_prior, make_scheduler
+from .models import AnomalyConditioner, ImageGenConfig, PriorCondition, build_mask_model, build_prior, make_scheduler
 
 __all__ = ["AnomalyDiffusion", "to_unit", "to_uint8", "dihedral"]
 
@@ -89,10 +90,11 @@ class AnomalyDiffusion:
         self.verbose = verbose
         self.kinds: list[str] = []
         self.prior = None
-        self.normal_tokens: torch.Tensor | None = None
+        self.prior_condition: PriorCondition | None = None
         self.conditioner: AnomalyConditioner | None = None
         self.mask_model = None
         self.history: dict[str, list[float]] = {}
+        self.mask_areas: dict[str, tuple[float, float]] = {}
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -160,21 +162,23 @@ class AnomalyDiffusion:
         x = self._images(normal, "normal images")
         torch.manual_seed(self.seed)
         self.prior = build_prior(cfg).to(self.device)
-        self.normal_tokens = torch.nn.Parameter(torch.randn(cfg.n_normal_tokens, cfg.cross_dim, device=self.device) * 0.02)
+        self.prior_condition = PriorCondition(cfg).to(self.device)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
 
         def loss_fn(gen):
             idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
             k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
-            xt, t, noise = self._noised(dihedral(x[idx], k), gen, sched)
-            cond = self.normal_tokens.expand(B, -1, -1)
-            return torch.nn.functional.mse_loss(self.prior(xt, t, cond).sample, noise)
+            x0 = dihedral(x[idx], k)
+            keep = torch.rand(B, generator=gen, device=self.device) >= cfg.layout_dropout
+            xt, t, noise = self._noised(x0, gen, sched)
+            return torch.nn.functional.mse_loss(self.prior(xt, t, self.prior_condition(x0, keep)).sample, noise)
 
         self.prior.train()
-        self._train(list(self.prior.parameters()) + [self.normal_tokens], loss_fn, cfg.prior_steps, cfg.prior_lr, "prior", 1)
+        params = list(self.prior.parameters()) + list(self.prior_condition.parameters())
+        self._train(params, loss_fn, cfg.prior_steps, cfg.prior_lr, "prior", 1)
         self.prior.eval().requires_grad_(False)
-        self.normal_tokens = self.normal_tokens.detach().requires_grad_(False)
+        self.prior_condition.eval().requires_grad_(False)
         self.conditioner = None  # a new prior invalidates embeddings learned on an old one
         return self
 
@@ -191,7 +195,7 @@ class AnomalyDiffusion:
         self.kinds = sorted(set(kinds))
         kind = self._kind_index(kinds, len(x))
         torch.manual_seed(self.seed + 1)
-        self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.normal_tokens).to(self.device)
+        self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.prior_condition).to(self.device)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
 
@@ -221,6 +225,9 @@ class AnomalyDiffusion:
             raise fail("mask kinds", f"types among {self.kinds}", repr(unknown), "Fit the anomaly embeddings on the same types.")
         m = self._masks(masks, len(kinds))
         kind = self._kind_index(kinds, len(kinds))
+        areas = m.flatten(1).sum(1).cpu().numpy()
+        self.mask_areas = {k: (float(areas[kind.cpu().numpy() == i].min()), float(areas[kind.cpu().numpy() == i].max()))
+                           for i, k in enumerate(self.kinds) if (kind == i).any()}
         torch.manual_seed(self.seed + 2)
         self.mask_model = build_mask_model(cfg, len(self.kinds)).to(self.device)
         sched = make_scheduler(cfg)
@@ -243,30 +250,56 @@ class AnomalyDiffusion:
         return self.fit_prior(normal).fit_anomaly(images, masks, kinds).fit_masks(masks, kinds)
 
     # ------------------------------------------------------------------ sampling
+    def _clean_mask(self, m: np.ndarray, kind: str) -> np.ndarray | None:
+        """Drop specks (components under a quarter of the type's smallest training mask); None when the
+        rest is empty or its area is outside [0.5 x smallest, 2 x largest] training area of the type."""
+        from scipy import ndimage
+
+        lo, hi = self.mask_areas[kind]
+        lab, n = ndimage.label(m)
+        if n == 0:
+            return None
+        sizes = np.bincount(lab.ravel())[1:]
+        keep = np.flatnonzero(sizes >= max(1.0, lo / 4)) + 1
+        out = np.isin(lab, keep)
+        return out.astype(np.uint8) if 0.5 * lo <= out.sum() <= 2 * hi else None
+
     @torch.no_grad()
-    def generate_masks(self, kinds, *, seed: int = 0, max_tries: int = 20) -> np.ndarray:
-        """One new mask per entry of ``kinds`` (uint8 (n, H, W), 1 = defect), DDIM on the mask model;
-        empty draws are redrawn (at most ``max_tries`` rounds)."""
+    def generate_masks(self, kinds, *, seed: int = 0, max_tries: int = 50) -> np.ndarray:
+        """One new mask per entry of ``kinds`` (uint8 (n, H, W), 1 = defect).
+
+        Ancestral sampling (DDIM with eta = 1, ``mask_sample_steps`` steps) of the mask model, then a
+        support check: specks smaller than a quarter of the type's smallest training mask are dropped,
+        and draws whose area is below half the type's smallest or above twice its largest training
+        mask are redrawn (at most ``max_tries`` rounds). Deterministic eta = 0 sampling was measured to
+        give blurred, half-filled masks with this small model (docs/benchmarks.md)."""
         self._require("mask_model")
         kinds = list(kinds)
         n, s = len(kinds), self.config.size
         label = self._kind_index(kinds, n)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        out = torch.zeros(n, 1, s, s, device=self.device)
-        todo = torch.arange(n, device=self.device)
+        out = np.zeros((n, s, s), np.uint8)
+        todo = np.arange(n)
         sched = make_scheduler(self.config, "ddim")
         for _ in range(max_tries):
             x = torch.randn((len(todo), 1, s, s), generator=gen, device=self.device)
-            sched.set_timesteps(self.config.sample_steps)
+            sched.set_timesteps(self.config.mask_sample_steps)
             for t in sched.timesteps:
                 eps = self.mask_model(x, t, class_labels=label[todo]).sample
-                x = sched.step(eps, t, x, eta=0.0).prev_sample
-            m = (x > 0).float()
-            out[todo] = m
-            todo = todo[m.flatten(1).sum(1) == 0]
+                x = sched.step(eps, t, x, eta=1.0, generator=gen).prev_sample
+            drawn = (x[:, 0] > 0).cpu().numpy()
+            failed = []
+            for i, m in zip(todo, drawn, strict=True):
+                clean = self._clean_mask(m, kinds[i])
+                if clean is None:
+                    failed.append(i)
+                else:
+                    out[i] = clean
+            todo = np.asarray(failed, dtype=int)
             if len(todo) == 0:
-                return out[:, 0].to(torch.uint8).cpu().numpy()
-        raise RuntimeError(f"the mask model drew empty masks {max_tries} times for {len(todo)} of {n} requests; train it longer (mask_steps)")
+                return out
+        raise RuntimeError(f"the mask model drew no usable mask in {max_tries} rounds for {len(todo)} of {n} requests; "
+                           "train it longer (mask_steps)")
 
     @torch.no_grad()
     def generate(self, normal: np.ndarray, n: int, *, kinds=None, masks: np.ndarray | None = None, seed: int = 0,
@@ -331,9 +364,9 @@ class AnomalyDiffusion:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": "diffad-imagegen", "version": 1, "config": self.config.to_dict(), "seed": self.seed,
-                "kinds": self.kinds, "timings": self.timings}
+                "kinds": self.kinds, "mask_areas": self.mask_areas, "timings": self.timings}
         if self.prior is not None:
-            torch.save({"unet": self.prior.state_dict(), "normal_tokens": self.normal_tokens.cpu()}, path / "prior.pt")
+            torch.save({"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()}, path / "prior.pt")
         if self.conditioner is not None:
             torch.save(self.conditioner.state_dict(), path / "anomaly.pt")
         if self.mask_model is not None:
@@ -354,6 +387,7 @@ class AnomalyDiffusion:
         self = cls(ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose)
         self.kinds = list(meta["kinds"])
         self.timings = meta.get("timings", {})
+        self.mask_areas = {k: tuple(v) for k, v in meta.get("mask_areas", {}).items()}
         if (path / "history.json").is_file():
             self.history = json.loads((path / "history.json").read_text())
 
@@ -365,10 +399,12 @@ class AnomalyDiffusion:
             self.prior = build_prior(self.config).to(self.device)
             self.prior.load_state_dict(st["unet"])
             self.prior.eval().requires_grad_(False)
-            self.normal_tokens = st["normal_tokens"].to(self.device)
+            self.prior_condition = PriorCondition(self.config).to(self.device)
+            self.prior_condition.load_state_dict(st["condition"])
+            self.prior_condition.eval().requires_grad_(False)
         if (path / "anomaly.pt").is_file():
             st = read("anomaly.pt")
-            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), st["normal_tokens"]).to(self.device)
+            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), self.prior_condition).to(self.device)
             self.conditioner.load_state_dict(st)
             self.conditioner.eval().requires_grad_(False)
         if (path / "masks.pt").is_file():

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..validation import fail
 
-__all__ = ["ImageGenConfig", "AnomalyConditioner", "Segmenter", "build_prior", "build_mask_model", "make_scheduler"]
+__all__ = ["ImageGenConfig", "PriorCondition", "AnomalyConditioner", "Segmenter", "build_prior", "build_mask_model", "make_scheduler"]
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ImageGenConfig:
     head_dim: int = 8
     n_normal_tokens: int = 2
     n_anomaly_tokens: int = 4
+    layout_dropout: float = 0.3
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prior_steps: int = 1500
@@ -37,6 +39,7 @@ class ImageGenConfig:
     anomaly_lr: float = 5e-3
     mask_lr: float = 1e-3
     sample_steps: int = 25
+    mask_sample_steps: int = 50
 
     def __post_init__(self):
         self.prior_channels = tuple(int(c) for c in self.prior_channels)
@@ -47,7 +50,7 @@ class ImageGenConfig:
                        "The UNets halve the resolution at every level; pick e.g. 16, 32 or 64.")
         if self.cross_dim % self.head_dim:
             raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
-        for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps"):
+        for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps", "mask_sample_steps"):
             if int(getattr(self, name)) < 1:
                 raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
 
@@ -66,7 +69,7 @@ class ImageGenConfig:
     def tiny(cls, size: int = 16) -> ImageGenConfig:
         """A few-second configuration for tests."""
         return cls(size=size, prior_channels=(16, 32), mask_channels=(8, 16), cross_dim=16, head_dim=8,
-                   prior_steps=4, anomaly_steps=4, mask_steps=4, batch_size=4, sample_steps=3)
+                   prior_steps=4, anomaly_steps=4, mask_steps=4, batch_size=4, sample_steps=3, mask_sample_steps=3)
 
     @property
     def grid(self) -> int:
@@ -108,32 +111,72 @@ def make_scheduler(cfg: ImageGenConfig, kind: str = "ddpm"):
     from diffusers import DDIMScheduler, DDPMScheduler
 
     if kind == "ddim":
+        # "trailing" spacing starts the chain at the last training step (pure noise), where the
+        # default "leading" spacing starts it a stride earlier
         return DDIMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
-                             clip_sample=True, set_alpha_to_one=True)
+                             clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
     return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=True)
 
 
-class AnomalyConditioner(nn.Module):
-    """The cross-attention condition ``[e_n, e_a, e_s]``.
+class PriorCondition(nn.Module):
+    """The prior's cross-attention condition: ``n_normal_tokens`` learned "normal" tokens followed by
+    one *layout token* per 8 x 8 cell of the image, a linear map of the cell's channel means and
+    standard deviations plus a learned position embedding.
 
-    ``e_n``: the prior's learned normal tokens (copied in, frozen); ``e_a``: ``n_anomaly_tokens``
-    learned anomaly-embedding tokens per anomaly type (textual-inversion style); ``e_s``: the spatial
-    embedding, one token per 8 x 8 cell of the mask, from a three-layer strided CNN plus a learned
-    position embedding (the paper uses ResNet-50 + FPN features of the mask).
+    A pretrained latent diffusion model arrives with a cross-attention path that follows its text
+    condition, which is what lets a few learned tokens steer it. A prior trained here on normal
+    images with a constant condition would have no such path (its cross-attention would learn a
+    constant bias). Describing each training image by its own coarse layout gives the prior a
+    cross-attention path that places appearance where the tokens say; the anomaly stage then fills the
+    layout slots with the spatial embedding ``e_s`` and adds the anomaly tokens ``e_a``. With
+    probability ``layout_dropout`` the descriptors of a training image are zeroed (only the position
+    embedding is left), so the prior also generates without a layout.
     """
 
-    def __init__(self, cfg: ImageGenConfig, n_kinds: int, normal_tokens: torch.Tensor):
+    def __init__(self, cfg: ImageGenConfig):
         super().__init__()
         d = cfg.cross_dim
-        self.register_buffer("normal_tokens", normal_tokens.detach().clone())
+        self.normal = nn.Parameter(torch.randn(cfg.n_normal_tokens, d) * 0.02)
+        self.describe = nn.Linear(6, d)
+        self.position = nn.Parameter(torch.randn(cfg.grid * cfg.grid, d) * 0.02)
+
+    def layout(self, x0: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Layout tokens (B, grid^2, d) of clean images ``x0`` (B, 3, H, W); ``keep`` (B,) bool zeroes
+        the descriptors where False."""
+        mean = F.avg_pool2d(x0, 8)
+        std = (F.avg_pool2d(x0 * x0, 8) - mean * mean).clamp_min(0).sqrt()
+        desc = torch.cat([mean, std], dim=1).flatten(2).transpose(1, 2)  # (B, cells, 6)
+        if keep is not None:
+            desc = desc * keep.to(desc.dtype)[:, None, None]
+        return self.describe(desc) + self.position
+
+    def forward(self, x0: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        normal = self.normal.expand(x0.shape[0], -1, -1)
+        return torch.cat([normal, self.layout(x0, keep)], dim=1)
+
+
+class AnomalyConditioner(nn.Module):
+    """The anomaly condition ``[e_n, e_a, e_s]``.
+
+    ``e_n``: the prior's normal tokens (frozen); ``e_a``: ``n_anomaly_tokens`` learned
+    anomaly-embedding tokens per anomaly type (textual-inversion style); ``e_s``: the spatial
+    embedding, one token per 8 x 8 cell of the mask, from a three-layer strided CNN plus the prior's
+    (frozen) layout position embedding, so ``e_s`` takes the place of the layout tokens the prior was
+    trained with (the paper uses ResNet-50 + FPN features of the mask).
+    """
+
+    def __init__(self, cfg: ImageGenConfig, n_kinds: int, prior_condition: PriorCondition):
+        super().__init__()
+        d = cfg.cross_dim
+        self.register_buffer("normal_tokens", prior_condition.normal.detach().clone())
+        self.register_buffer("position", prior_condition.position.detach().clone())
         self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(32, d, 3, stride=2, padding=1),
         )
-        self.position = nn.Parameter(torch.randn(cfg.grid * cfg.grid, d) * 0.02)
-        self.n_normal = normal_tokens.shape[0]
+        self.n_normal = self.normal_tokens.shape[0]
         self.n_anomaly = cfg.n_anomaly_tokens
 
     @property
