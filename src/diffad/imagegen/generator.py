@@ -34,7 +34,14 @@ from ..persistence import atomic_write_text
 from ..training import resolve_device
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
-from .models import AnomalyConditioner, ImageGenConfig, PriorCondition, build_mask_model, build_prior, make_scheduler
+from .models import (
+    AnomalyConditioner,
+    ImageGenConfig,
+    PriorCondition,
+    build_mask_model,
+    build_prior,
+    make_scheduler,
+)
 
 __all__ = ["AnomalyDiffusion", "to_unit", "to_uint8", "dihedral"]
 
