@@ -100,6 +100,18 @@ def test_attention_weights_average_one_inside_and_zero_outside():
     assert torch.equal(attention_weights(y, None, m), m)
 
 
+def test_reweighting_keeps_the_weight_level_of_thin_masks_at_low_resolution():
+    from diffad.imagegen import ReweightAttnProcessor
+
+    m = torch.zeros(1, 1, 8, 8)
+    m[0, 0, 3, :] = 1  # a one-pixel line
+    state = ReweightState(tokens=slice(0, 1), weights=m.clone(), image_shape=(8, 8))
+    w = ReweightAttnProcessor(state)._layer_weights(16, batch=1, heads=2)  # a 4 x 4 layer
+    assert w.shape == (2, 16)
+    grid = w[0].view(4, 4)
+    assert torch.equal(grid[1], torch.ones(4)) and grid.sum() == 4  # the cells the line crosses keep weight 1
+
+
 def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
     state = ReweightState(tokens=fitted.conditioner.anomaly_slice, image_shape=(SIZE, SIZE), record=True)
     install_reweighting(fitted.prior, state)

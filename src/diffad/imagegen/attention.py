@@ -13,7 +13,8 @@ choices are ours and deliberate: the error enters with a minus sign (the formula
 ``Softmax(f_m(error))``, would favour the pixels that are *already* changed, the opposite of that aim),
 and the factor ``|m|`` (without it the weights are of order ``1 / |m|`` and multiplying attention maps by
 them switches the anomaly tokens off). The processor multiplies the cross-attention maps of the
-anomaly tokens by ``w_m`` (average-pooled to the layer's resolution) and leaves the maps of all other
+anomaly tokens by ``w_m`` (at lower resolutions: the mean of ``w_m`` over the mask pixels of each
+cell) and leaves the maps of all other
 tokens unchanged. With no weights set it computes plain attention.
 """
 
@@ -69,8 +70,11 @@ class ReweightAttnProcessor:
         weights = self.state.weights
         if weights.shape[0] != batch:
             raise ValueError(f"re-weighting map batch {weights.shape[0]} != attention batch {batch}")
-        pooled = F.adaptive_avg_pool2d(weights, (h, w)).flatten(1)  # (B, h*w)
-        return pooled.repeat_interleave(heads, dim=0)  # the (B * heads) layout of head_to_batch_dim
+        # mean weight over the mask pixels of each cell (0 for cells without any): plain average
+        # pooling would dilute thin masks (a one-pixel line covers a quarter of a 2 x 2 cell)
+        support = F.adaptive_avg_pool2d((weights > 0).to(weights.dtype), (h, w))
+        pooled = F.adaptive_avg_pool2d(weights, (h, w)) / support.clamp_min(1e-12)
+        return pooled.flatten(1).repeat_interleave(heads, dim=0)  # the (B * heads) layout of head_to_batch_dim
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         if hidden_states.ndim != 3 or attn.group_norm is not None or attn.spatial_norm is not None:

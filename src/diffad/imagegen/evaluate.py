@@ -193,8 +193,8 @@ def downstream(split: FewShotSplit, pairs: dict[str, dict | None], *, seeds=(0, 
             if extra is None:
                 imgs = msks = None
             else:
-                imgs = np.concatenate([split.train_images, extra["images"]]) if len(extra["images"]) else split.train_images
-                msks = np.concatenate([split.train_masks, extra["masks"]]) if len(extra["masks"]) else split.train_masks
+                imgs = np.concatenate([split.train_images, extra["images"]])
+                msks = np.concatenate([split.train_masks, extra["masks"]])
             net = train_segmenter(split.normal, imgs, msks, steps=steps, seed=seed, device=device, verbose=verbose)
             prob = segment(net, split.test_images, device)
             r = pixel_metrics(prob, split.test_masks)
@@ -227,7 +227,7 @@ def evaluate_generator(gen, split: FewShotSplit, *, n_per_kind: int = 64, seeds=
     t_gen = time.perf_counter() - t0
     off = gen.generate(split.normal, len(kinds), kinds=kinds, masks=on["masks"], seed=sample_seed, reweight=False)
     paste = crop_paste(split, len(kinds), seed=sample_seed)
-    sets = {"none (normal images only)": None, "real few-shot only": {"images": split.normal[:0], "masks": split.train_masks[:0]},
+    sets = {"none (normal images only)": None, "real few-shot only": {"images": split.train_images[:0], "masks": split.train_masks[:0]},
             "crop-and-paste": paste, "generated": on, "generated, no re-weighting": off}
     results: dict = {"n_generated": len(kinds), "generate_seconds": t_gen,
                      "generate_seconds_per_image": t_gen / len(kinds)}
