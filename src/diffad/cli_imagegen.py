@@ -23,8 +23,9 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
 def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    from .cli import _fail as fail  # the main CLI's error format and exit code
+
+    fail(exc)
 
 
 def _sets(items: list[str] | None) -> dict:
