@@ -45,6 +45,13 @@ __all__ = [
 ]
 
 
+def _dihedral_np(a: np.ndarray, k: int) -> np.ndarray:
+    """The dihedral transform ``k`` (0..7) of :func:`~diffad.imagegen.generator.dihedral` on the last
+    two axes of one numpy array."""
+    r = np.rot90(a, k % 4, axes=(-2, -1))
+    return r[..., ::-1] if k >= 4 else r
+
+
 def crop_paste(split: FewShotSplit, n: int, *, seed: int = 0) -> dict:
     """``n`` crop-and-paste pairs: a real few-shot defect (its masked pixels), flipped/rotated at
     random and shifted to a random position where it fits, pasted onto a random normal image."""
@@ -54,10 +61,7 @@ def crop_paste(split: FewShotSplit, n: int, *, seed: int = 0) -> dict:
     for _ in range(n):
         j = rng.integers(len(split.train_images))
         k = int(rng.integers(8))
-        src = np.rot90(split.train_images[j], k % 4, axes=(1, 2))
-        m = np.rot90(split.train_masks[j], k % 4)
-        if k >= 4:
-            src, m = src[:, :, ::-1], m[:, ::-1]
+        src, m = _dihedral_np(split.train_images[j], k), _dihedral_np(split.train_masks[j], k)
         ys, xs = np.nonzero(m)
         dy = rng.integers(-ys.min(), H - ys.max())
         dx = rng.integers(-xs.min(), W - xs.max())
@@ -116,14 +120,6 @@ def pixel_metrics(prob: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     return {"pixel_AUROC": float(roc_auc_score(y, p)), "pixel_AP": float(average_precision_score(y, p))}
 
 
-def _dihedral_np(m: np.ndarray) -> list[np.ndarray]:
-    out = []
-    for k in range(4):
-        r = np.rot90(m, k)
-        out += [r, r[:, ::-1]]
-    return out
-
-
 def nearest_mask_iou(generated: np.ndarray, train: np.ndarray) -> np.ndarray:
     """For each generated mask, the highest IoU with any training mask under any of the eight
     flips/rotations and any integer shift (intersections for all shifts at once by FFT
@@ -131,7 +127,7 @@ def nearest_mask_iou(generated: np.ndarray, train: np.ndarray) -> np.ndarray:
     gen = (np.asarray(generated) > 0).astype(np.float64)
     H, W = gen.shape[1:]
     shape = (2 * H, 2 * W)
-    refs = np.stack([d for m in (np.asarray(train) > 0).astype(np.float64) for d in _dihedral_np(m)])
+    refs = np.stack([_dihedral_np(m, k) for m in (np.asarray(train) > 0).astype(np.float64) for k in range(8)])
     fg = np.fft.rfft2(gen, shape)  # (n, ...)
     fr = np.fft.rfft2(refs[:, ::-1, ::-1], shape)  # flipped -> correlation
     area_g = gen.sum(axis=(1, 2))

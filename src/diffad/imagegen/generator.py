@@ -24,6 +24,7 @@ Images are uint8 arrays (n, 3, H, W) in and out; masks (n, H, W), nonzero = defe
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,6 @@ class AnomalyDiffusion:
         return torch.Generator(device=self.device).manual_seed(self.seed * 1000 + offset)
 
     def _train(self, params, loss_fn, steps: int, lr: float, stage: str, offset: int) -> None:
-        import time
-
         params = list(params)
         opt = torch.optim.Adam(params, lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
