@@ -115,3 +115,49 @@ def test_tabular_bench_end_to_end(tmp_path):
     bad.write_text('name = "b"\ndatasets = ["SYNTH-TAB/0"]\ntabular_protocol = "weak"\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')
     with pytest.raises(ConfigError, match="tabular_protocol"):
         load_config(bad)
+
+
+class _StepErrors:
+    """Stands in for a fitted ImDiffusion: step errors per channel-reduction rule, as the runner reads them."""
+
+    ensemble_steps = 1  # one step: the vote level cannot hide a poor r
+    error_reduce = "sum"
+
+    def __init__(self, errors):
+        self.errors = errors  # (R, n, K)
+        self.asked = []
+
+    def step_errors(self, X, reduce=None):
+        self.asked.append(reduce)
+        how = reduce or self.error_reduce
+        return self.errors.max(axis=2) if how == "max" else self.errors.sum(axis=2)
+
+
+def _fake_set(name):
+    import numpy as np
+
+    from diffad.data.loaders import Dataset
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = np.zeros(n, dtype=int)
+    y[1000:1010] = 1  # one 10-point event: 0.5 % of the points
+    errors = rng.random((1, n, 2))
+    errors[:, 1000:1010, 0] += 5.0  # visible to every step in channel 0
+    return Dataset(name, np.zeros((10, 2)), np.zeros((n, 2)), y), errors
+
+
+def test_paper_protocol_follows_the_published_rule_of_each_collection():
+    from diffad.bench.runner import PER_ENTITY_RATIOS, _paper_metrics
+
+    ds, errors = _fake_set("SMD/machine-x")
+    det = _StepErrors(errors)
+    out = _paper_metrics(det, ds, errors.max(axis=(0, 2)), 100, 0.02)
+    assert det.asked == ["max"] and out["reduce"] == "max"  # SMD: max over channels
+    assert out["r"] in PER_ENTITY_RATIOS and out["r"] < 0.02  # chosen per entity: a small r drops false alarms
+    assert out["PA-F1"] == pytest.approx(1.0)
+    fixed = _paper_metrics(_StepErrors(errors), _fake_set("SMAP/A-1")[0], errors.max(axis=(0, 2)), 100, 0.02)
+    assert fixed["r"] == 0.02 and fixed["reduce"] == "sum" and fixed["PA-F1"] < out["PA-F1"]
+    other = _StepErrors(errors)
+    assert _paper_metrics(other, _fake_set("SYNTH/0")[0], errors.max(axis=(0, 2)), 100, 0.05)["r"] == 0.05
+    assert other.asked == [None]  # no published rule: the detector's own reduction

@@ -35,6 +35,10 @@ def test_contract(fitted, data):
     p = fitted.predict(data.test)
     np.testing.assert_array_equal(p, (fitted.votes(data.test) > fitted.threshold_).astype(int))
     assert fitted.step_errors(data.test).shape == (3, 200)
+    per_max, per_sum = fitted.step_errors(data.test, reduce="max"), fitted.step_errors(data.test, reduce="sum")
+    assert (per_sum >= per_max - 1e-12).all() and (per_sum > per_max).any()  # same imputation, other reduction
+    with pytest.raises(ValueError):
+        fitted.step_errors(data.test, reduce="mean")
     ex = fitted.explain(data.test)
     assert ex.shape == (200, 3) and np.allclose(ex.sum(axis=1), 1.0)
     assert set(np.unique(fitted.votes(data.test))) <= {0, 1, 2, 3}

@@ -52,7 +52,9 @@ class BenchConfig:
     seeds: tuple[int, ...] = (0,)
     protocols: tuple[str, ...] = PROTOCOLS
     metric_window: int = 100  # window of VUS and range-AUC
-    vote_ratio_paper: float = 0.02  # ImDiffusion paper protocol: r of the last step
+    # ImDiffusion paper protocol: r of the last step on sets without a published rule (SMD and GCP choose
+    # r per entity on the test labels; see runner.PAPER_IMDIFFUSION_RULES)
+    vote_ratio_paper: float = 0.02
     data_dir: str | None = None
     # tabular sets (ADBench): "semi-supervised" = train on a random half of the normal rows, test on the
     # other half plus every anomaly; "unsupervised" = train and test on all rows

@@ -513,13 +513,14 @@ class ImDiffusionDetector(TorchDetector):
         imputed = reassemble(imp.transpose(0, 2, 1), starts, n, rule=rule)
         return errors, imputed
 
-    def _reduce(self, errors: np.ndarray) -> np.ndarray:
-        """(R, n, K) -> (R, n): channel-normalised errors, max or sum over observed channels; 0 where no
-        channel is observed."""
+    def _reduce(self, errors: np.ndarray, how: str | None = None) -> np.ndarray:
+        """(R, n, K) -> (R, n): channel-normalised errors, max or sum (``how``, default ``error_reduce``)
+        over observed channels; 0 where no channel is observed."""
+        how = check_option(how or self.error_reduce, ("max", "sum"), name="reduce")
         errors = errors / self.error_scale_[:, None, :]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
-            red = np.nanmax(errors, axis=2) if self.error_reduce == "max" else np.nansum(errors, axis=2)
+            red = np.nanmax(errors, axis=2) if how == "max" else np.nansum(errors, axis=2)
         return np.nan_to_num(red, nan=0.0)
 
     def _check_scoring_input(self, X: np.ndarray) -> None:
@@ -544,9 +545,13 @@ class ImDiffusionDetector(TorchDetector):
         return ensemble_vote(self._reduce(self._errors(X)[0]), self.step_thresholds_, self._xi())[1]
 
     # ------------------------------------------------------------------ public extras
-    def step_errors(self, X: Any) -> np.ndarray:
-        """Per-step, per-time-point imputation error, shape (ensemble_steps, n); row 0 is the final step."""
-        return self._reduce(self._errors(self._validate(X)[0])[0])
+    def step_errors(self, X: Any, reduce: str | None = None) -> np.ndarray:
+        """Per-step, per-time-point imputation error, shape (ensemble_steps, n); row 0 is the final step.
+
+        ``reduce`` ("max" or "sum" over channels) overrides ``error_reduce`` for this call; the imputation
+        is not recomputed.
+        """
+        return self._reduce(self._errors(self._validate(X)[0])[0], reduce)
 
     def votes(self, X: Any) -> np.ndarray:
         """How many ensemble steps flag each time point (0..ensemble_steps)."""
