@@ -161,3 +161,17 @@ def test_paper_protocol_follows_the_published_rule_of_each_collection():
     other = _StepErrors(errors)
     assert _paper_metrics(other, _fake_set("SYNTH/0")[0], errors.max(axis=(0, 2)), 100, 0.05)["r"] == 0.05
     assert other.asked == [None]  # no published rule: the detector's own reduction
+
+
+def test_mean_over_datasets_is_not_skewed_by_uneven_seeds():
+    from diffad.bench.report import _section_table
+
+    def cell(ds, seed, v):
+        return {"detector": "d", "dataset": ds, "seed": seed, "fit_s": 1.0, "score_s": 1.0, "honest": {"AUC-PR": v}}
+
+    # seeds 0 and 1 on A, only seed 0 on B: the mean is over datasets (0.5 and 0.9), no ± from one full seed
+    rows = _section_table([cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.9)], "honest", ("AUC-PR",), ("score_s", "score s", ".0f"))
+    assert any(r.startswith("| mean over datasets | d | 0.700 |") for r in rows)
+    rows = _section_table([cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.8), cell("B", 1, 1.0)], "honest", ("AUC-PR",),
+                          ("score_s", "score s", ".0f"))
+    assert any(r.startswith("| mean over datasets | d | 0.700 ± 0.100 |") for r in rows)

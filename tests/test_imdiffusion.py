@@ -90,14 +90,14 @@ def test_loss_ignores_unmasked_entries(fitted):
     try:
         # a denoiser that is exact on targets and wild elsewhere gives zero loss
         det._denoise = lambda x, tt, sides: torch.where(target.bool(), noise, 1e6 * torch.ones_like(noise))
-        assert float(det._eps_loss(x0, obs, target, policy, t, noise)) == 0.0
+        assert float(det._loss(x0, obs, target, policy, t, noise)) == 0.0
     finally:
         det._denoise = orig
     # unobserved target entries never enter the loss either
     obs2 = obs.clone()
     obs2[0] = 0
-    base = det._eps_loss(x0[1:], obs[1:], target[1:], policy[1:], t[1:], noise[1:])
-    torch.testing.assert_close(det._eps_loss(x0, obs2, target, policy, t, noise), base)
+    base = det._loss(x0[1:], obs[1:], target[1:], policy[1:], t[1:], noise[1:])
+    torch.testing.assert_close(det._loss(x0, obs2, target, policy, t, noise), base)
 
 
 def test_unconditional_path_never_reads_clean_masked_values(fitted):
@@ -169,3 +169,37 @@ def test_bad_input(fitted, data):
         fitted.decision_function(np.full((40, 3), np.inf))
     with pytest.raises(NotFittedError):
         tiny().decision_function(data.test)
+
+
+def test_x0_prediction_trains_on_clean_values_and_scores(data):
+    det = tiny(prediction="x0")
+    det.fit(data.train)
+    g = torch.Generator().manual_seed(1)
+    x0, obs = torch.rand(2, 3, 16, generator=g), torch.ones(2, 3, 16)
+    from diffad.diffusion import grating_mask
+
+    policy = torch.tensor([0, 1])
+    target = grating_mask(policy, 3, 16, 4)
+    noise, t = torch.randn(2, 3, 16, generator=g), torch.tensor([2, 6])
+    orig = det._denoise
+    try:  # an exact clean-value predictor has zero loss; the noise itself does not
+        det._denoise = lambda x, tt, sides: x0
+        assert float(det._loss(x0, obs, target, policy, t, noise)) == 0.0
+        det._denoise = lambda x, tt, sides: noise
+        assert float(det._loss(x0, obs, target, policy, t, noise)) > 0.1
+    finally:
+        det._denoise = orig
+    s = det.decision_function(data.test)
+    assert s.shape == (200,) and np.isfinite(s).all()
+    with pytest.raises(ValueError, match="prediction"):
+        tiny(prediction="v").fit(data.train)
+
+
+def test_eps_from_x0_inverts_predict_x0():
+    from diffad.diffusion import DDPMScheduler
+
+    sched = DDPMScheduler(50)
+    g = torch.Generator().manual_seed(0)
+    x_t, eps = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    for t in (0, 10, 40):
+        torch.testing.assert_close(sched.eps_from_x0(sched.predict_x0(eps, t, x_t), t, x_t), eps, atol=2e-3, rtol=1e-3)

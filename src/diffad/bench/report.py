@@ -33,6 +33,19 @@ def _fmt(vals: list[float]) -> str:
     return f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
 
 
+def _fmt_over_datasets(sel: list[dict[str, Any]], section: str, key: str) -> str:
+    """Mean over datasets of the per-dataset seed means; the ± is the std over the seeds that finished
+    every one of those datasets (none when fewer than two did, so an uneven run cannot skew it)."""
+    by_ds: dict[str, dict[int, float]] = {}
+    for c in sel:
+        by_ds.setdefault(c["dataset"], {})[c["seed"]] = c[section][key]
+    mean = float(np.mean([np.mean(list(v.values())) for v in by_ds.values()]))
+    full = sorted(set.intersection(*(set(v) for v in by_ds.values())))
+    if len(full) < 2:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± {np.std([np.mean([v[s] for v in by_ds.values()]) for s in full]):.3f}"
+
+
 def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, ...], timing: tuple[str, str, str]) -> list[str]:
     """Rows per dataset and detector (mean ± std over seeds), then the mean over datasets."""
     detectors = list(dict.fromkeys(c["detector"] for c in cells))
@@ -44,13 +57,9 @@ def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, .
             sel = [c for c in cells if c["detector"] == det and (ds == "mean over datasets" or c["dataset"] == ds) and section in c]
             if not sel:
                 continue
-            if ds == "mean over datasets":  # mean over datasets of the per-dataset means, std over seeds of those
-                seeds = sorted({c["seed"] for c in sel})
-                per_seed = {s: [c for c in sel if c["seed"] == s] for s in seeds}
-                cells_ = [[float(np.mean([c[section][k] for c in per_seed[s]])) for s in seeds] for k in cols]
-            else:
-                cells_ = [[c[section][k] for c in sel] for k in cols]
-            out.append(f"| {ds} | {det} | " + " | ".join(_fmt(v) for v in cells_)
+            texts = [_fmt_over_datasets(sel, section, k) if ds == "mean over datasets" else _fmt([c[section][k] for c in sel])
+                     for k in cols]
+            out.append(f"| {ds} | {det} | " + " | ".join(texts)
                        + f" | {np.mean([c['fit_s'] for c in sel]):.1f} | {np.mean([c[tkey] for c in sel]):{tfmt}} |")
     return [*out, ""]
 

@@ -59,6 +59,10 @@ class ImDiffusionDetector(TorchDetector):
         T, diffusion steps.
     beta_start, beta_end : float, default=1e-4, 0.5
     schedule : {"quad", "linear"}, default="quad"
+    prediction : {"eps", "x0"}, default="eps"
+        What the network predicts: the noise (``"eps"``, the paper's DDPM) with the epsilon MSE on the
+        masked entries as the loss, or the clean values (``"x0"``) with their MSE on the masked entries;
+        sampling converts an x0 prediction into the implied noise, so both share every sampler.
     train_mask : {"grating", "random"}, default="grating"
         Training masks. ``"grating"`` trains on the same complementary strip masks used for scoring
         (the paper's description); ``"random"`` hides each entry with probability
@@ -102,7 +106,7 @@ class ImDiffusionDetector(TorchDetector):
         step's own noise to the error.
     lr, weight_decay, batch_size : float, float, int, default=1e-3, 1e-6, 12
     max_epochs, patience : int, default=50, 5
-        Early stopping on the validation epsilon loss (masked entries of held-out windows, fixed noise).
+        Early stopping on the validation loss (masked entries of held-out windows, fixed noise).
     validation_fraction : float, default=0.1
         Time-ordered tail of the training series held out for early stopping and thresholds.
     scaler : {"minmax", "standard", "none"}, default="minmax"
@@ -176,6 +180,7 @@ class ImDiffusionDetector(TorchDetector):
         beta_start: float = 1e-4,
         beta_end: float = 0.5,
         schedule: str = "quad",
+        prediction: str = "eps",
         train_mask: str = "grating",
         random_mask_ratio: float = 0.7,
         mode: str = "imputation",
@@ -221,6 +226,7 @@ class ImDiffusionDetector(TorchDetector):
         self.beta_start = beta_start
         self.beta_end = beta_end
         self.schedule = schedule
+        self.prediction = prediction
         self.train_mask = train_mask
         self.random_mask_ratio = random_mask_ratio
         self.mode = mode
@@ -276,6 +282,7 @@ class ImDiffusionDetector(TorchDetector):
         check_option(self.mode, MODES, name="mode")
         check_option(self.train_mask, TRAIN_MASKS, name="train_mask")
         check_option(self.sampler, SAMPLERS, name="sampler")
+        check_option(self.prediction, ("eps", "x0"), name="prediction")
         check_option(self.ensemble_output, ("x0", "sample"), name="ensemble_output")
         check_option(self.error_reduce, ("max", "sum"), name="error_reduce")
         check_option(self.error_norm, ("channel", "none"), name="error_norm")
@@ -335,15 +342,17 @@ class ImDiffusionDetector(TorchDetector):
         c = x0 * cond if self.conditional else noisy_cond * cond
         return torch.stack([c, sample * (1.0 - cond)], dim=1)
 
-    def _eps_loss(self, x0: torch.Tensor, observed: torch.Tensor, target: torch.Tensor, policy: torch.Tensor,
-                  t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Epsilon MSE on the target entries that are observed; unmasked entries never enter the loss."""
+    def _loss(self, x0: torch.Tensor, observed: torch.Tensor, target: torch.Tensor, policy: torch.Tensor,
+              t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """MSE of the prediction (noise or clean values, per ``prediction``) on the target entries that are
+        observed; unmasked entries never enter the loss."""
         cond = observed * (1.0 - target)
         x_t = self._sched.add_noise(x0, noise, t)
         with self._autocast():
-            eps = self._denoise(self._net_input(x0, cond, x_t, x_t), t, self._net.condition(cond, policy)).float()
+            out = self._denoise(self._net_input(x0, cond, x_t, x_t), t, self._net.condition(cond, policy)).float()
         w = target * observed
-        return ((eps - noise) ** 2 * w).sum() / w.sum().clamp_min(1.0)
+        goal = noise if self.prediction == "eps" else x0
+        return ((out - goal) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
     def _fit(self, X: np.ndarray, resume: bool = False) -> None:
         self._check_params()
@@ -377,10 +386,10 @@ class ImDiffusionDetector(TorchDetector):
             target, policy = self._train_masks(B, K, L, gen, dev)
             t = torch.randint(0, self.n_steps, (B,), generator=gen, device=dev)
             noise = torch.randn(x0.shape, generator=gen, device=dev)
-            return self._eps_loss(x0, obs, target, policy, t, noise)
+            return self._loss(x0, obs, target, policy, t, noise)
 
         def val_loss() -> float:
-            return chunked_mean(lambda s: self._eps_loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s]),
+            return chunked_mean(lambda s: self._loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s]),
                                 Bv, self.inference_batch_size)
 
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
@@ -460,6 +469,8 @@ class ImDiffusionDetector(TorchDetector):
                 t_vec = torch.full((B,), t, device=dev, dtype=torch.long)
                 noisy = sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=dev), t)
                 eps = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
+                if self.prediction == "x0":
+                    eps = sched.eps_from_x0(eps.clamp(*clip), t, x)
                 if t in record and self.ensemble_output == "x0":
                     out[record.index(t)] = sched.predict_x0(eps, t, x).clamp(*clip)
                 if self.sampler == "ddim":

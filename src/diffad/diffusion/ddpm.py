@@ -48,6 +48,11 @@ class DDPMScheduler:
         ab = self.alpha_bar[t]
         return (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
 
+    def eps_from_x0(self, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
+        """The epsilon implied by an x_0 estimate at step t, eq. (4) solved for the noise."""
+        ab = self.alpha_bar[t]
+        return (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()
+
     def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7)."""
         beta, alpha, ab = self.betas[t], self.alphas[t], self.alpha_bar[t]
@@ -68,5 +73,5 @@ class DDPMScheduler:
         x0_hat = self.predict_x0(eps, t, x_t)
         if clip is not None:
             x0_hat = x0_hat.clamp(*clip)
-            eps = (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()
+            eps = self.eps_from_x0(x0_hat, t, x_t)
         return ab_prev.sqrt() * x0_hat + (1.0 - ab_prev).sqrt() * eps
