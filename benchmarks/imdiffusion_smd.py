@@ -53,13 +53,15 @@ def main() -> None:
     ap.add_argument("--machines", nargs="+", default=["machine-1-2", "machine-1-5", "machine-2-1", "machine-2-4"])
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prediction", default=None, choices=["eps", "x0"], help="override the preset's network target")
     ap.add_argument("--out", default="results/imdiffusion_smd.json")
     args = ap.parse_args()
     factory = ImDiffusionDetector.fast if args.preset == "fast" else ImDiffusionDetector.paper
+    extra = {} if args.prediction is None else {"prediction": args.prediction}
     rows = []
     for m in args.machines:
         ds = load_dataset(f"SMD/{m}", args.data_dir)
-        for name, det in [(f"ImDiffusion ({args.preset})", factory(device=args.device, random_state=args.seed)),
+        for name, det in [(f"ImDiffusion ({args.preset})", factory(device=args.device, random_state=args.seed, **extra)),
                           ("Random", RandomDetector(random_state=args.seed)), ("PCA", PCADetector()),
                           ("IsolationForest", IsolationForestDetector(random_state=args.seed))]:
             rows.append(run_one(name, det, ds))

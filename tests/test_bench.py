@@ -44,6 +44,24 @@ def test_rerun_skips_finished_cells_and_redoes_interrupted_ones(smoke_run):
     assert kept.stat().st_mtime_ns == before
 
 
+def test_rerun_refuses_cells_finished_with_other_settings(smoke_run, tmp_path):
+    import shutil
+
+    cfg, results, _ = smoke_run
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    path = copy / "smoke" / "ImDiffusion-tiny" / "SYNTH__0" / "0" / "config.json"
+    stored = json.loads(path.read_text())
+    stored["params"]["ensemble_steps"] += 1  # as if a preset had changed since the cell ran
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match=r"ImDiffusion-tiny/SYNTH/0/0 \(ensemble_steps"):
+        run_bench(cfg, copy, verbose=False)
+    del stored["params"]["ensemble_steps"]  # a parameter the cell did not know: taken at the class default
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="ensemble_steps"):  # the smoke config sets it away from the default
+        run_bench(cfg, copy, verbose=False)
+
+
 def test_strict_config(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ndatasets = ["SYNTH/0"]\nseed = [1]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')

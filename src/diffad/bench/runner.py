@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.loaders import list_entities, load_dataset
+from ..exceptions import ConfigError
 from ..metrics import (
     HONEST_KEYS,
     auc_pr,
@@ -195,11 +196,36 @@ def _share_cores(jobs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
+def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cell]) -> None:
+    """A finished cell is only skipped if it ran with the detector settings the config resolves to now
+    (a changed preset or default would otherwise mix two detectors under one name)."""
+    stale: list[str] = []
+    for spec, dataset, seed in finished:
+        path = cell_dir(results, cfg.name, spec.name, dataset, seed) / "config.json"
+        then = json.loads(path.read_text()).get("params", {}) if path.is_file() else {}
+        det = spec.build(seed)
+        now = json.loads(json.dumps(det.get_params(), default=str))
+        # a parameter added since the cell ran is taken at its class default (new parameters keep the old behaviour there)
+        then = {**json.loads(json.dumps(type(det)().get_params(), default=str)), **then}
+        diff = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+        if diff:
+            stale.append(f"{spec.name}/{dataset}/{seed} ({', '.join(f'{k}: {then.get(k)!r} then, {now.get(k)!r} now' for k in diff[:3])})")
+    if stale:
+        raise ConfigError(f"run {cfg.name!r}: {len(stale)} finished cell(s) ran with other detector settings than the config gives "
+                          f"now, e.g. {stale[0]}. Pin the old settings in the config's params, use a new run name, or delete "
+                          f"those cell folders under {results / cfg.name} to recompute them.")
+
+
 def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, verbose: bool = True) -> dict[str, Any]:
-    """Run every unfinished cell (``jobs`` > 1: in parallel processes). Returns counts and errors."""
+    """Run every unfinished cell (``jobs`` > 1: in parallel processes). Returns counts and errors.
+
+    Finished cells are skipped after checking that they ran with the settings the config resolves to
+    now (:class:`~diffad.ConfigError` otherwise)."""
     results = Path(results)
     cells = plan(cfg)
-    todo = [(s, d, seed) for s, d, seed in cells if not (cell_dir(results, cfg.name, s.name, d, seed) / "done.json").is_file()]
+    done = [c for c in cells if (cell_dir(results, cfg.name, c[0].name, c[1], c[2]) / "done.json").is_file()]
+    _check_finished_settings(cfg, results, done)
+    todo = [c for c in cells if c not in done]
     errors: dict[str, str] = {}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"bench {cfg.name}", disable=not verbose, unit="cell")
     if jobs <= 1:
