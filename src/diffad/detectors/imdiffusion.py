@@ -475,9 +475,8 @@ class ImDiffusionDetector(TorchDetector):
             for j, t in enumerate(schedule):
                 t_vec = torch.full((B,), t, device=dev, dtype=torch.long)
                 noisy = sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=dev), t)
-                eps = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
-                if self.prediction == "x0":
-                    eps = sched.eps_from_x0(eps.clamp(*clip), t, x)
+                out_t = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
+                eps = out_t if self.prediction == "eps" else sched.eps_from_x0(out_t.clamp(*clip), t, x)
                 if t in record and self.ensemble_output == "x0":
                     out[record.index(t)] = sched.predict_x0(eps, t, x).clamp(*clip)
                 if self.sampler == "ddim":

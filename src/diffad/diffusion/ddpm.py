@@ -68,7 +68,6 @@ class DDPMScheduler:
         At high noise levels sqrt(abar_t) is tiny and the x_0 estimate explodes; ``clip`` = (lo, hi) bounds
         it (as diffusers' ``clip_sample``), and epsilon is re-derived from the clipped estimate.
         """
-        ab = self.alpha_bar[t]
         ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), device=x_t.device)
         x0_hat = self.predict_x0(eps, t, x_t)
         if clip is not None:
