@@ -277,7 +277,8 @@ class ImDiffusionDetector(TorchDetector):
         the ensemble steps (12 network calls per window instead of 50), at most 12 epochs, and the network
         predicting the clean values (``prediction="x0"``: with this training budget it more than doubled
         the honest AUC-PR on SMD, see ``prediction``).
-        Its accuracy cost against ``paper()`` is measured in ``docs/benchmarks.md``."""
+        Its results on every SMD machine are in ``docs/benchmarks.md``; ``paper()`` (a GPU preset) has not been
+        measured against it yet."""
         params: dict[str, Any] = {"window": 50, "n_strips": 10, "train_stride": 5, "test_stride": 25, "n_blocks": 2, "channels": 16,
                                   "heads": 2, "ff_dim": 32, "diffusion_embedding_dim": 64, "time_embedding_dim": 32, "feature_embedding_dim": 8,
                                   "batch_size": 32, "max_epochs": 12, "patience": 3, "sampler": "ddim", "inference_batch_size": 512,
