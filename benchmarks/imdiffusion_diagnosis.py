@@ -22,15 +22,10 @@ import argparse
 import numpy as np
 
 from diffad.data import load_dataset
+from diffad.detectors.imdiffusion import channel_error_scale
 from diffad.metrics import auc_pr, auc_roc
 
 STRIP = 5
-
-
-def channel_scale(err_tail: np.ndarray) -> np.ndarray:
-    scale = err_tail.mean(axis=0)
-    fallback = scale[scale > 0].max() if (scale > 0).any() else 1.0
-    return np.where(scale > 0, scale, fallback)
 
 
 def strip_interpolation(X: np.ndarray) -> np.ndarray:
@@ -50,7 +45,7 @@ def references(ds) -> dict[str, tuple[float, float]]:
     y = ds.test_labels
     out = {}
     for name, imputer in (("strip interpolation", strip_interpolation), ("training mean", lambda X: np.broadcast_to(train.mean(axis=0), X.shape))):
-        scale = channel_scale((tail - imputer(tail)) ** 2)
+        scale = channel_error_scale((tail - imputer(tail)) ** 2, axis=0)
         score = ((test - imputer(test)) ** 2 / scale).max(axis=1)
         out[name] = (auc_pr(y, score), auc_roc(y, score))
     return out

@@ -203,3 +203,11 @@ def test_eps_from_x0_inverts_predict_x0():
     x_t, eps = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
     for t in (0, 10, 40):
         torch.testing.assert_close(sched.eps_from_x0(sched.predict_x0(eps, t, x_t), t, x_t), eps, atol=2e-3, rtol=1e-3)
+
+
+def test_channel_error_scale_never_divides_by_zero():
+    from diffad.detectors.imdiffusion import channel_error_scale
+
+    err = np.array([[1.0, 0.0, np.nan], [3.0, 0.0, np.nan]])  # channel 1 always exact, channel 2 never observed
+    np.testing.assert_allclose(channel_error_scale(err, axis=0), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(channel_error_scale(np.zeros((4, 2)), axis=0), [1.0, 1.0])

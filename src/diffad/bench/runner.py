@@ -174,7 +174,7 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
         np.save(buf, arr)
         atomic_write_bytes(out / name, buf.getvalue())
     atomic_write_text(out / "config.json", json.dumps({"bench": cfg.name, "detector": asdict(spec), "seed": seed,
-                                                       "params": det.get_params()}, indent=1, default=str))
+                                                       "params": _plain_params(det)}, indent=1, default=str))
     atomic_write_text(out / "done.json", json.dumps(summary, indent=1, default=float))  # last: marks the cell finished
     return summary
 
@@ -196,6 +196,11 @@ def _share_cores(jobs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
+def _plain_params(det: Any) -> dict[str, Any]:
+    """A detector's parameters as a cell's ``config.json`` stores them (JSON values; others as text)."""
+    return json.loads(json.dumps(det.get_params(), default=str))
+
+
 def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cell]) -> None:
     """A finished cell is only skipped if it ran with the detector settings the config resolves to now
     (a changed preset or default would otherwise mix two detectors under one name)."""
@@ -204,9 +209,9 @@ def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cel
         path = cell_dir(results, cfg.name, spec.name, dataset, seed) / "config.json"
         then = json.loads(path.read_text()).get("params", {}) if path.is_file() else {}
         det = spec.build(seed)
-        now = json.loads(json.dumps(det.get_params(), default=str))
+        now = _plain_params(det)
         # a parameter added since the cell ran is taken at its class default (new parameters keep the old behaviour there)
-        then = {**json.loads(json.dumps(type(det)().get_params(), default=str)), **then}
+        then = {**_plain_params(type(det)()), **then}
         diff = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
         if diff:
             stale.append(f"{spec.name}/{dataset}/{seed} ({', '.join(f'{k}: {then.get(k)!r} then, {now.get(k)!r} now' for k in diff[:3])})")

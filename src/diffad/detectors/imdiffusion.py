@@ -29,6 +29,17 @@ TRAIN_MASKS = ("grating", "random")
 SAMPLERS = ("ddpm", "ddim")
 
 
+def channel_error_scale(errors: np.ndarray, axis: int) -> np.ndarray:
+    """Per-channel mean of squared imputation errors (NaN = unobserved) along ``axis``, the divisor of
+    ``error_norm="channel"``. A channel with no observed or no positive error gets the largest positive
+    scale (1.0 if there is none), so no division by zero."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel never observed
+        scale = np.nanmean(errors, axis=axis)
+    ok = np.isfinite(scale) & (scale > 0)
+    return np.where(ok, scale, scale[ok].max() if ok.any() else 1.0)
+
+
 @register
 class ImDiffusionDetector(TorchDetector):
     """ImDiffusion anomaly detector for multivariate time series.
@@ -407,14 +418,7 @@ class ImDiffusionDetector(TorchDetector):
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw
         val_err = self._errors(val_part)[0]  # (R, n_val, K); memoised for _fit_scores
-        scale = np.ones(val_err.shape[::2])  # (R, K)
-        if self.error_norm == "channel":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a channel never observed in the tail
-                scale = np.nanmean(val_err, axis=1)
-            fallback = np.nanmax(scale) if np.isfinite(scale).any() else 1.0
-            scale = np.where(np.isfinite(scale) & (scale > 0), scale, fallback)
-        self.error_scale_ = scale
+        self.error_scale_ = channel_error_scale(val_err, axis=1) if self.error_norm == "channel" else np.ones(val_err.shape[::2])  # (R, K)
         step_err = self._reduce(val_err)  # (R, n_val)
         self.step_thresholds_ = np.maximum(fit_vote_thresholds(step_err, self.vote_ratio), 1e-12)
 
