@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -90,6 +91,18 @@ def test_cli_bench_and_report(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "res" / "cli" / "report.md").is_file()
     r = runner.invoke(app, ["bench", "--list"])
     assert "smoke" in r.output
+    r = runner.invoke(app, ["bench", str(cfg), "--seeds", "1", "--results", str(tmp_path / "res"), "--quiet"])
+    assert r.exit_code != 0 and "are not all seeds of run 'cli'" in r.output
+
+
+def test_only_seeds_keeps_the_run_and_restricts_every_detector():
+    conf = load_config(preset="smoke")
+    one = conf.only_seeds((0,))
+    assert one.name == conf.name and one.seeds == (0,) and len(plan(one)) == len(plan(conf)) // 2
+    mixed = dataclasses.replace(conf, detectors=(dataclasses.replace(conf.detectors[0], seeds=(1, 2)),))
+    assert mixed.only_seeds((0,)).detectors[0].seeds == () and mixed.only_seeds((2,)).detectors[0].seeds == (2,)
+    with pytest.raises(ConfigError, match="not all seeds"):
+        conf.only_seeds((7,))
 
 
 def test_tabular_split_protocols():

@@ -333,6 +333,7 @@ def bench(
     jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
     data_dir: DataDir = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in configs.")] = False,
+    seeds: Annotated[str | None, typer.Option(help="Run only these of the config's seeds, e.g. 0 or 0,1 (same run folder: a later full run resumes).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a benchmark (detectors x datasets x seeds; finished cells are skipped on re-runs), or
@@ -356,6 +357,8 @@ def bench(
         cfg = load_config(Path(target) if target else None, preset)
         if data_dir is not None:
             cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
+        if seeds is not None:
+            cfg = cfg.only_seeds(_parse_ints(seeds, "--seeds"))
         summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
     except DiffadError as exc:
         _fail(exc)
@@ -370,6 +373,13 @@ def bench(
 
 experiment_app = typer.Typer(help="Experiment suites of a detector (results/<detector>/<timestamp>/).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
+
+
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise DiffadError(f"{option}: expected comma-separated integers such as 0,1,2, got {text!r}.") from None
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -404,7 +414,7 @@ def experiment_sdmae(
     from .experiments.sdmae import run_suite, summarise
 
     try:
-        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        seed_list = list(_parse_ints(seeds, "--seeds"))
         folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, _parse_set(set_ or []), baselines=not no_baselines,
                            data_dir=str(data_dir) if data_dir else None, metric_window=metric_window, verbose=not quiet)
     except (DiffadError, ValueError) as exc:

@@ -167,7 +167,9 @@ def evaluate(
     try:
         gen = _load(model, device, quiet)
         split = _split(model)
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        from .cli import _parse_ints
+
+        seed_list = _parse_ints(seeds, "--seeds")
         res, samples = evaluate_generator(gen, split, n_per_kind=n_per_kind, seeds=seed_list, seg_steps=seg_steps,
                                           device=str(gen.device), verbose=not quiet)
     except (DiffadError, ValueError, RuntimeError) as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,17 @@ class BenchConfig:
         names = [d.name for d in self.detectors]
         if len(set(names)) != len(names):
             raise ConfigError(f"detectors: names must be unique, got {names}.")
+
+    def only_seeds(self, seeds: tuple[int, ...]) -> BenchConfig:
+        """The same run (same folder, so a later full run resumes it) restricted to these of its seeds,
+        e.g. seed 0 of every detector first. A seed no detector runs is an error."""
+        known = set(self.seeds).union(*(d.seeds or () for d in self.detectors))
+        unknown = sorted(set(seeds) - known)
+        if unknown or not seeds:
+            raise ConfigError(f"seeds: {sorted(seeds)} are not all seeds of run {self.name!r}; its seeds: {sorted(known)}.")
+        keep = [s for s in self.seeds if s in seeds]
+        detectors = tuple(replace(d, seeds=tuple(s for s in d.seeds if s in seeds)) if d.seeds is not None else d for d in self.detectors)
+        return replace(self, seeds=tuple(keep), detectors=detectors)
 
 
 def preset_names() -> list[str]:
