@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("diffusers", reason='diffad.imagegen needs the image extra: pip install "diffad[image]"')
 
 from diffad.data import load_images  # noqa: E402
-from diffad.data.synthetic import IMAGE_DEFECT_KINDS, make_defect_images  # noqa: E402
+from diffad.data.synthetic import FAINT_CONTRAST, IMAGE_DEFECT_KINDS, make_defect_images  # noqa: E402
 from diffad.exceptions import DataValidationError  # noqa: E402
 from diffad.imagegen import (  # noqa: E402
     AnomalyDiffusion,
@@ -65,6 +65,21 @@ def test_defect_images_bad_input():
         make_defect_images(kinds=("dent",))
     with pytest.raises(DataValidationError, match="size"):
         make_defect_images(size=4)
+    with pytest.raises(DataValidationError, match="contrast"):
+        make_defect_images(contrast=0.0)
+
+
+def test_faint_defects_share_everything_but_their_strength():
+    full = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3)
+    faint = load_images("SYNTH-IMG-FAINT/3", size=(24, 24))
+    assert faint.name == "SYNTH-IMG-FAINT/3"
+    faint = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3, contrast=FAINT_CONTRAST)
+    assert np.array_equal(full.train, faint.train) and np.array_equal(full.test_masks, faint.test_masks)
+    assert np.array_equal(full.test[-1], faint.test[-1])  # the defect-free test image
+    diff = np.abs(full.test.astype(int) - faint.test.astype(int)).max(axis=1)  # (n, H, W)
+    inside = full.test_masks > 0
+    assert diff[~inside].max() == 0  # nothing moves outside the masks
+    assert all(diff[i][inside[i]].mean() > 5 for i in range(len(full.test) - 1))  # the defects are weaker
 
 
 def test_synth_image_set_is_registered():
@@ -242,6 +257,12 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert r.exit_code == 2 and "fit_anomaly" in r.output
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--set", "anomaly_steps=2", "--set", "mask_steps=2"])
     assert r.exit_code == 0, r.output
+    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/1", "--quiet"])
+    assert r.exit_code != 0 and "normal images differ" in r.output
+    assert json.loads((model / "data.json").read_text())["name"] == "SYNTH-IMG/0"
+    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG-FAINT/0", "--quiet"])
+    assert r.exit_code == 0, r.output  # same normal images: the prior serves the faint defects too
+    assert json.loads((model / "data.json").read_text())["name"] == "SYNTH-IMG-FAINT/0"
     meta = json.loads((model / "config.json").read_text())  # a two-step mask model draws noise: accept any area
     meta["mask_areas"] = {k: [1, 256] for k in meta["kinds"]}
     (model / "config.json").write_text(json.dumps(meta))

@@ -89,6 +89,8 @@ def train_prior(
 @imagegen_app.command("train-anomaly")
 def train_anomaly(
     model: Model = Path("diffad-out/imagegen"),
+    data: Annotated[str | None, typer.Option(help="Learn the defects of this image set instead of the prior's (it must have the "
+                                                  "same normal images, e.g. SYNTH-IMG-FAINT/0 on a SYNTH-IMG/0 prior).")] = None,
     set_: Sets = None,
     device: Device = None,
     quiet: Quiet = False,
@@ -97,10 +99,21 @@ def train_anomaly(
     few-shot split of the defective images."""
     import dataclasses
 
+    import numpy as np
+
     try:
         gen = _load(model, device, quiet)
         gen.config = dataclasses.replace(gen.config, **_sets(set_))
         split = _split(model)
+        if data is not None:
+            spec = json.loads((model / "data.json").read_text())
+            prior_normal = split.normal
+            (model / "data.json").write_text(json.dumps({**spec, "name": data}))
+            split = _split(model)
+            if prior_normal.shape != split.normal.shape or not np.array_equal(prior_normal, split.normal):
+                (model / "data.json").write_text(json.dumps(spec))
+                raise DiffadError(f"--data {data}: its normal images differ from those of {spec['name']!r}, on which the prior "
+                                  "was trained; train a prior on it (diffad imagegen train-prior --data ...).")
         gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
         gen.fit_masks(split.train_masks, split.train_kinds)
         gen.save(model)

@@ -18,7 +18,7 @@ import gzip
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -695,18 +695,20 @@ def load_images(name: str = "MVTec3D/tire", data_dir: str | Path | None = None, 
     MVTec 3D-AD layout). ``size=(H, W)`` resizes (bilinear for images, nearest for masks).
 
     ``SYNTH-IMG/<seed>`` is the built-in generated set :func:`diffad.data.synthetic.make_defect_images`
-    (drawn at ``size``, default 32 x 32; nothing to read)."""
-    if name.startswith("SYNTH-IMG/"):
-        from .synthetic import make_defect_images
+    (drawn at ``size``, default 32 x 32; nothing to read); ``SYNTH-IMG-FAINT/<seed>`` the same images
+    with the defects blended in at ``FAINT_CONTRAST``."""
+    family, _, seed = name.partition("/")
+    if family in ("SYNTH-IMG", "SYNTH-IMG-FAINT"):
+        from .synthetic import FAINT_CONTRAST, make_defect_images
 
-        seed = name.split("/", 1)[1]
         if not seed.isdigit():
-            raise fail("SYNTH-IMG set", "a seed, e.g. SYNTH-IMG/0", repr(name), "Use SYNTH-IMG/<integer>.")
+            raise fail(f"{family} set", f"a seed, e.g. {family}/0", repr(name), f"Use {family}/<integer>.")
         if size is not None and size[0] != size[1]:
-            raise fail("SYNTH-IMG size", "a square size", repr(size), "Use equal height and width.")
-        return make_defect_images(size=size[0] if size else 32, seed=int(seed))
+            raise fail(f"{family} size", "a square size", repr(size), "Use equal height and width.")
+        images = make_defect_images(size=size[0] if size else 32, seed=int(seed), contrast=FAINT_CONTRAST if family == "SYNTH-IMG-FAINT" else 1.0)
+        return replace(images, name=name)
     if name != "MVTec3D/tire":
-        raise fail("image set", "'MVTec3D/tire' or 'SYNTH-IMG/<seed>'", repr(name), "Use one of the registered image sets.")
+        raise fail("image set", "'MVTec3D/tire', 'SYNTH-IMG/<seed>' or 'SYNTH-IMG-FAINT/<seed>'", repr(name), "Use one of the registered image sets.")
     root_dir = resolve_data_dir(data_dir)
     root = next((root_dir / f for f in IMAGE_FOLDERS if (root_dir / f / "train" / "good" / "rgb").is_dir()), None)
     if root is None:

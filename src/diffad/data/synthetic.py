@@ -15,6 +15,7 @@ from ..validation import check_fraction, check_option, fail
 __all__ = [
     "SERIES_ANOMALY_KINDS",
     "IMAGE_DEFECT_KINDS",
+    "FAINT_CONTRAST",
     "TABULAR_ANOMALY_KINDS",
     "Segment",
     "SyntheticSeries",
@@ -26,6 +27,9 @@ __all__ = [
 SERIES_ANOMALY_KINDS = ("spike", "level_shift", "contextual", "frequency", "trend", "correlation_break")
 TABULAR_ANOMALY_KINDS = ("local", "global", "dependency", "clustered")
 IMAGE_DEFECT_KINDS = ("scratch", "hole", "stain", "crack")
+# defect strength of the SYNTH-IMG-FAINT sets: full-strength defects are found by a segmenter trained on
+# a few of them alone, which leaves no room to rank augmentations (see docs/benchmarks.md)
+FAINT_CONTRAST = 0.12
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,7 @@ def make_defect_images(
     size: int = 32,
     kinds: tuple[str, ...] = IMAGE_DEFECT_KINDS,
     n_good_test: int = 8,
+    contrast: float = 1.0,
     seed: int = 0,
 ):
     """Generate small woven-texture images of one "product" and defective copies with pixel masks.
@@ -310,6 +315,11 @@ def make_defect_images(
     ``"good"``, all-zero masks). Masks use the class id ``i + 1`` of the kind's position in ``kinds``.
     Every image has its own texture phase, tilt and shading; the texture colour is shared, as for a
     single product. Images are uint8 (n, 3, size, size).
+
+    ``contrast`` in (0, 1] blends each defect into its texture (``texture + contrast * (defect -
+    texture)`` inside the mask): 1 gives the full-strength defects of ``SYNTH-IMG/<seed>``,
+    ``FAINT_CONTRAST`` the faint ones of ``SYNTH-IMG-FAINT/<seed>``. The random draws do not depend on
+    it, so the same seed gives the same normal images, masks and textures at every contrast.
     """
     from .loaders import ImageSet
 
@@ -320,6 +330,8 @@ def make_defect_images(
     if n_normal < 1 or n_per_kind < 1 or n_good_test < 0:
         raise fail("image counts", "n_normal >= 1, n_per_kind >= 1, n_good_test >= 0",
                    f"{n_normal}, {n_per_kind}, {n_good_test}", "Pass positive counts.")
+    if not 0.0 < contrast <= 1.0:
+        raise fail("contrast", "a number in (0, 1]", repr(contrast), "Use 1 for full-strength defects, e.g. 0.3 for faint ones.")
     rng = np.random.default_rng(seed)
     base = np.array([0.62, 0.60, 0.55]) + rng.normal(0, 0.03, size=3)
 
@@ -330,12 +342,14 @@ def make_defect_images(
     test, masks, names = [], [], []
     for ki, kind in enumerate(kinds):
         for _ in range(n_per_kind):
-            img, mask = _defect(rng, kind, size, np.clip(_texture(rng, size, base), 0, 1))
-            test.append(to_u8(img))
+            texture = np.clip(_texture(rng, size, base), 0, 1)
+            img, mask = _defect(rng, kind, size, texture)
+            test.append(to_u8(texture + contrast * (img - texture)))
             masks.append(mask.astype(np.uint8) * (ki + 1))
             names.append(kind)
     for _ in range(n_good_test):
         test.append(to_u8(_texture(rng, size, base)))
         masks.append(np.zeros((size, size), np.uint8))
         names.append("good")
-    return ImageSet(f"SYNTH-IMG/{seed}", train, np.stack(test), np.stack(masks), tuple(names))
+    name = f"SYNTH-IMG/{seed}" if contrast == 1.0 else f"SYNTH-IMG/{seed} (contrast {contrast:g})"
+    return ImageSet(name, train, np.stack(test), np.stack(masks), tuple(names))
