@@ -259,6 +259,8 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert r.exit_code == 0, r.output
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/1", "--quiet"])
     assert r.exit_code != 0 and "normal images differ" in r.output
+    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/x", "--quiet"])
+    assert r.exit_code != 0 and "SYNTH-IMG/<integer>" in r.output
     assert json.loads((model / "data.json").read_text())["name"] == "SYNTH-IMG/0"
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG-FAINT/0", "--quiet"])
     assert r.exit_code == 0, r.output  # same normal images: the prior serves the faint defects too

@@ -34,11 +34,14 @@ def _sets(items: list[str] | None) -> dict:
     return _parse_set(items or [])
 
 
-def _split(model: Path, data_dir: str | None = None):
+def _split(model: Path, data_dir: str | None = None, name: str | None = None):
+    """The few-shot split of the model's image set (``name``: another set, read the same way)."""
     from .data import load_images
     from .imagegen.data import crop_image_set, few_shot_split
 
     spec = json.loads((model / "data.json").read_text())
+    if name is not None:
+        spec["name"] = name
     s, crop = spec["size"], spec.get("crop")
     if crop:
         images = crop_image_set(load_images(spec["name"], data_dir or spec.get("data_dir")), crop, s)
@@ -106,14 +109,13 @@ def train_anomaly(
         gen.config = dataclasses.replace(gen.config, **_sets(set_))
         split = _split(model)
         if data is not None:
+            other = _split(model, name=data)
+            if other.normal.shape != split.normal.shape or not np.array_equal(other.normal, split.normal):
+                raise DiffadError(f"--data {data}: its normal images differ from those the prior was trained on; "
+                                  "train a prior on it (diffad imagegen train-prior --data ...).")
             spec = json.loads((model / "data.json").read_text())
-            prior_normal = split.normal
             (model / "data.json").write_text(json.dumps({**spec, "name": data}))
-            split = _split(model)
-            if prior_normal.shape != split.normal.shape or not np.array_equal(prior_normal, split.normal):
-                (model / "data.json").write_text(json.dumps(spec))
-                raise DiffadError(f"--data {data}: its normal images differ from those of {spec['name']!r}, on which the prior "
-                                  "was trained; train a prior on it (diffad imagegen train-prior --data ...).")
+            split = other
         gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
         gen.fit_masks(split.train_masks, split.train_kinds)
         gen.save(model)
