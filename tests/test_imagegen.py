@@ -71,8 +71,7 @@ def test_defect_images_bad_input():
 
 def test_faint_defects_share_everything_but_their_strength():
     full = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3)
-    faint = load_images("SYNTH-IMG-FAINT/3", size=(24, 24))
-    assert faint.name == "SYNTH-IMG-FAINT/3"
+    assert load_images("SYNTH-IMG-FAINT/3", size=(24, 24)).name == "SYNTH-IMG-FAINT/3"
     faint = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3, contrast=FAINT_CONTRAST)
     assert np.array_equal(full.train, faint.train) and np.array_equal(full.test_masks, faint.test_masks)
     assert np.array_equal(full.test[-1], faint.test[-1])  # the defect-free test image
