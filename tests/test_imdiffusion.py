@@ -37,6 +37,9 @@ def test_contract(fitted, data):
     assert fitted.step_errors(data.test).shape == (3, 200)
     per_max, per_sum = fitted.step_errors(data.test, reduce="max"), fitted.step_errors(data.test, reduce="sum")
     assert (per_sum >= per_max - 1e-12).all() and (per_sum > per_max).any()  # same imputation, other reduction
+    per_channel = fitted.step_errors(data.test, reduce="none")
+    assert per_channel.shape == (3, 200, 3)
+    np.testing.assert_allclose(np.nanmax(per_channel, axis=2), per_max)
     with pytest.raises(ValueError):
         fitted.step_errors(data.test, reduce="mean")
     ex = fitted.explain(data.test)

@@ -574,9 +574,13 @@ class ImDiffusionDetector(TorchDetector):
         """Per-step, per-time-point imputation error, shape (ensemble_steps, n); row 0 is the final step.
 
         ``reduce`` ("max" or "sum" over channels) overrides ``error_reduce`` for this call; the imputation
-        is not recomputed.
+        is not recomputed. ``reduce="none"`` keeps the channels: shape (ensemble_steps, n, K), the squared
+        errors divided by ``error_scale_`` (``error_norm``), NaN at unobserved entries.
         """
-        return self._reduce(self._errors(self._validate(X)[0])[0], reduce)
+        errors = self._errors(self._validate(X)[0])[0]
+        if reduce == "none":
+            return errors / self.error_scale_[:, None, :]
+        return self._reduce(errors, reduce)
 
     def votes(self, X: Any) -> np.ndarray:
         """How many ensemble steps flag each time point (0..ensemble_steps)."""
