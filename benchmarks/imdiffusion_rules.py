@@ -15,6 +15,9 @@ The score is the detector's ``decision_function``: per step the reduced error di
 vote threshold (fitted on the validation tail with ``vote_ratio``), averaged over the steps. Prints
 AUC-PR and VUS-PR (window 100) per machine and rule, and their means: honest, threshold-free metrics.
 Choosing a rule by these numbers uses test labels, so choose on some machines and confirm on others.
+The last column is what ``diffad bench`` reports as the paper-protocol PA-F1 for a detector with that
+``error_norm`` (it uses the test labels; the paper's SMD rule always takes the max over channels, so the
+two rows of one ``error_norm`` share it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from diffad import ImDiffusionDetector
+from diffad.bench.runner import paper_imdiffusion_rule, paper_vote
 from diffad.data import load_dataset
 from diffad.data.series import time_split
 from diffad.detectors.imdiffusion import channel_error_scale
@@ -53,10 +57,16 @@ def raw_errors(machine: str, data_dir: str | None, seed: int, errors_dir: Path) 
     return val, test, ds.test_labels, seconds
 
 
-def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float) -> np.ndarray:
+def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step errors (R, n) of the validation tail and the test series under one rule."""
     scale = channel_error_scale(val, axis=1) if norm == "channel" else np.ones(val.shape[::2])
     fold = np.nanmax if reduce == "max" else np.nansum
     v, t = (np.nan_to_num(fold(e / scale[:, None, :], axis=2)) for e in (val, test))
+    return v, t
+
+
+def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float) -> np.ndarray:
+    v, t = reduced(val, test, norm, reduce)
     thresholds = np.maximum(fit_vote_thresholds(v, vote_ratio), 1e-12)
     return (t / thresholds[:, None]).mean(axis=0)
 
@@ -69,18 +79,21 @@ def main() -> None:
     ap.add_argument("--errors-dir", default="results/imdiffusion-rules")
     args = ap.parse_args()
     vote_ratio = ImDiffusionDetector.fast().vote_ratio
+    paper_reduce, paper_r = paper_imdiffusion_rule("SMD", vote_ratio)
     rows = {rule: [] for rule in RULES}
-    print("| machine | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s |\n|---|---|---|---|---|---|", flush=True)
+    print("| machine | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
+          "|---|---|---|---|---|---|---|", flush=True)
     for m in args.machines:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
+        pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm in ("channel", "none")}
         for norm, reduce in RULES:
             s = rule_score(val, test, norm, reduce, vote_ratio)
             pr, vpr = auc_pr(y, s), vus(y, s, 100)[1]
-            rows[(norm, reduce)].append((pr, vpr))
-            print(f"| {m} | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} |", flush=True)
+            rows[(norm, reduce)].append((pr, vpr, pa[norm]))
+            print(f"| {m} | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} | {pa[norm]:.3f} |", flush=True)
     for (norm, reduce), vals in rows.items():
-        pr, vpr = np.mean(vals, axis=0)
-        print(f"| mean | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | |")
+        pr, vpr, pa_f1 = np.mean(vals, axis=0)
+        print(f"| mean | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | | {pa_f1:.3f} |")
 
 
 if __name__ == "__main__":

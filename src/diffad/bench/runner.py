@@ -72,24 +72,27 @@ def paper_imdiffusion_rule(dataset: str, default_r: float) -> tuple[str | None, 
     return PAPER_IMDIFFUSION_RULES.get(dataset.split("/", 1)[0], (None, default_r))
 
 
-def _paper_vote(det: Any, ds, r: float) -> dict[str, Any]:
-    """ImDiffusion's paper protocol: vote thresholds fitted on the test errors (as the published code
-    does), per-step error and r by the dataset's rule, the vote level xi (and r where the rule says
-    "per-entity") chosen for the best point-adjusted F1 on the test labels."""
-    y = ds.test_labels
-    how, rule_r = paper_imdiffusion_rule(ds.name, r)
-    err = det.step_errors(ds.test, reduce=how)
+def paper_vote(labels: np.ndarray, step_errors: np.ndarray, rule_r: float | str) -> dict[str, Any]:
+    """ImDiffusion's paper protocol on per-step errors (n_steps, n) of a test series: vote thresholds
+    fitted on those test errors (as the published code does), the vote level xi (and r where ``rule_r``
+    is "per-entity", from ``PER_ENTITY_RATIOS``) chosen for the best point-adjusted F1 on the test labels."""
+    y = np.asarray(labels)
     best: tuple[float, float, int, np.ndarray] | None = None
     for ratio in (PER_ENTITY_RATIOS if rule_r == "per-entity" else [float(rule_r)]):
-        votes, _ = ensemble_vote(err, fit_vote_thresholds(err, float(ratio)), 0)
-        xi, f1 = oracle_vote_xi(y, votes, det.ensemble_steps)
+        votes, _ = ensemble_vote(step_errors, fit_vote_thresholds(step_errors, float(ratio)), 0)
+        xi, f1 = oracle_vote_xi(y, votes, len(step_errors))
         if best is None or f1 > best[0]:
             best = (f1, float(ratio), xi, votes)
     f1, ratio, xi, votes = best
     preds = (votes > xi).astype(int)
     precision, recall, _ = pa_precision_recall(y, preds)
-    return {"PA-F1": f1, "xi": xi, "r": ratio, "reduce": how or det.error_reduce, "ADD": add(y, preds),
-            "PA-precision": precision, "PA-recall": recall}
+    return {"PA-F1": f1, "xi": xi, "r": ratio, "ADD": add(y, preds), "PA-precision": precision, "PA-recall": recall}
+
+
+def _paper_vote(det: Any, ds, r: float) -> dict[str, Any]:
+    """:func:`paper_vote` with the per-step error (max or sum over channels) and r of the dataset's rule."""
+    how, rule_r = paper_imdiffusion_rule(ds.name, r)
+    return {**paper_vote(ds.test_labels, det.step_errors(ds.test, reduce=how), rule_r), "reduce": how or det.error_reduce}
 
 
 def _paper_metrics(det: Any, ds, scores: np.ndarray, window: int, r: float) -> dict[str, Any]:
