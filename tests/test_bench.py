@@ -207,3 +207,18 @@ def test_mean_over_datasets_is_not_skewed_by_uneven_seeds():
     rows = _section_table([cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.8), cell("B", 1, 1.0)], "honest", ("AUC-PR",),
                           ("score_s", "score s", ".0f"))
     assert any(r.startswith("| mean over datasets | d | 0.700 ± 0.100 |") for r in rows)
+
+
+def test_paper_vote_on_stored_errors():
+    import numpy as np
+
+    from diffad.bench.runner import PER_ENTITY_RATIOS, paper_vote
+
+    y = np.zeros(1000, dtype=int)
+    y[500:520] = 1
+    err = np.random.default_rng(0).random((4, 1000))
+    err[:, 505] = 10.0  # one point of the segment stands out in every step
+    out = paper_vote(y, err, "per-entity")
+    assert out["PA-F1"] == pytest.approx(1.0) and out["r"] in PER_ENTITY_RATIOS and 0 <= out["xi"] < 4
+    fixed = paper_vote(y, err, 0.02)
+    assert fixed["r"] == 0.02 and fixed["PA-F1"] <= out["PA-F1"]
