@@ -32,7 +32,7 @@ from diffad import ImDiffusionDetector
 from diffad.bench.runner import paper_imdiffusion_rule, paper_vote
 from diffad.data import load_dataset
 from diffad.data.series import time_split
-from diffad.detectors.imdiffusion import channel_error_scale
+from diffad.detectors.imdiffusion import channel_error_scale, ensemble_score, reduce_channels
 from diffad.metrics import auc_pr, vus
 from diffad.thresholds import fit_vote_thresholds
 
@@ -60,15 +60,12 @@ def raw_errors(machine: str, data_dir: str | None, seed: int, errors_dir: Path) 
 def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
     scale = channel_error_scale(val, axis=1) if norm == "channel" else np.ones(val.shape[::2])
-    fold = np.nanmax if reduce == "max" else np.nansum
-    v, t = (np.nan_to_num(fold(e / scale[:, None, :], axis=2)) for e in (val, test))
-    return v, t
+    return reduce_channels(val / scale[:, None, :], reduce), reduce_channels(test / scale[:, None, :], reduce)
 
 
 def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float) -> np.ndarray:
     v, t = reduced(val, test, norm, reduce)
-    thresholds = np.maximum(fit_vote_thresholds(v, vote_ratio), 1e-12)
-    return (t / thresholds[:, None]).mean(axis=0)
+    return ensemble_score(t, np.maximum(fit_vote_thresholds(v, vote_ratio), 1e-12))
 
 
 def main() -> None:

@@ -40,6 +40,19 @@ def channel_error_scale(errors: np.ndarray, axis: int) -> np.ndarray:
     return np.where(ok, scale, scale[ok].max() if ok.any() else 1.0)
 
 
+def reduce_channels(errors: np.ndarray, how: str) -> np.ndarray:
+    """(R, n, K) -> (R, n): max or sum over the observed (non-NaN) channels; 0 where none is observed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
+        red = np.nanmax(errors, axis=2) if how == "max" else np.nansum(errors, axis=2)
+    return np.nan_to_num(red, nan=0.0)
+
+
+def ensemble_score(step_errors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(R, n) -> (n,): the mean over ensemble steps of each step's error divided by its vote threshold."""
+    return (step_errors / thresholds[:, None]).mean(axis=0)
+
+
 @register
 class ImDiffusionDetector(TorchDetector):
     """ImDiffusion anomaly detector for multivariate time series.
@@ -544,11 +557,11 @@ class ImDiffusionDetector(TorchDetector):
         """(R, n, K) -> (R, n): channel-normalised errors, max or sum (``how``, default ``error_reduce``)
         over observed channels; 0 where no channel is observed."""
         how = check_option(how or self.error_reduce, ("max", "sum"), name="reduce")
-        errors = errors / self.error_scale_[:, None, :]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
-            red = np.nanmax(errors, axis=2) if how == "max" else np.nansum(errors, axis=2)
-        return np.nan_to_num(red, nan=0.0)
+        return reduce_channels(self._normalised(errors), how)
+
+    def _normalised(self, errors: np.ndarray) -> np.ndarray:
+        """(R, n, K) errors divided by ``error_scale_`` (``error_norm``)."""
+        return errors / self.error_scale_[:, None, :]
 
     def _check_scoring_input(self, X: np.ndarray) -> None:
         check_window(X.shape[0], self.window)
@@ -565,8 +578,7 @@ class ImDiffusionDetector(TorchDetector):
         return errors, imputed
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        step = self._reduce(self._errors(X)[0])  # (R, n)
-        return (step / self.step_thresholds_[:, None]).mean(axis=0)
+        return ensemble_score(self._reduce(self._errors(X)[0]), self.step_thresholds_)
 
     def _decide(self, X: np.ndarray) -> np.ndarray:
         return ensemble_vote(self._reduce(self._errors(X)[0]), self.step_thresholds_, self._xi())[1]
@@ -581,7 +593,7 @@ class ImDiffusionDetector(TorchDetector):
         """
         errors = self._errors(self._validate(X)[0])[0]
         if reduce == "none":
-            return errors / self.error_scale_[:, None, :]
+            return self._normalised(errors)
         return self._reduce(errors, reduce)
 
     def votes(self, X: Any) -> np.ndarray:
