@@ -1,9 +1,9 @@
-"""ImDiffusion's error rule: how the per-channel imputation errors become one score, measured on SMD.
+"""ImDiffusion's error rule: how the per-channel imputation errors become one score.
 
     python benchmarks/imdiffusion_rules.py --data-dir ../shared/data \
-        --machines machine-1-2 machine-1-5 machine-2-1 machine-2-4
+        --datasets SMD/machine-1-2 SMD/machine-1-5 SMD/machine-2-1 SMD/machine-2-4
 
-One fit of the ``fast`` preset per machine (seed 0); its squared imputation errors of every ensemble
+One fit of the ``fast`` preset per dataset (seed 0, the same fit as a ``diffad bench`` cell of that preset); its squared imputation errors of every ensemble
 step and channel, on the validation tail and on the test series, are kept in ``--errors-dir`` (a second
 run reuses them). Every rule then scores the same imputations:
 
@@ -13,11 +13,11 @@ run reuses them). Every rule then scores the same imputations:
 
 The score is the detector's ``decision_function``: per step the reduced error divided by that step's
 vote threshold (fitted on the validation tail with ``vote_ratio``), averaged over the steps. Prints
-AUC-PR and VUS-PR (window 100) per machine and rule, and their means: honest, threshold-free metrics.
-Choosing a rule by these numbers uses test labels, so choose on some machines and confirm on others.
+AUC-PR and VUS-PR (window 100) per dataset and rule, and their means: honest, threshold-free metrics.
+Choosing a rule by these numbers uses test labels, so choose on some datasets and confirm on others.
 The last column is what ``diffad bench`` reports as the paper-protocol PA-F1 for a detector with that
-``error_norm`` (it uses the test labels; the paper's SMD rule always takes the max over channels, so the
-two rows of one ``error_norm`` share it).
+``error_norm`` (it uses the test labels; the paper fixes the reduction per dataset, max over channels for
+SMD and sum for SMAP/MSL, so the two rows of one ``error_norm`` share it).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from diffad.thresholds import fit_vote_thresholds
 RULES = [("channel", "max"), ("channel", "sum"), ("none", "max"), ("none", "sum")]
 
 
-def raw_errors(machine: str, data_dir: str | None, seed: int, errors_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(validation-tail errors (R, n_val, K), test errors (R, n, K), test labels, fit + score seconds)."""
-    path = errors_dir / f"{machine}-seed{seed}.npz"
-    ds = load_dataset(f"SMD/{machine}", data_dir)
+    path = errors_dir / f"{name.replace('/', '_')}-seed{seed}.npz"
+    ds = load_dataset(name, data_dir)
     if path.exists():
         z = np.load(path)
         return z["val"], z["test"], ds.test_labels, float(z["seconds"])
@@ -71,17 +71,20 @@ def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_r
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--machines", nargs="+", default=["machine-1-2", "machine-1-5", "machine-2-1", "machine-2-4"])
+    ap.add_argument("--datasets", nargs="+", metavar="NAME",
+                    default=["SMD/machine-1-2", "SMD/machine-1-5", "SMD/machine-2-1", "SMD/machine-2-4"],
+                    help="registered dataset names (`diffad data list`), e.g. SMD/machine-1-2 or MSL")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--errors-dir", default="results/imdiffusion-rules")
     args = ap.parse_args()
     vote_ratio = ImDiffusionDetector.fast().vote_ratio
-    paper_reduce, paper_r = paper_imdiffusion_rule("SMD", vote_ratio)
     rows = {rule: [] for rule in RULES}
-    print("| machine | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
+    print("| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
           "|---|---|---|---|---|---|---|", flush=True)
-    for m in args.machines:
+    for m in args.datasets:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
+        paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
+        paper_reduce = paper_reduce or ImDiffusionDetector.fast().error_reduce
         pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm in ("channel", "none")}
         for norm, reduce in RULES:
             s = rule_score(val, test, norm, reduce, vote_ratio)
