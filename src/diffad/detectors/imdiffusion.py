@@ -122,7 +122,9 @@ class ImDiffusionDetector(TorchDetector):
         channels of very different scales. On generated series with similar channels the raw rule
         scored better; on 14 SMD machines (``fast`` preset, one fit scored by every rule) the raw maximum
         had mean AUC-PR 0.380 against 0.404 normalised, and the normalised sum 0.422, with the best rule
-        changing from machine to machine (``docs/benchmarks.md``, ``benchmarks/imdiffusion_rules.py``).
+        changing from machine to machine; on MSL the raw maximum scored 0.145 against 0.118 normalised
+        (near-constant channels get tiny divisors) and the normalised sum 0.118 (``docs/benchmarks.md``,
+        ``benchmarks/imdiffusion_rules.py``).
     vote_ratio : float, default=0.01
         r: the final step flags its top r of validation errors; step i flags r * mean_err_0 / mean_err_i.
     vote_xi : int or None, default=None
