@@ -3,8 +3,8 @@
     python benchmarks/imdiffusion_rules.py --data-dir ../shared/data \
         --datasets SMD/machine-1-2 SMD/machine-1-5 SMD/machine-2-1 SMD/machine-2-4
 
-One fit of the ``fast`` preset per dataset (seed 0, the same fit as a ``diffad bench`` cell of that preset); its squared imputation errors of every ensemble
-step and channel, on the validation tail and on the test series, are kept in ``--errors-dir`` (a second
+One fit of the ``fast`` preset per dataset (``--seed``, default 0: the same fit as a ``diffad bench``
+cell of that preset and seed); its squared imputation errors of every ensemble step and channel, on the validation tail and on the test series, are kept in ``--errors-dir`` (a second
 run reuses them). Every rule then scores the same imputations:
 
 - ``error_norm``: ``channel`` divides each channel's error by its mean on the validation tail (per
@@ -77,14 +77,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--errors-dir", default="results/imdiffusion-rules")
     args = ap.parse_args()
-    vote_ratio = ImDiffusionDetector.fast().vote_ratio
+    preset = ImDiffusionDetector.fast()
+    vote_ratio = preset.vote_ratio
     rows = {rule: [] for rule in RULES}
     print("| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
           "|---|---|---|---|---|---|---|", flush=True)
     for m in args.datasets:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
         paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
-        paper_reduce = paper_reduce or ImDiffusionDetector.fast().error_reduce
+        paper_reduce = paper_reduce or preset.error_reduce
         pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm in ("channel", "none")}
         for norm, reduce in RULES:
             s = rule_score(val, test, norm, reduce, vote_ratio)
