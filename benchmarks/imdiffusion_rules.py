@@ -4,8 +4,8 @@
         --datasets SMD/machine-1-2 SMD/machine-1-5 SMD/machine-2-1 SMD/machine-2-4
 
 One fit of the ``fast`` preset per dataset (``--seed``, default 0: the same fit as a ``diffad bench``
-cell of that preset and seed); its squared imputation errors of every ensemble step and channel, on the validation tail and on the test series, are kept in ``--errors-dir`` (a second
-run reuses them). Every rule then scores the same imputations:
+cell of that preset and seed); its squared imputation errors of every ensemble step and channel, on
+the validation tail and on the test series, are kept in ``--errors-dir`` (a second run reuses them). Every rule then scores the same imputations:
 
 - ``error_norm``: ``channel`` divides each channel's error by its mean on the validation tail (per
   ensemble step), ``none`` keeps the raw squared error of the min-max scaled values;
