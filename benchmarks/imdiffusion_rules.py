@@ -5,7 +5,8 @@
 
 One fit of the ``fast`` preset per dataset (``--seed``, default 0: the same fit as a ``diffad bench``
 cell of that preset and seed); its squared imputation errors of every ensemble step and channel, on
-the validation tail and on the test series, are kept in ``--errors-dir`` (a second run reuses them). Every rule then scores the same imputations:
+the validation tail and on the test series, are kept in ``--errors-dir`` (a second run reuses them).
+Every rule then scores the same imputations:
 
 - ``error_norm``: ``channel`` divides each channel's error by its mean on the validation tail (per
   ensemble step), ``none`` keeps the raw squared error of the min-max scaled values;
@@ -32,9 +33,8 @@ from diffad import ImDiffusionDetector
 from diffad.bench.runner import paper_imdiffusion_rule, paper_vote
 from diffad.data import load_dataset
 from diffad.data.series import time_split
-from diffad.detectors.imdiffusion import channel_error_scale, ensemble_score, reduce_channels
+from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_channels, step_thresholds
 from diffad.metrics import auc_pr, vus
-from diffad.thresholds import fit_vote_thresholds
 
 RULES = [("channel", "max"), ("channel", "sum"), ("none", "max"), ("none", "sum")]
 
@@ -59,13 +59,13 @@ def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> 
 
 def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
-    scale = channel_error_scale(val, axis=1) if norm == "channel" else np.ones(val.shape[::2])
+    scale = error_scale(val, norm)
     return reduce_channels(val / scale[:, None, :], reduce), reduce_channels(test / scale[:, None, :], reduce)
 
 
 def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float) -> np.ndarray:
     v, t = reduced(val, test, norm, reduce)
-    return ensemble_score(t, np.maximum(fit_vote_thresholds(v, vote_ratio), 1e-12))
+    return ensemble_score(t, step_thresholds(v, vote_ratio))
 
 
 def main() -> None:

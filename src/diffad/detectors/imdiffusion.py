@@ -40,6 +40,17 @@ def channel_error_scale(errors: np.ndarray, axis: int) -> np.ndarray:
     return np.where(ok, scale, scale[ok].max() if ok.any() else 1.0)
 
 
+def error_scale(val_errors: np.ndarray, norm: str) -> np.ndarray:
+    """(R, K) divisors of the per-step, per-channel errors for ``error_norm`` ``norm``, from the
+    validation tail's errors (R, n_val, K): their channel means for "channel", ones for "none"."""
+    return channel_error_scale(val_errors, axis=1) if norm == "channel" else np.ones(val_errors.shape[::2])
+
+
+def step_thresholds(val_step_errors: np.ndarray, vote_ratio: float) -> np.ndarray:
+    """(R,) vote thresholds of the per-step errors (R, n_val) of the validation tail, kept above zero."""
+    return np.maximum(fit_vote_thresholds(val_step_errors, vote_ratio), 1e-12)
+
+
 def reduce_channels(errors: np.ndarray, how: str) -> np.ndarray:
     """(R, n, K) -> (R, n): max or sum over the observed (non-NaN) channels; 0 where none is observed."""
     with warnings.catch_warnings():
@@ -438,9 +449,8 @@ class ImDiffusionDetector(TorchDetector):
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw
         val_err = self._errors(val_part)[0]  # (R, n_val, K); memoised for _fit_scores
-        self.error_scale_ = channel_error_scale(val_err, axis=1) if self.error_norm == "channel" else np.ones(val_err.shape[::2])  # (R, K)
-        step_err = self._reduce(val_err)  # (R, n_val)
-        self.step_thresholds_ = np.maximum(fit_vote_thresholds(step_err, self.vote_ratio), 1e-12)
+        self.error_scale_ = error_scale(val_err, self.error_norm)  # (R, K)
+        self.step_thresholds_ = step_thresholds(self._reduce(val_err), self.vote_ratio)
 
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> ImDiffusionDetector:
         """Fit on a training series (n, K); NaN entries are treated as unobserved.
