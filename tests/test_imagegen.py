@@ -126,6 +126,17 @@ def test_reweighting_keeps_the_weight_level_of_thin_masks_at_low_resolution():
     assert torch.equal(grid[1], torch.ones(4)) and grid.sum() == 4  # the cells the line crosses keep weight 1
 
 
+def test_outside_weight_fills_the_cells_without_mask_pixels():
+    from diffad.imagegen import ReweightAttnProcessor
+
+    m = torch.zeros(2, 1, 8, 8)
+    m[:, 0, 3, :] = 2.0  # a line of weight 2
+    state = ReweightState(tokens=slice(0, 1), weights=m.clone(), image_shape=(8, 8), outside=torch.tensor([0.0, 0.5]))
+    grid = ReweightAttnProcessor(state)._layer_weights(16, batch=2, heads=1).view(2, 4, 4)
+    assert torch.equal(grid[:, 1], torch.full((2, 4), 2.0))  # cells the line crosses: its weight
+    assert torch.equal(grid[0, 0], torch.zeros(4)) and torch.equal(grid[1, 0], torch.full((4,), 0.5))
+
+
 def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
     state = ReweightState(tokens=fitted.conditioner.anomaly_slice, image_shape=(SIZE, SIZE), record=True)
     install_reweighting(fitted.prior, state)
@@ -171,6 +182,32 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
     loaded = AnomalyDiffusion.load(tmp_path / "m")
     assert loaded.mask_areas == fitted.mask_areas
     assert np.array_equal(loaded.generate(split.normal, 6, seed=5)["images"], out["images"])
+
+
+def test_calibrated_outside_weights(fitted, split, tmp_path):
+    gen = AnomalyDiffusion.load(fitted.save(tmp_path / "m"))
+    _accept_any_mask(gen)
+    base = gen.generate(split.normal, 4, seed=2)
+    res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
+                                    grid=(0.0, 1.0), n_per_kind=2)
+    assert set(res["chosen"]) == set(gen.kinds) and set(res["chosen"].values()) <= {0.0, 1.0}
+    assert set(res["grid"]) == {0.0, 1.0} and all(v > 0 for v in res["real"].values())
+    for k in gen.kinds:  # the choice is the grid value whose contrast is nearest the real one on a log scale
+        dist = {g: abs(np.log(res["grid"][g][k] / res["real"][k])) for g in (0.0, 1.0)}
+        assert dist[res["chosen"][k]] == min(dist.values())
+    assert gen.outside_weights == res["chosen"]
+    gen.outside_weights = dict.fromkeys(gen.kinds, 1.0)
+    assert not np.array_equal(gen.generate(split.normal, 4, seed=2)["images"], base["images"])
+    gen.outside_weights = dict.fromkeys(gen.kinds, 0.0)  # 0: the paper's weights, the uncalibrated default
+    assert np.array_equal(gen.generate(split.normal, 4, seed=2)["images"], base["images"])
+    gen.outside_weights = {"hole": 0.25}
+    assert AnomalyDiffusion.load(gen.save(tmp_path / "c")).outside_weights == {"hole": 0.25}
+    with pytest.raises(DataValidationError, match=r"values in \[0, 1\]"):
+        gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(2.0,))
+    with pytest.raises(DataValidationError, match="every type"):
+        gen.calibrate_reweighting(split.normal, split.train_images[:1], split.train_masks[:1], split.train_kinds[:1])
+    gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
+    assert gen.outside_weights == {}  # new embeddings: the calibration no longer holds
 
 
 def test_mask_support_check(fitted, split):
@@ -272,6 +309,11 @@ def test_cli_train_generate_evaluate(tmp_path):
     pairs = np.load(model / "generated" / "pairs.npz")
     assert pairs["images"].shape == (4, 3, 16, 16) and list(pairs["kinds"]) == ["hole"] * 4
     assert (model / "generated" / "grid.png").stat().st_size > 0
+    r = run(app, ["imagegen", "calibrate", "--model", str(model), "--n-per-kind", "1", "--grid", "0,1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "chosen:" in r.output and set(json.loads((model / "config.json").read_text())["outside_weights"]) == set(meta["kinds"])
+    r = run(app, ["imagegen", "calibrate", "--model", str(model), "--grid", "0,3", "--quiet"])
+    assert r.exit_code != 0 and "values in [0, 1]" in r.output
     r = run(app, ["imagegen", "evaluate", "--model", str(model), "--n-per-kind", "2", "--seeds", "0", "--seg-steps", "2", "--quiet"])
     assert r.exit_code == 0, r.output
     res = json.loads((model / "evaluation" / "evaluation.json").read_text())

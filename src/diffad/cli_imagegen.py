@@ -127,6 +127,35 @@ def train_anomaly(
 
 
 @imagegen_app.command()
+def calibrate(
+    model: Model = Path("diffad-out/imagegen"),
+    n_per_kind: Annotated[int, typer.Option(help="Generated pairs per anomaly type and grid value.")] = 16,
+    grid: Annotated[str, typer.Option(help="Outside-mask weights to try, comma-separated, each in [0, 1].")] = "0,0.25,0.5,0.75,1",
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    device: Device = None,
+    quiet: Quiet = False,
+) -> None:
+    """Choose per anomaly type how strongly re-weighting switches the anomaly tokens off outside the
+    mask, so that generated defects contrast with their surroundings as much as the few-shot real
+    ones (no held-out image is read); saves the choice in the model folder."""
+    try:
+        gen = _load(model, device, quiet)
+        split = _split(model)
+        values = [float(v) for v in grid.split(",") if v.strip()]
+        res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
+                                        grid=values, n_per_kind=n_per_kind, seed=seed)
+    except (DiffadError, ValueError, RuntimeError) as exc:
+        _fail(exc)
+    gen.save(model)
+    typer.echo("median defect contrast (mask against its surroundings, 0..1 scale)")
+    typer.echo(f"{'':<16}" + "".join(f"{k:>10}" for k in gen.kinds))
+    typer.echo(f"{'real (few-shot)':<16}" + "".join(f"{res['real'][k]:>10.4f}" for k in gen.kinds))
+    for g, row in res["grid"].items():
+        typer.echo(f"{'outside ' + format(g, 'g'):<16}" + "".join(f"{row[k]:>10.4f}" for k in gen.kinds))
+    typer.echo("chosen: " + ", ".join(f"{k} {v:g}" for k, v in res["chosen"].items()) + f"; saved to {model}")
+
+
+@imagegen_app.command()
 def generate(
     model: Model = Path("diffad-out/imagegen"),
     n: Annotated[int, typer.Option("--n", help="Number of (image, mask) pairs.")] = 32,
@@ -190,6 +219,7 @@ def evaluate(
     except (DiffadError, ValueError, RuntimeError) as exc:
         _fail(exc)
     res["model"] = {"config": gen.config.to_dict(), "kinds": gen.kinds, "timings": gen.timings, "parameters": gen.n_parameters,
+                    "outside_weights": gen.outside_weights,
                     "data": json.loads((model / "data.json").read_text()),
                     "few_shot": {k: split.train_kinds.count(k) for k in gen.kinds},
                     "held_out": {k: split.test_kinds.count(k) for k in sorted(set(split.test_kinds))}}

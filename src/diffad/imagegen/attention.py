@@ -16,6 +16,12 @@ them switches the anomaly tokens off). The processor multiplies the cross-attent
 anomaly tokens by ``w_m`` (at lower resolutions: the mean of ``w_m`` over the mask pixels of each
 cell) and leaves the maps of all other
 tokens unchanged. With no weights set it computes plain attention.
+
+Outside the mask ``w_m`` is 0: the anomaly tokens are switched off there. That part, more than the
+adaptive weights inside the mask, is what makes generated defects stronger than without re-weighting
+(docs/benchmarks.md). ``ReweightState.outside`` sets a per-sample weight for the anomaly tokens in
+cells without mask pixels instead (0: the formula above; 1: no suppression outside the mask), which
+:meth:`~diffad.imagegen.AnomalyDiffusion.calibrate_reweighting` chooses per anomaly type.
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ __all__ = ["ReweightState", "ReweightAttnProcessor", "attention_weights", "insta
 @dataclass
 class ReweightState:
     """Shared by the processors of one UNet. ``weights`` (B, 1, H, W) or None (plain attention);
-    ``tokens`` the slice of anomaly-token positions in the condition; ``record`` keeps the attention
+    ``tokens`` the slice of anomaly-token positions in the condition; ``outside`` (B,) or None (all 0):
+    the weight of the anomaly tokens in cells without mask pixels; ``record`` keeps the attention
     maps of the last call of every layer in ``maps`` (before and after re-weighting), for inspection."""
 
     tokens: slice = field(default_factory=lambda: slice(0, 0))
     weights: torch.Tensor | None = None
+    outside: torch.Tensor | None = None
     image_shape: tuple[int, int] = (1, 1)
     record: bool = False
     maps: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
@@ -74,6 +82,9 @@ class ReweightAttnProcessor:
         # pooling would dilute thin masks (a one-pixel line covers a quarter of a 2 x 2 cell)
         support = F.adaptive_avg_pool2d((weights > 0).to(weights.dtype), (h, w))
         pooled = F.adaptive_avg_pool2d(weights, (h, w)) / support.clamp_min(1e-12)
+        if self.state.outside is not None:
+            outside = self.state.outside.to(pooled.dtype).view(-1, 1, 1, 1)
+            pooled = torch.where(support > 0, pooled, outside.expand_as(pooled))
         return pooled.flatten(1).repeat_interleave(heads, dim=0)  # the (B * heads) layout of head_to_batch_dim
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):

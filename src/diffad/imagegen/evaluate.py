@@ -39,6 +39,7 @@ __all__ = [
     "pixel_metrics",
     "nearest_mask_iou",
     "mask_fill",
+    "defect_contrast",
     "embed",
     "diversity",
     "downstream",
@@ -148,6 +149,21 @@ def mask_fill(images: np.ndarray, normal: np.ndarray, masks: np.ndarray, thresho
     diff = np.abs(images.astype(np.float64) - normal.astype(np.float64)).mean(axis=1) / 255.0
     m = np.asarray(masks) > 0
     return np.array([(d[k] > threshold).mean() if k.any() else np.nan for d, k in zip(diff, m, strict=True)])
+
+
+def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2) -> np.ndarray:
+    """Per sample: how far the mean colour of the mask pixels lies from the mean colour of the pixels
+    around the mask (a ring ``ring`` pixels wide), mean absolute difference over channels on a 0..1
+    scale. Needs no normal image, so it measures real and generated defects alike (texture alone
+    gives a small positive value)."""
+    from scipy import ndimage
+
+    out = np.full(len(images), np.nan)
+    for i, (img, m) in enumerate(zip(np.asarray(images, dtype=np.float64) / 255.0, np.asarray(masks) > 0, strict=True)):
+        around = ndimage.binary_dilation(m, iterations=ring) & ~m
+        if m.any() and around.any():
+            out[i] = np.abs(img[:, m].mean(axis=1) - img[:, around].mean(axis=1)).mean()
+    return out
 
 
 @torch.no_grad()

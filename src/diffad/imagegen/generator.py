@@ -103,6 +103,7 @@ class AnomalyDiffusion:
         self.mask_model = None
         self.history: dict[str, list[float]] = {}
         self.mask_areas: dict[str, tuple[float, float]] = {}
+        self.outside_weights: dict[str, float] = {}
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -199,6 +200,7 @@ class AnomalyDiffusion:
         if (m.flatten(1).sum(1) == 0).any():
             raise fail("masks", "at least one defect pixel in every mask", "an empty mask", "Drop defect-free images from the few-shot set.")
         self.kinds = sorted(set(kinds))
+        self.outside_weights = {}  # calibrated for the old embeddings
         kind = self._kind_index(kinds, len(x))
         torch.manual_seed(self.seed + 1)
         self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.prior_condition).to(self.device)
@@ -328,6 +330,7 @@ class AnomalyDiffusion:
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(y_all), size=n)
         gen = torch.Generator(device=self.device).manual_seed(seed)
+        outside = torch.as_tensor([self.outside_weights.get(k, 0.0) for k in kinds], device=self.device)
         state = ReweightState(tokens=self.conditioner.anomaly_slice, image_shape=(self.config.size,) * 2)
         install_reweighting(self.prior, state)
         sched = make_scheduler(self.config, "ddim")
@@ -335,6 +338,7 @@ class AnomalyDiffusion:
         try:
             for lo in tqdm(range(0, n, batch_size), desc="generate", disable=not self.verbose, leave=False):
                 sl = slice(lo, min(lo + batch_size, n))
+                state.outside = outside[sl]
                 out.append(self._sample(y_all[pick[sl]], m_all[sl], label[sl], state, sched, gen, reweight))
         finally:
             from diffusers.models.attention_processor import AttnProcessor2_0
@@ -363,6 +367,50 @@ class AnomalyDiffusion:
         state.weights = None
         return x
 
+    def calibrate_reweighting(self, normal: np.ndarray, images: np.ndarray, masks: np.ndarray, kinds, *,
+                              grid=(0.0, 0.25, 0.5, 0.75, 1.0), n_per_kind: int = 16, seed: int = 0) -> dict:
+        """Choose per anomaly type the weight of the anomaly tokens outside the mask
+        (``outside_weights``), so that generated defects stand out from their surroundings about as much
+        as the real ones do.
+
+        For every value in ``grid`` it generates ``n_per_kind`` pairs per type (the same masks, normal
+        images and noise for every value) and measures their
+        :func:`~diffad.imagegen.evaluate.defect_contrast`; per type it keeps the value whose median
+        contrast is closest, on a log scale, to the median contrast of the type's real defective
+        ``images`` with their ``masks`` (the few-shot training images: no held-out image is read).
+        Returns ``{"real": {type: contrast}, "grid": {value: {type: contrast}}, "chosen": {type: value}}``.
+        """
+        from .evaluate import defect_contrast
+
+        self._require("prior", "conditioner", "mask_model")
+        grid = [float(g) for g in grid]
+        if not grid or any(not 0.0 <= g <= 1.0 for g in grid):
+            raise fail("calibration grid", "values in [0, 1]", repr(grid), "0 is the paper's re-weighting, 1 no suppression outside the mask.")
+        if n_per_kind < 1:
+            raise fail("n_per_kind", "a positive number", repr(n_per_kind), "Use at least 1.")
+        kinds = np.asarray(list(kinds))
+        real_c = defect_contrast(images, masks)
+        missing = sorted(set(self.kinds) - set(kinds))
+        if len(real_c) != len(kinds) or missing:
+            raise fail("calibration images", f"real defective images of every type {self.kinds}, one type per image",
+                       f"{len(real_c)} images, {len(kinds)} types, missing {missing}", "Pass the few-shot training split.")
+        real = {k: float(np.nanmedian(real_c[kinds == k])) for k in self.kinds}
+        draw = [k for k in self.kinds for _ in range(n_per_kind)]
+        drawn = np.asarray(draw)
+        draw_masks = self.generate_masks(draw, seed=seed + 1)
+        table, previous = {}, self.outside_weights
+        try:
+            for g in grid:
+                self.outside_weights = dict.fromkeys(self.kinds, g)
+                out = self.generate(normal, len(draw), kinds=draw, masks=draw_masks, seed=seed)
+                c = defect_contrast(out["images"], out["masks"])
+                table[g] = {k: float(np.nanmedian(c[drawn == k])) for k in self.kinds}
+        finally:
+            self.outside_weights = previous
+        chosen = {k: min(grid, key=lambda g, k=k: abs(np.log(table[g][k] / real[k]))) for k in self.kinds}
+        self.outside_weights = chosen
+        return {"real": real, "grid": table, "chosen": chosen}
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the fitted parts to folder ``path`` (``config.json``, ``history.json`` and one
@@ -370,7 +418,8 @@ class AnomalyDiffusion:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": "diffad-imagegen", "version": 1, "config": self.config.to_dict(), "seed": self.seed,
-                "kinds": self.kinds, "mask_areas": self.mask_areas, "timings": self.timings}
+                "kinds": self.kinds, "mask_areas": self.mask_areas, "outside_weights": self.outside_weights,
+                "timings": self.timings}
         if self.prior is not None:
             torch.save({"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()}, path / "prior.pt")
         if self.conditioner is not None:
@@ -394,6 +443,7 @@ class AnomalyDiffusion:
         self.kinds = list(meta["kinds"])
         self.timings = meta.get("timings", {})
         self.mask_areas = {k: tuple(v) for k, v in meta.get("mask_areas", {}).items()}
+        self.outside_weights = {k: float(v) for k, v in meta.get("outside_weights", {}).items()}
         if (path / "history.json").is_file():
             self.history = json.loads((path / "history.json").read_text())
 
