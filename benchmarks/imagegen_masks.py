@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage
 
 from diffad.cli import _parse_set
-from diffad.cli_imagegen import _split
 from diffad.imagegen import AnomalyDiffusion
+from diffad.imagegen.data import model_split
 
 
 def shape_stats(masks: np.ndarray) -> dict[str, float]:
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="with --retrain: write the retrained model here")
     args = ap.parse_args()
     gen = AnomalyDiffusion.load(args.model, verbose=False)
-    split = _split(args.model, os.environ.get("DIFFAD_DATA"))
+    split = model_split(args.model, os.environ.get("DIFFAD_DATA"))
     kinds = [k for k in gen.kinds for _ in range(args.n_per_kind)]
     print("| masks | type | n | area | components | core share | length |\n|---|---|---|---|---|---|---|")
     report("training", split.train_masks, split.train_kinds, gen.kinds)

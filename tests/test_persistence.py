@@ -81,6 +81,12 @@ def test_corrupt_truncated_foreign(data, tmp_path):
         diffad.load(tmp_path / "m")
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode == (tmp_path / "b.txt").stat().st_mode
+
+
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out.txt"
     atomic_write_text(target, "old")

@@ -35,19 +35,9 @@ def _sets(items: list[str] | None) -> dict:
 
 
 def _split(model: Path, data_dir: str | None = None, name: str | None = None):
-    """The few-shot split of the model's image set (``name``: another set, read the same way)."""
-    from .data import load_images
-    from .imagegen.data import crop_image_set, few_shot_split
+    from .imagegen.data import model_split
 
-    spec = json.loads((model / "data.json").read_text())
-    if name is not None:
-        spec["name"] = name
-    s, crop = spec["size"], spec.get("crop")
-    if crop:
-        images = crop_image_set(load_images(spec["name"], data_dir or spec.get("data_dir")), crop, s)
-    else:
-        images = load_images(spec["name"], data_dir or spec.get("data_dir"), (s, s))
-    return few_shot_split(images, spec["fraction"])
+    return model_split(model, data_dir, name)
 
 
 def _load(model: Path, device: str | None, quiet: bool):

@@ -15,6 +15,7 @@ place, so an interrupted save never leaves a half folder that looks whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -35,8 +36,18 @@ FORMAT = "diffad-detector"
 FORMAT_VERSION = 1
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (mkstemp's files are 0600);
+    read once, since reading the umask means setting it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; the file
+    gets the permissions a plain ``open(path, "w")`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,6 +56,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,15 +3,17 @@ training part (the paper's one third) and a held-out part for the downstream eva
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..data.loaders import ImageSet
 from ..validation import check_fraction, fail
 
-__all__ = ["FewShotSplit", "few_shot_split", "crop_image_set"]
+__all__ = ["FewShotSplit", "few_shot_split", "crop_image_set", "model_split"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,20 @@ def crop_image_set(images: ImageSet, crop: int, size: int, *, normals_per_image:
             masks.append(_resize(cut(m, *c), size, True))
             kinds.append(kind)
     return ImageSet(f"{images.name}@crop{crop}", np.stack(train), np.stack(test), np.stack(masks), tuple(kinds))
+
+
+def model_split(model: str | Path, data_dir: str | None = None, name: str | None = None) -> FewShotSplit:
+    """The few-shot split of the image set a model folder was trained on, as its ``data.json`` records
+    it (set name, size, crop, few-shot fraction); ``name``: another set, read the same way;
+    ``data_dir``: where the data lies (default: the folder recorded at training)."""
+    from ..data import load_images
+
+    spec = json.loads((Path(model) / "data.json").read_text())
+    if name is not None:
+        spec["name"] = name
+    s, crop = spec["size"], spec.get("crop")
+    if crop:
+        images = crop_image_set(load_images(spec["name"], data_dir or spec.get("data_dir")), crop, s)
+    else:
+        images = load_images(spec["name"], data_dir or spec.get("data_dir"), (s, s))
+    return few_shot_split(images, spec["fraction"])
