@@ -317,6 +317,7 @@ def test_cli_train_generate_evaluate(tmp_path):
     r = run(app, ["imagegen", "evaluate", "--model", str(model), "--n-per-kind", "2", "--seeds", "0", "--seg-steps", "2", "--quiet"])
     assert r.exit_code == 0, r.output
     res = json.loads((model / "evaluation" / "evaluation.json").read_text())
+    assert "calibrated outside weights" in r.output
     assert set(res["downstream"]) == {"none (normal images only)", "real few-shot only", "crop-and-paste", "generated",
                                       "generated, no re-weighting"}
     assert 0 <= res["nearest_mask_iou"]["mean"] <= 1

@@ -218,6 +218,8 @@ def evaluate(
     for name, s in samples.items():
         idx = np.concatenate([np.flatnonzero(np.asarray(s["kinds"]) == k)[:8] for k in gen.kinds])
         save_grid(s["images"][idx], s["masks"][idx], out / f"grid_{name}.png", titles=[s["kinds"][i] for i in idx])
+    if gen.outside_weights:
+        typer.echo("generated with calibrated outside weights: " + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights.items()))
     typer.echo(f"{'training set of the segmenter':<30} {'pixel AUROC':>16} {'pixel AP':>16}")
     for name, r in res["downstream"].items():
         m, sd = r["mean"], r["std"]

@@ -315,7 +315,9 @@ class AnomalyDiffusion:
         """Generate ``n`` anomalous images from the normal images ``normal``.
 
         ``kinds``: the type of each sample (default: the fitted types in turn); ``masks``: given masks
-        instead of drawn ones. Returns a dict with ``images`` (uint8 (n, 3, H, W)), ``masks`` (uint8
+        instead of drawn ones; ``reweight``: adaptive attention re-weighting, with the anomaly tokens
+        outside the mask weighted by ``outside_weights`` (0 for a type not calibrated: the paper's
+        formula; see :meth:`calibrate_reweighting`). Returns a dict with ``images`` (uint8 (n, 3, H, W)), ``masks`` (uint8
         (n, H, W)), ``kinds`` and ``normal_index`` (which normal image each sample edits).
         """
         self._require("prior", "conditioner")
