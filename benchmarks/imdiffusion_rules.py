@@ -10,7 +10,10 @@ Every rule then scores the same imputations:
 
 - ``error_norm``: ``channel`` divides each channel's error by its mean on the validation tail (per
   ensemble step), ``none`` keeps the raw squared error of the min-max scaled values;
-- ``error_reduce``: ``max`` or ``sum`` over channels.
+- ``error_reduce``: ``max`` or ``sum`` over channels;
+- with ``--floor``, also ``channel-floor``: the ``channel`` divisors, none below 0.1 x their median over
+  the channels (per step), so that near-constant channels cannot dominate the score (the detector's
+  ``error_floor=0.1``).
 
 The score is the detector's ``decision_function``: per step the reduced error divided by that step's
 vote threshold (fitted on the validation tail with ``vote_ratio``), averaged over the steps. Prints
@@ -57,9 +60,12 @@ def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> 
     return val, test, ds.test_labels, seconds
 
 
+FLOOR = 0.1
+
+
 def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
-    scale = error_scale(val, norm)
+    scale = error_scale(val, "channel", FLOOR) if norm == "channel-floor" else error_scale(val, norm)
     return reduce_channels(val / scale[:, None, :], reduce), reduce_channels(test / scale[:, None, :], reduce)
 
 
@@ -76,18 +82,21 @@ def main() -> None:
                     help="registered dataset names (`diffad data list`), e.g. SMD/machine-1-2 or MSL")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--errors-dir", default="results/imdiffusion-rules")
+    ap.add_argument("--floor", action="store_true",
+                    help=f"also score 'channel-floor': channel divisors floored at {FLOOR} x their per-step median")
     args = ap.parse_args()
+    rules = RULES + [("channel-floor", "max"), ("channel-floor", "sum")] if args.floor else RULES
     preset = ImDiffusionDetector.fast()
     vote_ratio = preset.vote_ratio
-    rows = {rule: [] for rule in RULES}
+    rows = {rule: [] for rule in rules}
     print("| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
           "|---|---|---|---|---|---|---|", flush=True)
     for m in args.datasets:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
         paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
         paper_reduce = paper_reduce or preset.error_reduce
-        pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm in ("channel", "none")}
-        for norm, reduce in RULES:
+        pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm, _ in rules}
+        for norm, reduce in rules:
             s = rule_score(val, test, norm, reduce, vote_ratio)
             pr, vpr = auc_pr(y, s), vus(y, s, 100)[1]
             rows[(norm, reduce)].append((pr, vpr, pa[norm]))

@@ -129,7 +129,8 @@ def test_unconditional_path_never_reads_clean_masked_values(fitted):
 @pytest.mark.parametrize("kw", [
     dict(mode="forecasting"), dict(mode="reconstruction"), dict(conditional=True), dict(temporal=False),
     dict(spatial=False), dict(train_mask="random"), dict(ensemble_steps=1), dict(sampler="ddim"),
-    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="channel"), dict(scaler="standard"),
+    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="channel"),
+    dict(error_norm="channel", error_floor=0.1), dict(scaler="standard"),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 def test_ablations_run(kw, data):
     det = tiny(max_epochs=1, **kw).fit(data.train)
@@ -164,6 +165,8 @@ def test_bad_input(fitted, data):
         tiny(ensemble_steps=6, ensemble_stride=2).fit(data.train)
     with pytest.raises(DataValidationError, match="validation tail"):
         tiny(window=64).fit(data.train[:100])
+    with pytest.raises(DataValidationError, match="error_floor"):
+        tiny(error_floor=-1.0).fit(data.train)
     bad = data.train.copy()
     bad[:, 0] = np.nan
     with pytest.raises(DataValidationError, match="all-NaN channel"):
@@ -214,3 +217,14 @@ def test_channel_error_scale_never_divides_by_zero():
     err = np.array([[1.0, 0.0, np.nan], [3.0, 0.0, np.nan]])  # channel 1 always exact, channel 2 never observed
     np.testing.assert_allclose(channel_error_scale(err, axis=0), [2.0, 2.0, 2.0])
     np.testing.assert_allclose(channel_error_scale(np.zeros((4, 2)), axis=0), [1.0, 1.0])
+
+
+def test_error_floor_raises_only_the_small_channel_divisors():
+    from diffad.detectors.imdiffusion import error_scale
+
+    val = np.zeros((2, 5, 4))  # (steps, time, channels): channel means 1e-8, 1, 2, 4 (step 0), twice that (step 1)
+    val[0] = [1e-8, 1.0, 2.0, 4.0]
+    val[1] = [2e-8, 2.0, 4.0, 8.0]
+    np.testing.assert_allclose(error_scale(val, "channel"), [[1e-8, 1, 2, 4], [2e-8, 2, 4, 8]])
+    np.testing.assert_allclose(error_scale(val, "channel", 0.1), [[0.15, 1, 2, 4], [0.3, 2, 4, 8]])  # 0.1 x median
+    np.testing.assert_allclose(error_scale(val, "none", 0.1), np.ones((2, 4)))
