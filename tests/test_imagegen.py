@@ -318,6 +318,7 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads((model / "evaluation" / "evaluation.json").read_text())
     assert "calibrated outside weights" in r.output
+    assert all(f"AP {k}" in r.output for k in meta["kinds"])  # per-type pixel AP columns
     assert set(res["downstream"]) == {"none (normal images only)", "real few-shot only", "crop-and-paste", "generated",
                                       "generated, no re-weighting"}
     assert 0 <= res["nearest_mask_iou"]["mean"] <= 1

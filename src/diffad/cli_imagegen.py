@@ -220,10 +220,13 @@ def evaluate(
         save_grid(s["images"][idx], s["masks"][idx], out / f"grid_{name}.png", titles=[s["kinds"][i] for i in idx])
     if gen.outside_weights:
         typer.echo("generated with calibrated outside weights: " + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights.items()))
-    typer.echo(f"{'training set of the segmenter':<30} {'pixel AUROC':>16} {'pixel AP':>16}")
+    types = sorted({k.split("/", 1)[1] for r in res["downstream"].values() for k in r["mean"] if k.startswith("pixel_AP/")})
+    typer.echo(f"{'training set of the segmenter':<30} {'pixel AUROC':>16} {'pixel AP':>16}"
+               + "".join(f" {'AP ' + t:>16}" for t in types))
     for name, r in res["downstream"].items():
         m, sd = r["mean"], r["std"]
-        typer.echo(f"{name:<30} {m['pixel_AUROC']:>8.3f} ± {sd['pixel_AUROC']:.3f} {m['pixel_AP']:>8.3f} ± {sd['pixel_AP']:.3f}")
+        typer.echo(f"{name:<30} {m['pixel_AUROC']:>8.3f} ± {sd['pixel_AUROC']:.3f} {m['pixel_AP']:>8.3f} ± {sd['pixel_AP']:.3f}"
+                   + "".join(f" {m.get('pixel_AP/' + t, float('nan')):>16.3f}" for t in types))
     iou = res["nearest_mask_iou"]
     typer.echo(f"nearest training mask IoU: mean {iou['mean']:.3f}, max {iou['max']:.3f}; mask fill "
                + ", ".join(f"{k} {v:.3f}" for k, v in res["mask_fill"].items()))
