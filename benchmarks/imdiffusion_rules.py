@@ -40,6 +40,7 @@ from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_cha
 from diffad.metrics import auc_pr, vus
 
 RULES = [("channel", "max"), ("channel", "sum"), ("none", "max"), ("none", "sum")]
+FLOOR = 0.1  # --floor: the "channel-floor" rules use error_floor=FLOOR
 
 
 def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -58,9 +59,6 @@ def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> 
     errors_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, val=val.astype(np.float32), test=test.astype(np.float32), seconds=seconds)
     return val, test, ds.test_labels, seconds
-
-
-FLOOR = 0.1
 
 
 def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:

@@ -165,8 +165,9 @@ def test_bad_input(fitted, data):
         tiny(ensemble_steps=6, ensemble_stride=2).fit(data.train)
     with pytest.raises(DataValidationError, match="validation tail"):
         tiny(window=64).fit(data.train[:100])
-    with pytest.raises(DataValidationError, match="error_floor"):
-        tiny(error_floor=-1.0).fit(data.train)
+    for floor in (-1.0, float("nan"), "0.1"):
+        with pytest.raises(DataValidationError, match="error_floor"):
+            tiny(error_floor=floor).fit(data.train)
     bad = data.train.copy()
     bad[:, 0] = np.nan
     with pytest.raises(DataValidationError, match="all-NaN channel"):

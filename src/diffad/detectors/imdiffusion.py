@@ -348,7 +348,8 @@ class ImDiffusionDetector(TorchDetector):
         check_option(self.ensemble_output, ("x0", "sample"), name="ensemble_output")
         check_option(self.error_reduce, ("max", "sum"), name="error_reduce")
         check_option(self.error_norm, ("channel", "none"), name="error_norm")
-        if not (np.isfinite(self.error_floor) and self.error_floor >= 0):
+        floor = self.error_floor
+        if isinstance(floor, bool) or not isinstance(floor, int | float | np.number) or not (np.isfinite(floor) and floor >= 0):
             raise fail("error_floor", "a number >= 0", repr(self.error_floor), "0 keeps every channel divisor; 0.1 is a floor at a tenth of the median.")
         span = (self.ensemble_steps - 1) * self.ensemble_stride
         if self.ensemble_steps < 1 or self.ensemble_stride < 1 or span >= self.n_steps:
