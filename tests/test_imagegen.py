@@ -21,7 +21,7 @@ from diffad.imagegen import (  # noqa: E402
     install_reweighting,
 )
 from diffad.imagegen.data import few_shot_split  # noqa: E402
-from diffad.imagegen.evaluate import crop_paste, mask_fill, nearest_mask_iou, pixel_metrics  # noqa: E402
+from diffad.imagegen.evaluate import crop_paste, defect_contrast, mask_fill, nearest_mask_iou, pixel_metrics  # noqa: E402
 
 SIZE = 16
 
@@ -264,6 +264,20 @@ def test_crop_paste_moves_real_defects_onto_normal_images(split):
     assert pairs["images"].shape == (10, 3, SIZE, SIZE)
     assert all(m.sum() in {int(t.sum()) for t in split.train_masks} for m in pairs["masks"])  # whole defects
     assert set(pairs["kinds"]) <= set(split.train_kinds)
+
+
+def test_defect_contrast_compares_the_mask_with_its_surroundings():
+    img = np.full((3, 3, 12, 12), 100, np.uint8)
+    img[0, :, 4:6, 4:6] = 151  # a square 51 grey levels brighter than the rest
+    img[1, 0, 4:6, 4:6] = 151  # only the red channel
+    masks = np.zeros((3, 12, 12), np.uint8)
+    masks[:2, 4:6, 4:6] = 1  # the third image has no mask
+    c = defect_contrast(img, masks)
+    assert c[0] == pytest.approx(51 / 255) and c[1] == pytest.approx(51 / 255 / 3) and np.isnan(c[2])
+    ring = img.copy()
+    ring[0, :, 2:8, 2:8] = 151  # the surroundings changed as much as the mask: no contrast left
+    ring[0, :, 4:6, 4:6] = 151
+    assert defect_contrast(ring[:1], masks[:1])[0] == pytest.approx(0.0)
 
 
 def test_mask_fill_and_pixel_metrics():

@@ -158,12 +158,18 @@ def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2) -> np.
     gives a small positive value)."""
     from scipy import ndimage
 
-    out = np.full(len(images), np.nan)
-    for i, (img, m) in enumerate(zip(np.asarray(images, dtype=np.float64) / 255.0, np.asarray(masks) > 0, strict=True)):
-        around = ndimage.binary_dilation(m, iterations=ring) & ~m
-        if m.any() and around.any():
-            out[i] = np.abs(img[:, m].mean(axis=1) - img[:, around].mean(axis=1)).mean()
-    return out
+    img = np.asarray(images, dtype=np.float64) / 255.0
+    m = np.asarray(masks) > 0
+    spatial = np.zeros((3, 3, 3), bool)
+    spatial[1] = ndimage.generate_binary_structure(2, 1)  # grow each mask in its own image only
+    around = ndimage.binary_dilation(m, structure=spatial, iterations=ring) & ~m
+
+    def mean_colour(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        count = sel.sum(axis=(1, 2))
+        return (img * sel[:, None]).sum(axis=(2, 3)) / np.maximum(count, 1)[:, None], count
+
+    (inside, n_in), (ring_colour, n_ring) = mean_colour(m), mean_colour(around)
+    return np.where((n_in > 0) & (n_ring > 0), np.abs(inside - ring_colour).mean(axis=1), np.nan)
 
 
 @torch.no_grad()
