@@ -375,11 +375,17 @@ experiment_app = typer.Typer(help="Experiment suites of a detector (results/<det
 app.add_typer(experiment_app, name="experiment")
 
 
-def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+def _parse_list(text: str, option: str, kind: type = int) -> tuple:
+    """Comma-separated values of ``kind`` (int or float) from an option's text."""
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise DiffadError(f"{option}: expected comma-separated integers such as 0,1,2, got {text!r}.") from None
+        what, example = ("integers", "0,1,2") if kind is int else ("numbers", "0,0.5,1")
+        raise DiffadError(f"{option}: expected comma-separated {what} such as {example}, got {text!r}.") from None
+
+
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    return _parse_list(text, option, int)
 
 
 def _parse_set(items: list[str]) -> dict:

@@ -35,6 +35,7 @@ def _sets(items: list[str] | None) -> dict:
 
 
 def _split(model: Path, data_dir: str | None = None, name: str | None = None):
+    """:func:`diffad.imagegen.data.model_split`, imported only when a command runs (keeps `--help` fast)."""
     from .imagegen.data import model_split
 
     return model_split(model, data_dir, name)
@@ -128,10 +129,12 @@ def calibrate(
     """Choose per anomaly type how strongly re-weighting switches the anomaly tokens off outside the
     mask, so that generated defects contrast with their surroundings as much as the few-shot real
     ones (no held-out image is read); saves the choice in the model folder."""
+    from .cli import _parse_list
+
     try:
+        values = _parse_list(grid, "--grid", float)
         gen = _load(model, device, quiet)
         split = _split(model)
-        values = [float(v) for v in grid.split(",") if v.strip()]
         res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
                                         grid=values, n_per_kind=n_per_kind, seed=seed)
     except (DiffadError, ValueError, RuntimeError) as exc:
