@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from diffad.cli import _parse_set
+from diffad.config import parse_assignments
 from diffad.imagegen import AnomalyDiffusion
 from diffad.imagegen.data import model_split
 
@@ -75,7 +75,7 @@ def main() -> None:
     report("training", split.train_masks, split.train_kinds, gen.kinds)
     report("generated", gen.generate_masks(kinds, seed=args.seed), kinds, gen.kinds)
     if args.retrain is not None:
-        gen.config = dataclasses.replace(gen.config, **_parse_set(args.retrain))
+        gen.config = dataclasses.replace(gen.config, **parse_assignments(args.retrain, "--retrain"))
         t0 = time.perf_counter()
         gen.fit_masks(split.train_masks, split.train_kinds)
         label = "retrained (" + ", ".join(args.retrain) + f"; {time.perf_counter() - t0:.0f} s)"

@@ -4,7 +4,7 @@ from typing import Literal
 import pytest
 
 from diffad import ConfigError
-from diffad.config import from_mapping, load_file, to_mapping
+from diffad.config import from_mapping, load_file, parse_assignments, to_mapping
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,13 @@ def test_load_file(tmp_path):
         load_file(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="existing file"):
         load_file(tmp_path / "none.toml")
+
+
+def test_parse_assignments():
+    got = parse_assignments(["steps=200", "lr=1e-3", "on=true", "sizes=[16, 32]", "name=fast", "path=a=b"])
+    assert got == {"steps": 200, "lr": 1e-3, "on": True, "sizes": [16, 32], "name": "fast", "path": "a=b"}
+    assert parse_assignments(None) == {}
+    with pytest.raises(ConfigError, match="--retrain: expected KEY=VALUE, got 'steps'"):
+        parse_assignments(["steps"], "--retrain")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignments(["=3"])

@@ -388,21 +388,6 @@ def _parse_ints(text: str, option: str) -> tuple[int, ...]:
     return _parse_list(text, option, int)
 
 
-def _parse_set(items: list[str]) -> dict:
-    import json
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DiffadError(f"--set: expected KEY=VALUE, got {item!r}.")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 @experiment_app.command("sdmae")
 def experiment_sdmae(
     suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
@@ -417,11 +402,12 @@ def experiment_sdmae(
 ) -> None:
     """Self-distilled masked autoencoder: masking strategies, ablations or the hyper-parameter grid,
     over datasets and seeds, with PCA and Isolation Forest in the same run (honest protocol)."""
+    from .config import parse_assignments
     from .experiments.sdmae import run_suite, summarise
 
     try:
         seed_list = list(_parse_ints(seeds, "--seeds"))
-        folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, _parse_set(set_ or []), baselines=not no_baselines,
+        folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, parse_assignments(set_), baselines=not no_baselines,
                            data_dir=str(data_dir) if data_dir else None, metric_window=metric_window, verbose=not quiet)
     except (DiffadError, ValueError) as exc:
         _fail(exc)

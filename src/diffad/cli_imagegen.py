@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from .config import parse_assignments
 from .exceptions import DiffadError
 
 imagegen_app = typer.Typer(help='Few-shot anomaly image generation (AnomalyDiffusion); needs `pip install "diffad[image]"`.',
@@ -26,12 +27,6 @@ def _fail(exc: Exception) -> None:
     from .cli import _fail as fail  # the main CLI's error format and exit code
 
     fail(exc)
-
-
-def _sets(items: list[str] | None) -> dict:
-    from .cli import _parse_set
-
-    return _parse_set(items or [])
 
 
 def _split(model: Path, data_dir: str | None = None, name: str | None = None):
@@ -67,7 +62,7 @@ def train_prior(
     from .imagegen import AnomalyDiffusion, ImageGenConfig
 
     try:
-        cfg = ImageGenConfig.from_dict({"size": size, **_sets(set_)})
+        cfg = ImageGenConfig.from_dict({"size": size, **parse_assignments(set_)})
         model.mkdir(parents=True, exist_ok=True)
         (model / "data.json").write_text(json.dumps({"name": data, "size": size, "crop": crop, "fraction": fraction,
                                                              "data_dir": data_dir}))
@@ -97,7 +92,7 @@ def train_anomaly(
 
     try:
         gen = _load(model, device, quiet)
-        gen.config = dataclasses.replace(gen.config, **_sets(set_))
+        gen.config = dataclasses.replace(gen.config, **parse_assignments(set_))
         split = _split(model)
         if data is not None:
             other = _split(model, name=data)

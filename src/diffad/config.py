@@ -16,9 +16,24 @@ from typing import Any, TypeVar
 
 from .exceptions import ConfigError
 
-__all__ = ["from_mapping", "load_file", "to_mapping"]
+__all__ = ["from_mapping", "load_file", "parse_assignments", "to_mapping"]
 
 T = TypeVar("T")
+
+
+def parse_assignments(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` (command-line overrides) into a dict; a value is read as JSON where it
+    parses (numbers, booleans, lists), else kept as the string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option}: expected KEY=VALUE, got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
