@@ -235,6 +235,26 @@ def test_fit_anomaly_keeps_the_prior_frozen(split):
     assert gen.history["anomaly"] and len(gen.history["anomaly"]) == gen.config.anomaly_steps
 
 
+def test_typed_spatial_embedding_reads_the_anomaly_type(fitted, split, tmp_path):
+    masks = torch.as_tensor(split.train_masks[:2] > 0).float()[:, None].repeat(2, 1, 1, 1)
+    kind = torch.tensor([0, 0, 1, 1])
+    spatial = slice(fitted.conditioner.n_normal + fitted.conditioner.n_anomaly, None)
+    plain = fitted.conditioner(kind, masks)[:, spatial]  # the paper's split: e_s from the mask alone
+    assert torch.equal(plain[:2], plain[2:])
+    cfg = ImageGenConfig.tiny(SIZE)
+    cfg.spatial_embedding = "typed"
+    gen = AnomalyDiffusion(cfg, seed=1).fit_prior(split.normal)
+    gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
+    typed = gen.conditioner(kind, masks)
+    assert not torch.allclose(typed[:2, spatial], typed[2:, spatial])
+    saved = gen.save(tmp_path / "typed")
+    back = AnomalyDiffusion.load(saved)
+    assert back.config.spatial_embedding == "typed"
+    assert torch.equal(back.conditioner(kind, masks), typed)
+    with pytest.raises(DataValidationError, match="spatial_embedding"):
+        ImageGenConfig(spatial_embedding="resnet")
+
+
 def test_generator_bad_input(split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE))
     with pytest.raises(RuntimeError, match="fit_prior"):
@@ -278,6 +298,11 @@ def test_defect_contrast_compares_the_mask_with_its_surroundings():
     ring[0, :, 2:8, 2:8] = 151  # the surroundings changed as much as the mask: no contrast left
     ring[0, :, 4:6, 4:6] = 151
     assert defect_contrast(ring[:1], masks[:1])[0] == pytest.approx(0.0)
+    dark = img.copy()
+    dark[0, :, 4:6, 4:6] = 49  # as far below its surroundings as the first one is above
+    assert defect_contrast(dark, masks)[0] == pytest.approx(c[0])
+    assert defect_contrast(dark, masks, signed=True)[0] == pytest.approx(-51 / 255)
+    assert defect_contrast(img.astype(float), masks, signed=True)[0] == pytest.approx(51 / 255)
 
 
 def test_mask_fill_and_pixel_metrics():

@@ -151,11 +151,13 @@ def mask_fill(images: np.ndarray, normal: np.ndarray, masks: np.ndarray, thresho
     return np.array([(d[k] > threshold).mean() if k.any() else np.nan for d, k in zip(diff, m, strict=True)])
 
 
-def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2) -> np.ndarray:
+def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2, *, signed: bool = False) -> np.ndarray:
     """Per sample: how far the mean colour of the mask pixels lies from the mean colour of the pixels
     around the mask (a ring ``ring`` pixels wide), mean absolute difference over channels on a 0..1
-    scale. Needs no normal image, so it measures real and generated defects alike (texture alone
-    gives a small positive value)."""
+    scale (``images`` on a 0..255 scale, uint8 or float). Needs no normal image, so it measures real
+    and generated defects alike (texture alone gives a small positive value). ``signed=True``: the
+    mean difference over channels instead, positive where the defect is brighter than its
+    surroundings."""
     from scipy import ndimage
 
     img = np.asarray(images, dtype=np.float64) / 255.0
@@ -169,7 +171,8 @@ def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2) -> np.
         return (img * sel[:, None]).sum(axis=(2, 3)) / np.maximum(count, 1)[:, None], count
 
     (inside, n_in), (ring_colour, n_ring) = mean_colour(m), mean_colour(around)
-    return np.where((n_in > 0) & (n_ring > 0), np.abs(inside - ring_colour).mean(axis=1), np.nan)
+    diff = inside - ring_colour
+    return np.where((n_in > 0) & (n_ring > 0), (diff if signed else np.abs(diff)).mean(axis=1), np.nan)
 
 
 @torch.no_grad()

@@ -11,9 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validation import fail
+from ..validation import check_option, fail
 
 __all__ = ["ImageGenConfig", "PriorCondition", "AnomalyConditioner", "Segmenter", "build_prior", "build_mask_model", "make_scheduler"]
+
+
+# how the mask becomes the spatial embedding e_s (see AnomalyConditioner)
+SPATIAL_EMBEDDINGS = ("encoder", "typed")
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ImageGenConfig:
     mask_lr: float = 1e-3
     sample_steps: int = 25
     mask_sample_steps: int = 50
+    spatial_embedding: str = "encoder"
 
     def __post_init__(self):
         self.prior_channels = tuple(int(c) for c in self.prior_channels)
@@ -50,6 +55,7 @@ class ImageGenConfig:
                        "The UNets halve the resolution at every level; pick e.g. 16, 32 or 64.")
         if self.cross_dim % self.head_dim:
             raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
+        check_option(self.spatial_embedding, SPATIAL_EMBEDDINGS, name="spatial_embedding")
         for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps", "mask_sample_steps"):
             if int(getattr(self, name)) < 1:
                 raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
@@ -163,6 +169,10 @@ class AnomalyConditioner(nn.Module):
     embedding, one token per 8 x 8 cell of the mask, from a three-layer strided CNN plus the prior's
     (frozen) layout position embedding, so ``e_s`` takes the place of the layout tokens the prior was
     trained with (the paper uses ResNet-50 + FPN features of the mask).
+
+    ``cfg.spatial_embedding``: ``"encoder"`` (the paper's split) gives the CNN the mask alone;
+    ``"typed"`` also gives it the anomaly type (one channel per type, the mask where the type is the
+    sample's, zero elsewhere), so the spatial tokens can carry each type's appearance.
     """
 
     def __init__(self, cfg: ImageGenConfig, n_kinds: int, prior_condition: PriorCondition):
@@ -171,8 +181,9 @@ class AnomalyConditioner(nn.Module):
         self.register_buffer("normal_tokens", prior_condition.normal.detach().clone())
         self.register_buffer("position", prior_condition.position.detach().clone())
         self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
+        self.n_kinds = n_kinds if cfg.spatial_embedding == "typed" else 0
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(1 + self.n_kinds, 16, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(32, d, 3, stride=2, padding=1),
         )
@@ -186,7 +197,10 @@ class AnomalyConditioner(nn.Module):
 
     def forward(self, kind: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``kind`` (B,) type indices, ``mask`` (B, 1, H, W) in {0, 1} -> condition (B, T, d)."""
-        spatial = self.encoder(mask * 2 - 1).flatten(2).transpose(1, 2) + self.position
+        h = mask * 2 - 1
+        if self.n_kinds:
+            h = torch.cat([h, F.one_hot(kind, self.n_kinds).to(mask.dtype)[:, :, None, None] * mask], dim=1)
+        spatial = self.encoder(h).flatten(2).transpose(1, 2) + self.position
         normal = self.normal_tokens.expand(mask.shape[0], -1, -1)
         return torch.cat([normal, self.anomaly[kind], spatial], dim=1)
 

@@ -1,0 +1,121 @@
+"""Does each anomaly type's condition steer the frozen prior? Signed defect contrast, per type.
+
+    python benchmarks/imagegen_tokens.py --model results/imagegen/synth0-faint
+    python benchmarks/imagegen_tokens.py --model results/imagegen/synth0-faint \\
+        --retrain spatial_embedding=typed --save results/imagegen/synth0-faint-typed
+
+Reads only the few-shot *training* defects of the model's split, never the held-out ones. Prints the
+signed defect contrast (:func:`diffad.imagegen.evaluate.defect_contrast` with ``signed=True``: mean
+colour of the mask minus a 2-pixel ring around it, 0..1 scale, positive = brighter) of
+
+- the real training defects of each type;
+- the prior's prediction of the clean image from noised training defects at diffusion steps
+  ``--steps``, once with each type's condition (rows) for the defects of each type (columns), with
+  the true masks: if the rows are alike, the type's tokens do not steer the prior;
+- generated pairs (``--n-per-type`` per type, attention re-weighting, drawn masks).
+
+``--retrain KEY=VALUE ...`` refits the anomaly stage (embeddings and spatial encoder; the prior and
+the mask model are kept) with those configuration changes first, and ``--save DIR`` writes that model
+to ``DIR`` with the folder's ``data.json`` (so ``diffad imagegen evaluate --model DIR`` works on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffad.config import parse_assignments
+from diffad.imagegen import AnomalyDiffusion
+from diffad.imagegen.data import model_split
+from diffad.imagegen.evaluate import defect_contrast
+from diffad.imagegen.generator import to_unit
+from diffad.imagegen.models import make_scheduler
+
+
+def signed(images01: torch.Tensor | np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Signed contrast of images on a -1..1 scale (torch) or uint8 (numpy)."""
+    if isinstance(images01, torch.Tensor):
+        images01 = ((images01.clamp(-1, 1) + 1) * 127.5).cpu().numpy()
+    return defect_contrast(images01, masks, signed=True)
+
+
+@torch.no_grad()
+def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray, kinds: list[str], steps: list[int],
+                   seed: int = 0) -> dict[int, dict[str, dict[str, float]]]:
+    """{step: {condition type: {defect type: mean signed contrast of the predicted clean image}}}."""
+    x = to_unit(images).to(gen.device)
+    m = torch.as_tensor(masks > 0, dtype=torch.float32, device=gen.device)[:, None]
+    alpha_bar = make_scheduler(gen.config).alphas_cumprod.to(gen.device)
+    kinds_arr = np.asarray(kinds)
+    g = torch.Generator(device=gen.device).manual_seed(seed)
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for t in steps:
+        noise = torch.randn(x.shape, generator=g, device=gen.device)
+        a = alpha_bar[t]
+        xt = a.sqrt() * x + (1 - a).sqrt() * noise
+        out[t] = {}
+        for cond_kind in gen.kinds:
+            label = torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device)
+            eps = gen.prior(xt, torch.tensor(t, device=gen.device), gen.conditioner(label, m)).sample
+            c = signed((xt - (1 - a).sqrt() * eps) / a.sqrt(), masks)
+            out[t][cond_kind] = {k: float(np.nanmean(c[kinds_arr == k])) for k in gen.kinds}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--steps", type=int, nargs="+", default=[50, 150, 300, 500])
+    ap.add_argument("--n-per-type", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--retrain", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--save", type=Path)
+    args = ap.parse_args()
+    if args.save and not args.retrain:
+        ap.error("--save needs --retrain")
+    split = model_split(args.model)
+    gen = AnomalyDiffusion.load(args.model)
+    if args.retrain:
+        gen.config = dataclasses.replace(gen.config, **parse_assignments(args.retrain, "--retrain"))
+        t0 = time.perf_counter()
+        gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
+        print(f"anomaly stage refitted with {' '.join(args.retrain)}: {time.perf_counter() - t0:.0f} s "
+              f"({torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+        if args.save:
+            gen.save(args.save)
+            shutil.copy(args.model / "data.json", args.save / "data.json")
+            print(f"saved to {args.save}")
+    kinds = list(split.train_kinds)
+    real = signed(split.train_images, split.train_masks)
+    print("\nsigned defect contrast (mask minus its surroundings, 0..1 scale; + brighter)")
+    print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
+    print("| real few-shot training defects | " + " | ".join(f"{np.nanmean(real[np.asarray(kinds) == k]):+.4f}" for k in gen.kinds) + " |")
+    tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
+    for t, rows in tf.items():
+        for cond_kind, row in rows.items():
+            print(f"| predicted clean image, t = {t}, {cond_kind} condition | " + " | ".join(f"{row[k]:+.4f}" for k in gen.kinds) + " |")
+    want = [k for k in gen.kinds for _ in range(args.n_per_type)]
+    pairs = gen.generate(split.normal, len(want), kinds=want, seed=args.seed)
+    c = signed(pairs["images"], pairs["masks"])
+    print(f"| generated ({args.n_per_type} per type, re-weighting) | " + " | ".join(f"{np.nanmean(c[np.asarray(want) == k]):+.4f}" for k in gen.kinds) + " |")
+    with torch.no_grad():
+        m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]
+        cond = gen.conditioner(torch.tensor([gen.kinds.index(k) for k in kinds], device=gen.device), m)
+        c0 = gen.conditioner.n_normal
+        norms = {"normal (e_n)": cond[:, :c0], "anomaly (e_a)": cond[:, c0:c0 + gen.conditioner.n_anomaly],
+                 "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly:]}
+    print("\ntoken norms over the training defects (median, max): " +
+          "; ".join(f"{name} {v.norm(dim=-1).median():.2f}, {v.norm(dim=-1).max():.2f}" for name, v in norms.items()))
+    spread = max(max(rows[c][k] for c in rows) - min(rows[c][k] for c in rows) for rows in tf.values() for k in gen.kinds)
+    print(f"\nlargest change of a defect type's predicted contrast between conditions: {spread:.4f}")
+
+
+if __name__ == "__main__":
+    main()
