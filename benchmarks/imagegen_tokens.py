@@ -34,38 +34,31 @@ import torch
 from diffad.config import parse_assignments
 from diffad.imagegen import AnomalyDiffusion
 from diffad.imagegen.data import model_split
-from diffad.imagegen.evaluate import defect_contrast
+from diffad.imagegen.evaluate import signed_contrast_by_kind
 from diffad.imagegen.generator import to_unit
 from diffad.imagegen.models import make_scheduler
-
-
-def signed(images01: torch.Tensor | np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Signed contrast of images on a -1..1 scale (torch) or uint8 (numpy)."""
-    if isinstance(images01, torch.Tensor):
-        images01 = ((images01.clamp(-1, 1) + 1) * 127.5).cpu().numpy()
-    return defect_contrast(images01, masks, signed=True)
 
 
 @torch.no_grad()
 def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray, kinds: list[str], steps: list[int],
                    seed: int = 0) -> dict[int, dict[str, dict[str, float]]]:
-    """{step: {condition type: {defect type: mean signed contrast of the predicted clean image}}}."""
+    """{step: {defect type: {condition type: mean signed contrast of the predicted clean image}}}."""
     x = to_unit(images).to(gen.device)
     m = torch.as_tensor(masks > 0, dtype=torch.float32, device=gen.device)[:, None]
     alpha_bar = make_scheduler(gen.config).alphas_cumprod.to(gen.device)
-    kinds_arr = np.asarray(kinds)
     g = torch.Generator(device=gen.device).manual_seed(seed)
     out: dict[int, dict[str, dict[str, float]]] = {}
     for t in steps:
         noise = torch.randn(x.shape, generator=g, device=gen.device)
         a = alpha_bar[t]
         xt = a.sqrt() * x + (1 - a).sqrt() * noise
-        out[t] = {}
+        predicted = {}
         for cond_kind in gen.kinds:
             label = torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device)
             eps = gen.prior(xt, torch.tensor(t, device=gen.device), gen.conditioner(label, m)).sample
-            c = signed((xt - (1 - a).sqrt() * eps) / a.sqrt(), masks)
-            out[t][cond_kind] = {k: float(np.nanmean(c[kinds_arr == k])) for k in gen.kinds}
+            x0 = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            predicted[cond_kind] = ((x0 + 1) * 127.5).cpu().numpy(), masks, kinds  # 0..255, as defect_contrast reads
+        out[t] = signed_contrast_by_kind(predicted, gen.kinds)
     return out
 
 
@@ -93,18 +86,23 @@ def main() -> None:
             shutil.copy(args.model / "data.json", args.save / "data.json")
             print(f"saved to {args.save}")
     kinds = list(split.train_kinds)
-    real = signed(split.train_images, split.train_masks)
-    print("\nsigned defect contrast (mask minus its surroundings, 0..1 scale; + brighter)")
-    print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
-    print("| real few-shot training defects | " + " | ".join(f"{np.nanmean(real[np.asarray(kinds) == k]):+.4f}" for k in gen.kinds) + " |")
-    tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
-    for t, rows in tf.items():
-        for cond_kind, row in rows.items():
-            print(f"| predicted clean image, t = {t}, {cond_kind} condition | " + " | ".join(f"{row[k]:+.4f}" for k in gen.kinds) + " |")
     want = [k for k in gen.kinds for _ in range(args.n_per_type)]
     pairs = gen.generate(split.normal, len(want), kinds=want, seed=args.seed)
-    c = signed(pairs["images"], pairs["masks"])
-    print(f"| generated ({args.n_per_type} per type, re-weighting) | " + " | ".join(f"{np.nanmean(c[np.asarray(want) == k]):+.4f}" for k in gen.kinds) + " |")
+    generated = f"generated ({args.n_per_type} per type, re-weighting)"
+    rows = signed_contrast_by_kind({"real few-shot training defects": (split.train_images, split.train_masks, kinds),
+                                    generated: (pairs["images"], pairs["masks"], want)}, gen.kinds)
+    tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
+
+    def line(name: str, values: dict[str, float]) -> str:
+        return f"| {name} | " + " | ".join(f"{values[k]:+.4f}" for k in gen.kinds) + " |"
+
+    print("\nsigned defect contrast (mask minus its surroundings, 0..1 scale; + brighter)")
+    print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
+    print(line("real few-shot training defects", {k: rows[k]["real few-shot training defects"] for k in gen.kinds}))
+    for t, by_kind in tf.items():
+        for cond_kind in gen.kinds:
+            print(line(f"predicted clean image, t = {t}, {cond_kind} condition", {k: by_kind[k][cond_kind] for k in gen.kinds}))
+    print(line(generated, {k: rows[k][generated] for k in gen.kinds}))
     with torch.no_grad():
         m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]
         cond = gen.conditioner(torch.tensor([gen.kinds.index(k) for k in kinds], device=gen.device), m)
@@ -113,7 +111,7 @@ def main() -> None:
                  "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly:]}
     print("\ntoken norms over the training defects (median, max): " +
           "; ".join(f"{name} {v.norm(dim=-1).median():.2f}, {v.norm(dim=-1).max():.2f}" for name, v in norms.items()))
-    spread = max(max(rows[c][k] for c in rows) - min(rows[c][k] for c in rows) for rows in tf.values() for k in gen.kinds)
+    spread = max(max(v.values()) - min(v.values()) for by_kind in tf.values() for v in by_kind.values())
     print(f"\nlargest change of a defect type's predicted contrast between conditions: {spread:.4f}")
 
 

@@ -21,7 +21,14 @@ from diffad.imagegen import (  # noqa: E402
     install_reweighting,
 )
 from diffad.imagegen.data import few_shot_split  # noqa: E402
-from diffad.imagegen.evaluate import crop_paste, defect_contrast, mask_fill, nearest_mask_iou, pixel_metrics  # noqa: E402
+from diffad.imagegen.evaluate import (  # noqa: E402
+    crop_paste,
+    defect_contrast,
+    mask_fill,
+    nearest_mask_iou,
+    pixel_metrics,
+    signed_contrast_by_kind,
+)
 
 SIZE = 16
 
@@ -305,6 +312,18 @@ def test_defect_contrast_compares_the_mask_with_its_surroundings():
     assert defect_contrast(img.astype(float), masks, signed=True)[0] == pytest.approx(51 / 255)
 
 
+def test_signed_contrast_by_kind_averages_each_type():
+    img = np.full((3, 3, 12, 12), 100, np.uint8)
+    img[0, :, 4:6, 4:6] = 151  # bright
+    img[1, :, 4:6, 4:6] = 49  # dark
+    img[2, :, 4:6, 4:6] = 125  # bright, half as much
+    masks = np.zeros((3, 12, 12), np.uint8)
+    masks[:, 4:6, 4:6] = 1
+    got = signed_contrast_by_kind({"real": (img, masks, ["a", "b", "a"]), "gen": (img[1:], masks[1:], ["a", "a"])}, ["a", "b"])
+    assert got["a"]["real"] == pytest.approx((51 + 25) / 2 / 255) and got["b"]["real"] == pytest.approx(-51 / 255)
+    assert got["a"]["gen"] == pytest.approx((-51 + 25) / 2 / 255) and "gen" not in got["b"]
+
+
 def test_mask_fill_and_pixel_metrics():
     normal = np.zeros((1, 3, 4, 4), np.uint8)
     img = normal.copy()
@@ -361,6 +380,8 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert set(res["downstream"]) == {"none (normal images only)", "real few-shot only", "crop-and-paste", "generated",
                                       "generated, no re-weighting"}
     assert 0 <= res["nearest_mask_iou"]["mean"] <= 1
+    assert set(res["signed_contrast"]) == set(meta["kinds"]) and "signed defect contrast" in r.output
+    assert all(set(v) == {"real few-shot", "generated", "generated, no re-weighting"} for v in res["signed_contrast"].values())
 
 
 @pytest.mark.data

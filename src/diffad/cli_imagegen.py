@@ -228,4 +228,10 @@ def evaluate(
     iou = res["nearest_mask_iou"]
     typer.echo(f"nearest training mask IoU: mean {iou['mean']:.3f}, max {iou['max']:.3f}; mask fill "
                + ", ".join(f"{k} {v:.3f}" for k, v in res["mask_fill"].items()))
+    typer.echo("signed defect contrast (mask minus its surroundings; real few-shot / generated): "
+               + ", ".join(f"{k} {v.get('real few-shot', float('nan')):+.3f} / {v['generated']:+.3f}" for k, v in res["signed_contrast"].items()))
+    flipped = [k for k, v in res["signed_contrast"].items() if v.get("real few-shot", 0.0) * v["generated"] < 0]
+    if flipped:
+        typer.echo(f"note: generated {', '.join(flipped)} differ in sign from the real ones (darker where they are brighter, "
+                   "or the reverse); see ImageGenConfig.spatial_embedding")
     typer.echo(f"written: {out / 'evaluation.json'}")

@@ -40,6 +40,7 @@ __all__ = [
     "nearest_mask_iou",
     "mask_fill",
     "defect_contrast",
+    "signed_contrast_by_kind",
     "embed",
     "diversity",
     "downstream",
@@ -175,6 +176,20 @@ def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2, *, sig
     return np.where((n_in > 0) & (n_ring > 0), (diff if signed else np.abs(diff)).mean(axis=1), np.nan)
 
 
+def signed_contrast_by_kind(sets: dict[str, tuple], kinds) -> dict[str, dict[str, float]]:
+    """``{kind: {set name: mean signed defect contrast}}`` for ``sets`` of ``(images, masks, kinds)``.
+    Compared with the few-shot *training* defects it needs no held-out image: a generated type whose
+    sign differs from its real defects' (dark where they are bright) is drawn with the wrong look."""
+    out: dict[str, dict[str, float]] = {}
+    for name, (images, masks, of) in sets.items():
+        c = defect_contrast(images, masks, signed=True)
+        of = np.asarray(of)
+        for kind in kinds:
+            if (of == kind).any():
+                out.setdefault(kind, {})[name] = float(np.nanmean(c[of == kind]))
+    return out
+
+
 @torch.no_grad()
 def embed(net: Segmenter, images: np.ndarray, masks: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Bottleneck features of ``net`` average-pooled over each (downsampled) mask, (n, channels)."""
@@ -258,6 +273,9 @@ def evaluate_generator(gen, split: FewShotSplit, *, n_per_kind: int = 64, seeds=
                                    "share_above_0.9": float((iou > 0.9).mean())}
     results["mask_fill"] = {name: float(np.nanmean(mask_fill(s["images"], split.normal[s["normal_index"]], s["masks"])))
                             for name, s in (("re-weighting", on), ("no re-weighting", off))}
+    results["signed_contrast"] = signed_contrast_by_kind(
+        {"real few-shot": (split.train_images, split.train_masks, split.train_kinds), "generated": (on["images"], on["masks"], on["kinds"]),
+         "generated, no re-weighting": (off["images"], off["masks"], off["kinds"])}, gen.kinds)
     real_kinds = np.asarray(split.test_kinds)
     net = train_segmenter(split.normal, split.train_images, split.train_masks, steps=seg_steps, seed=1234, device=device)
     div = {}

@@ -23,7 +23,9 @@ SPATIAL_EMBEDDINGS = ("encoder", "typed")
 @dataclass
 class ImageGenConfig:
     """Sizes and training budgets. The defaults are the CPU configuration measured in
-    docs/benchmarks.md (32 x 32 images, about 1.7 M prior parameters)."""
+    docs/benchmarks.md (32 x 32 images, about 1.7 M prior parameters). ``spatial_embedding``: what
+    the mask encoder reads, ``"encoder"`` (the mask: the paper's split) or ``"typed"`` (the mask and
+    the anomaly type), see :class:`AnomalyConditioner`."""
 
     size: int = 32
     prior_channels: tuple[int, ...] = (32, 64, 64)
@@ -181,9 +183,9 @@ class AnomalyConditioner(nn.Module):
         self.register_buffer("normal_tokens", prior_condition.normal.detach().clone())
         self.register_buffer("position", prior_condition.position.detach().clone())
         self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
-        self.n_kinds = n_kinds if cfg.spatial_embedding == "typed" else 0
+        self.type_channels = n_kinds if cfg.spatial_embedding == "typed" else 0
         self.encoder = nn.Sequential(
-            nn.Conv2d(1 + self.n_kinds, 16, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(1 + self.type_channels, 16, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(32, d, 3, stride=2, padding=1),
         )
@@ -198,8 +200,8 @@ class AnomalyConditioner(nn.Module):
     def forward(self, kind: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``kind`` (B,) type indices, ``mask`` (B, 1, H, W) in {0, 1} -> condition (B, T, d)."""
         h = mask * 2 - 1
-        if self.n_kinds:
-            h = torch.cat([h, F.one_hot(kind, self.n_kinds).to(mask.dtype)[:, :, None, None] * mask], dim=1)
+        if self.type_channels:
+            h = torch.cat([h, F.one_hot(kind, self.type_channels).to(mask.dtype)[:, :, None, None] * mask], dim=1)
         spatial = self.encoder(h).flatten(2).transpose(1, 2) + self.position
         normal = self.normal_tokens.expand(mask.shape[0], -1, -1)
         return torch.cat([normal, self.anomaly[kind], spatial], dim=1)
