@@ -262,6 +262,25 @@ def test_typed_spatial_embedding_reads_the_anomaly_type(fitted, split, tmp_path)
         ImageGenConfig(spatial_embedding="resnet")
 
 
+def test_anomaly_loss_per_defect_weighs_each_defect_equally(fitted, split):
+    def anomaly_history(loss: str, masks: np.ndarray) -> list[float]:
+        cfg = ImageGenConfig.tiny(SIZE)
+        cfg.anomaly_loss = loss
+        gen = AnomalyDiffusion(cfg, seed=0)
+        gen.prior, gen.prior_condition = fitted.prior, fitted.prior_condition  # frozen: shared, not changed
+        gen.fit_anomaly(split.train_images, masks, split.train_kinds)
+        return gen.history["anomaly"]
+
+    square = np.zeros_like(split.train_masks)
+    square[:, 4:8, 4:8] = 1  # every defect the same area: the two averages are the same number
+    assert anomaly_history("defect", square) == pytest.approx(anomaly_history("pixel", square), rel=1e-5)
+    areas = (split.train_masks > 0).sum(axis=(1, 2))
+    assert len(set(areas)) > 1
+    assert anomaly_history("defect", split.train_masks) != pytest.approx(anomaly_history("pixel", split.train_masks), rel=1e-3)
+    with pytest.raises(DataValidationError, match="anomaly_loss"):
+        ImageGenConfig(anomaly_loss="mean")
+
+
 def test_generator_bad_input(split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE))
     with pytest.raises(RuntimeError, match="fit_prior"):

@@ -192,7 +192,8 @@ class AnomalyDiffusion:
     # ------------------------------------------------------------------ stage 2: anomaly embeddings
     def fit_anomaly(self, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
         """Learn ``e_a`` per type and the mask encoder on the few defective images, prior frozen; the
-        loss is the epsilon MSE on mask pixels only."""
+        loss is the epsilon MSE on mask pixels only, averaged as ``config.anomaly_loss`` says (over
+        all mask pixels of a batch, or per defect and then over defects)."""
         self._require("prior")
         cfg = self.config
         x = self._images(images, "defective images")
@@ -213,7 +214,10 @@ class AnomalyDiffusion:
             xi, mi = dihedral(x[idx], k), dihedral(m[idx], k)
             xt, t, noise = self._noised(xi, gen, sched)
             pred = self.prior(xt, t, self.conditioner(kind[idx], mi)).sample
-            return (((pred - noise) ** 2) * mi).sum() / (mi.sum() * 3)
+            err = ((pred - noise) ** 2) * mi
+            if cfg.anomaly_loss == "defect":
+                return (err.flatten(1).sum(1) / (mi.flatten(1).sum(1) * 3)).mean()
+            return err.sum() / (mi.sum() * 3)
 
         self.conditioner.train()
         self._train(self.conditioner.parameters(), loss_fn, cfg.anomaly_steps, cfg.anomaly_lr, "anomaly", 2)

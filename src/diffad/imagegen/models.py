@@ -18,6 +18,8 @@ __all__ = ["ImageGenConfig", "PriorCondition", "AnomalyConditioner", "Segmenter"
 
 # how the mask becomes the spatial embedding e_s (see AnomalyConditioner)
 SPATIAL_EMBEDDINGS = ("encoder", "typed")
+# how the anomaly stage averages its loss over mask pixels (see AnomalyDiffusion.fit_anomaly)
+ANOMALY_LOSSES = ("pixel", "defect")
 
 
 @dataclass
@@ -25,7 +27,10 @@ class ImageGenConfig:
     """Sizes and training budgets. The defaults are the CPU configuration measured in
     docs/benchmarks.md (32 x 32 images, about 1.7 M prior parameters). ``spatial_embedding``: what
     the mask encoder reads, ``"encoder"`` (the mask: the paper's split) or ``"typed"`` (the mask and
-    the anomaly type), see :class:`AnomalyConditioner`."""
+    the anomaly type), see :class:`AnomalyConditioner`. ``anomaly_loss``: how the anomaly stage
+    averages its loss, ``"pixel"`` (over every mask pixel of the batch, so large defects weigh
+    more) or ``"defect"`` (over each defect's own pixels, then over the defects, so thin scratches
+    and cuts weigh as much as large holes), see :meth:`AnomalyDiffusion.fit_anomaly`."""
 
     size: int = 32
     prior_channels: tuple[int, ...] = (32, 64, 64)
@@ -47,6 +52,7 @@ class ImageGenConfig:
     sample_steps: int = 25
     mask_sample_steps: int = 50
     spatial_embedding: str = "encoder"
+    anomaly_loss: str = "pixel"
 
     def __post_init__(self):
         self.prior_channels = tuple(int(c) for c in self.prior_channels)
@@ -58,6 +64,7 @@ class ImageGenConfig:
         if self.cross_dim % self.head_dim:
             raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
         check_option(self.spatial_embedding, SPATIAL_EMBEDDINGS, name="spatial_embedding")
+        check_option(self.anomaly_loss, ANOMALY_LOSSES, name="anomaly_loss")
         for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps", "mask_sample_steps"):
             if int(getattr(self, name)) < 1:
                 raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
