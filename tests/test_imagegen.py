@@ -370,6 +370,13 @@ def test_cli_train_generate_evaluate(tmp_path):
     assert r.exit_code == 2 and "fit_anomaly" in r.output
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--set", "anomaly_steps=2", "--set", "mask_steps=2"])
     assert r.exit_code == 0, r.output
+    first = torch.load(model / "anomaly.pt", weights_only=True)
+    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--seed", "7"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((model / "config.json").read_text())
+    assert (meta["seed"], meta["prior_seed"]) == (7, 0)  # the stages' seed changes, the prior's is kept on record
+    again = torch.load(model / "anomaly.pt", weights_only=True)
+    assert any(not torch.equal(first[k], again[k]) for k in first)  # other draws, other embeddings
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/1", "--quiet"])
     assert r.exit_code != 0 and "normal images differ" in r.output
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/x", "--quiet"])

@@ -81,6 +81,8 @@ def train_anomaly(
     data: Annotated[str | None, typer.Option(help="Learn the defects of this image set instead of the prior's (it must have the "
                                                   "same normal images, e.g. SYNTH-IMG-FAINT/0 on a SYNTH-IMG/0 prior).")] = None,
     set_: Sets = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of these two stages (default: the prior's), to repeat them "
+                                                  "on one prior with other random draws.")] = None,
     device: Device = None,
     quiet: Quiet = False,
 ) -> None:
@@ -93,6 +95,8 @@ def train_anomaly(
     try:
         gen = _load(model, device, quiet)
         gen.config = dataclasses.replace(gen.config, **parse_assignments(set_))
+        if seed is not None:
+            gen.seed = seed
         split = _split(model)
         if data is not None:
             other = _split(model, name=data)

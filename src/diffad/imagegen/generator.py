@@ -94,6 +94,7 @@ class AnomalyDiffusion:
     def __init__(self, config: ImageGenConfig | None = None, *, seed: int = 0, device: str | None = None, verbose: bool = False):
         self.config = config or ImageGenConfig()
         self.seed = int(seed)
+        self.prior_seed: int | None = None  # the seed the prior was trained with (``seed`` may change after)
         self.device = resolve_device(device)
         self.verbose = verbose
         self.kinds: list[str] = []
@@ -168,6 +169,7 @@ class AnomalyDiffusion:
         cfg = self.config
         x = self._images(normal, "normal images")
         torch.manual_seed(self.seed)
+        self.prior_seed = self.seed
         self.prior = build_prior(cfg).to(self.device)
         self.prior_condition = PriorCondition(cfg).to(self.device)
         sched = make_scheduler(cfg)
@@ -424,7 +426,7 @@ class AnomalyDiffusion:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": "diffad-imagegen", "version": 1, "config": self.config.to_dict(), "seed": self.seed,
-                "kinds": self.kinds, "mask_areas": self.mask_areas, "outside_weights": self.outside_weights,
+                "prior_seed": self.prior_seed, "kinds": self.kinds, "mask_areas": self.mask_areas, "outside_weights": self.outside_weights,
                 "timings": self.timings}
         if self.prior is not None:
             torch.save({"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()}, path / "prior.pt")
@@ -446,6 +448,7 @@ class AnomalyDiffusion:
         if meta.get("format") != "diffad-imagegen":
             raise ValueError(f"{path}: not a diffad image-generator folder")
         self = cls(ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose)
+        self.prior_seed = meta.get("prior_seed", meta["seed"])
         self.kinds = list(meta["kinds"])
         self.timings = meta.get("timings", {})
         self.mask_areas = {k: tuple(v) for k, v in meta.get("mask_areas", {}).items()}
