@@ -237,5 +237,6 @@ def evaluate(
     flipped = [k for k, v in res["signed_contrast"].items() if v.get("real few-shot", 0.0) * v["generated"] < 0]
     if flipped:
         typer.echo(f"note: generated {', '.join(flipped)} differ in sign from the real ones (darker where they are brighter, "
-                   "or the reverse); see ImageGenConfig.spatial_embedding")
+                   "or the reverse); the options that act on this are ImageGenConfig.spatial_embedding and "
+                   "anomaly_loss (train-anomaly --set spatial_embedding=typed --set anomaly_loss=defect)")
     typer.echo(f"written: {out / 'evaluation.json'}")
