@@ -38,6 +38,9 @@ from diffad.imagegen.evaluate import signed_contrast_by_kind
 from diffad.imagegen.generator import to_unit
 from diffad.imagegen.models import make_scheduler
 
+PRIOR_LAYOUT = "prior: layout of the defective image"
+PRIOR_NO_LAYOUT = "prior: no layout"
+
 
 @torch.no_grad()
 def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray, kinds: list[str], steps: list[int],
@@ -52,12 +55,16 @@ def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray,
         noise = torch.randn(x.shape, generator=g, device=gen.device)
         a = alpha_bar[t]
         xt = a.sqrt() * x + (1 - a).sqrt() * noise
+        conditions = {cond_kind: gen.conditioner(torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device), m)
+                      for cond_kind in gen.kinds}
+        # the prior's own condition, for reference: the layout of the defective image itself, and no layout
+        conditions[PRIOR_LAYOUT] = gen.prior_condition(x)
+        conditions[PRIOR_NO_LAYOUT] = gen.prior_condition(x, torch.zeros(len(x), dtype=torch.bool, device=gen.device))
         predicted = {}
-        for cond_kind in gen.kinds:
-            label = torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device)
-            eps = gen.prior(xt, torch.tensor(t, device=gen.device), gen.conditioner(label, m)).sample
+        for name, cond in conditions.items():
+            eps = gen.prior(xt, torch.tensor(t, device=gen.device), cond).sample
             x0 = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
-            predicted[cond_kind] = ((x0 + 1) * 127.5).cpu().numpy(), masks, kinds  # 0..255, as defect_contrast reads
+            predicted[name] = ((x0 + 1) * 127.5).cpu().numpy(), masks, kinds  # 0..255, as defect_contrast reads
         out[t] = signed_contrast_by_kind(predicted, gen.kinds)
     return out
 
@@ -100,8 +107,8 @@ def main() -> None:
     print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
     print(line("real few-shot training defects", {k: rows[k]["real few-shot training defects"] for k in gen.kinds}))
     for t, by_kind in tf.items():
-        for cond_kind in gen.kinds:
-            print(line(f"predicted clean image, t = {t}, {cond_kind} condition", {k: by_kind[k][cond_kind] for k in gen.kinds}))
+        for cond in [*gen.kinds, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
+            print(line(f"predicted clean image, t = {t}, {cond} condition", {k: by_kind[k][cond] for k in gen.kinds}))
     print(line(generated, {k: rows[k][generated] for k in gen.kinds}))
     with torch.no_grad():
         m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]
@@ -111,7 +118,7 @@ def main() -> None:
                  "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly:]}
     print("\ntoken norms over the training defects (median, max): " +
           "; ".join(f"{name} {v.norm(dim=-1).median():.2f}, {v.norm(dim=-1).max():.2f}" for name, v in norms.items()))
-    spread = max(max(v.values()) - min(v.values()) for by_kind in tf.values() for v in by_kind.values())
+    spread = max(max(v[c] for c in gen.kinds) - min(v[c] for c in gen.kinds) for by_kind in tf.values() for v in by_kind.values())
     print(f"\nlargest change of a defect type's predicted contrast between conditions: {spread:.4f}")
 
 
