@@ -11,8 +11,11 @@ colour of the mask minus a 2-pixel ring around it, 0..1 scale, positive = bright
 - the real training defects of each type;
 - the prior's prediction of the clean image from noised training defects at diffusion steps
   ``--steps``, once with each type's condition (rows) for the defects of each type (columns), with
-  the true masks: if the rows are alike, the type's tokens do not steer the prior;
-- generated pairs (``--n-per-type`` per type, attention re-weighting, drawn masks).
+  the true masks: if the rows are alike, the type's tokens do not steer the prior; and, for
+  reference, with the prior's own condition (the defective image's layout tokens, and none);
+- generated pairs (``--n-per-type`` per type, attention re-weighting), on drawn masks and on the
+  type's training masks (which takes the mask model out: a type whose generated contrast is wrong
+  even there was not learned by the anomaly stage).
 
 ``--retrain KEY=VALUE ...`` refits the anomaly stage (embeddings and spatial encoder; the prior and
 the mask model are kept) with those configuration changes first, and ``--save DIR`` writes that model
@@ -96,8 +99,14 @@ def main() -> None:
     want = [k for k in gen.kinds for _ in range(args.n_per_type)]
     pairs = gen.generate(split.normal, len(want), kinds=want, seed=args.seed)
     generated = f"generated ({args.n_per_type} per type, re-weighting)"
+    # the same on the training masks themselves (each type's masks in turn), which takes the mask model out
+    on_train = np.concatenate([np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds])
+    given = gen.generate(split.normal, len(on_train), kinds=[kinds[i] for i in on_train], masks=split.train_masks[on_train],
+                         seed=args.seed)
+    generated_given = f"generated on the training masks ({args.n_per_type} per type, re-weighting)"
     rows = signed_contrast_by_kind({"real few-shot training defects": (split.train_images, split.train_masks, kinds),
-                                    generated: (pairs["images"], pairs["masks"], want)}, gen.kinds)
+                                    generated: (pairs["images"], pairs["masks"], want),
+                                    generated_given: (given["images"], given["masks"], given["kinds"])}, gen.kinds)
     tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
 
     def line(name: str, values: dict[str, float]) -> str:
@@ -109,7 +118,8 @@ def main() -> None:
     for t, by_kind in tf.items():
         for cond in [*gen.kinds, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
             print(line(f"predicted clean image, t = {t}, {cond} condition", {k: by_kind[k][cond] for k in gen.kinds}))
-    print(line(generated, {k: rows[k][generated] for k in gen.kinds}))
+    for name in (generated, generated_given):
+        print(line(name, {k: rows[k][name] for k in gen.kinds}))
     with torch.no_grad():
         m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]
         cond = gen.conditioner(torch.tensor([gen.kinds.index(k) for k in kinds], device=gen.device), m)
