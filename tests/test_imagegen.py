@@ -185,6 +185,16 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
     assert not np.array_equal(out["images"], other["images"])
     off = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], reweight=False)
     assert not np.array_equal(off["images"], out["images"])  # the switch is live
+    # given conditions replace the fitted ones: the fitted ones themselves reproduce the sample, others do not
+    with torch.no_grad():
+        m = torch.as_tensor(out["masks"], dtype=torch.float32)[:, None]
+        cond = fitted.conditioner(torch.tensor([fitted.kinds.index(k) for k in out["kinds"]]), m)
+    same = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond)
+    assert np.array_equal(same["images"], out["images"])
+    moved = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond + 1.0)
+    assert not np.array_equal(moved["images"], out["images"])
+    with pytest.raises(DataValidationError, match="conditions"):
+        fitted.generate(split.normal, 6, seed=5, conditions=cond[:2])
     fitted.save(tmp_path / "m")
     loaded = AnomalyDiffusion.load(tmp_path / "m")
     assert loaded.mask_areas == fitted.mask_areas

@@ -317,7 +317,7 @@ class AnomalyDiffusion:
 
     @torch.no_grad()
     def generate(self, normal: np.ndarray, n: int, *, kinds=None, masks: np.ndarray | None = None, seed: int = 0,
-                 reweight: bool = True, batch_size: int = 64) -> dict:
+                 reweight: bool = True, batch_size: int = 64, conditions: torch.Tensor | None = None) -> dict:
         """Generate ``n`` anomalous images from the normal images ``normal``.
 
         ``kinds``: the type of each sample (default: the fitted types in turn); ``masks``: given masks
@@ -325,6 +325,8 @@ class AnomalyDiffusion:
         outside the mask weighted by ``outside_weights`` (0 for a type not calibrated: the paper's
         formula; see :meth:`calibrate_reweighting`). Returns a dict with ``images`` (uint8 (n, 3, H, W)), ``masks`` (uint8
         (n, H, W)), ``kinds`` and ``normal_index`` (which normal image each sample edits).
+        ``conditions``: cross-attention conditions (n, tokens, cross_dim) laid out as the fitted ones, to
+        sample with instead of theirs (for diagnostics, e.g. ``benchmarks/imagegen_oracle.py``).
         """
         self._require("prior", "conditioner")
         if n < 1:
@@ -334,6 +336,9 @@ class AnomalyDiffusion:
         if masks is None:
             masks = self.generate_masks(kinds, seed=seed + 1)
         m_all = self._masks(masks, n)
+        if conditions is not None and (conditions.ndim != 3 or len(conditions) != n):
+            raise fail("conditions", f"a tensor of shape ({n}, tokens, cross_dim)", str(tuple(conditions.shape)),
+                       "Give one condition per image.")
         y_all = self._images(normal, "normal images")
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(y_all), size=n)
@@ -347,7 +352,8 @@ class AnomalyDiffusion:
             for lo in tqdm(range(0, n, batch_size), desc="generate", disable=not self.verbose, leave=False):
                 sl = slice(lo, min(lo + batch_size, n))
                 state.outside = outside[sl]
-                out.append(self._sample(y_all[pick[sl]], m_all[sl], label[sl], state, sched, gen, reweight))
+                cond = self.conditioner(label[sl], m_all[sl]) if conditions is None else conditions[sl].to(self.device)
+                out.append(self._sample(y_all[pick[sl]], m_all[sl], cond, state, sched, gen, reweight))
         finally:
             from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -355,8 +361,7 @@ class AnomalyDiffusion:
         return {"images": to_uint8(torch.cat(out)), "masks": (np.asarray(masks) > 0).astype(np.uint8),
                 "kinds": kinds, "normal_index": pick}
 
-    def _sample(self, y, m, label, state: ReweightState, sched, gen, reweight: bool) -> torch.Tensor:
-        cond = self.conditioner(label, m)
+    def _sample(self, y, m, cond, state: ReweightState, sched, gen, reweight: bool) -> torch.Tensor:
         sched.set_timesteps(self.config.sample_steps)
         steps = list(sched.timesteps)
         x = torch.randn(y.shape, generator=gen, device=self.device)
