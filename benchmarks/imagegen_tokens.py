@@ -13,9 +13,13 @@ colour of the mask minus a 2-pixel ring around it, 0..1 scale, positive = bright
   ``--steps``, once with each type's condition (rows) for the defects of each type (columns), with
   the true masks: if the rows are alike, the type's tokens do not steer the prior; and, for
   reference, with the prior's own condition (the defective image's layout tokens, and none);
-- generated pairs (``--n-per-type`` per type, attention re-weighting), on drawn masks and on the
-  type's training masks (which takes the mask model out: a type whose generated contrast is wrong
-  even there was not learned by the anomaly stage).
+- generated pairs (``--n-per-type`` per type), with and without attention re-weighting, on drawn
+  masks, on the type's training masks (which takes the mask model out: a type whose generated
+  contrast is wrong even there was not learned by the anomaly stage) and on the training masks
+  moved by ``--shift`` pixels down and right (wrapping round): a type that is right on its training
+  masks but wrong when they move has learned where its few defects lie, not how they look. Each
+  mask set also has the contrast of the normal images being edited under the same masks: what the
+  contrast is when nothing is painted.
 
 ``--retrain KEY=VALUE ...`` refits the anomaly stage (embeddings and spatial encoder; the prior and
 the mask model are kept) with those configuration changes first, and ``--save DIR`` writes that model
@@ -78,6 +82,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[50, 150, 300, 500])
     ap.add_argument("--n-per-type", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=5, help="pixels the training masks are moved by (down and right)")
     ap.add_argument("--retrain", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--save", type=Path)
     args = ap.parse_args()
@@ -97,16 +102,21 @@ def main() -> None:
             print(f"saved to {args.save}")
     kinds = list(split.train_kinds)
     want = [k for k in gen.kinds for _ in range(args.n_per_type)]
-    pairs = gen.generate(split.normal, len(want), kinds=want, seed=args.seed)
-    generated = f"generated ({args.n_per_type} per type, re-weighting)"
-    # the same on the training masks themselves (each type's masks in turn), which takes the mask model out
+    drawn = gen.generate_masks(want, seed=args.seed + 1)
+    # the training masks themselves (each type's masks in turn), which takes the mask model out, and moved
     on_train = np.concatenate([np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds])
-    given = gen.generate(split.normal, len(on_train), kinds=[kinds[i] for i in on_train], masks=split.train_masks[on_train],
-                         seed=args.seed)
-    generated_given = f"generated on the training masks ({args.n_per_type} per type, re-weighting)"
-    rows = signed_contrast_by_kind({"real few-shot training defects": (split.train_images, split.train_masks, kinds),
-                                    generated: (pairs["images"], pairs["masks"], want),
-                                    generated_given: (given["images"], given["masks"], given["kinds"])}, gen.kinds)
+    train_masks = split.train_masks[on_train]
+    shifted = np.roll(train_masks, (args.shift, args.shift), axis=(1, 2))
+    sets = {"real few-shot training defects": (split.train_images, split.train_masks, kinds)}
+    for where, masks in [("drawn masks", drawn), ("the training masks", train_masks),
+                         (f"the training masks moved by {args.shift} px", shifted)]:
+        for reweight in (True, False):
+            out = gen.generate(split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=reweight)
+            name = f"generated on {where} ({args.n_per_type} per type{', re-weighting' if reweight else ''})"
+            sets[name] = (out["images"], out["masks"], want)
+        # nothing painted: the same normal images under the same masks
+        sets[f"the normal images under {where}"] = (split.normal[out["normal_index"]], out["masks"], want)
+    rows = signed_contrast_by_kind(sets, gen.kinds)
     tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
 
     def line(name: str, values: dict[str, float]) -> str:
@@ -118,7 +128,7 @@ def main() -> None:
     for t, by_kind in tf.items():
         for cond in [*gen.kinds, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
             print(line(f"predicted clean image, t = {t}, {cond} condition", {k: by_kind[k][cond] for k in gen.kinds}))
-    for name in (generated, generated_given):
+    for name in list(sets)[1:]:
         print(line(name, {k: rows[k][name] for k in gen.kinds}))
     with torch.no_grad():
         m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]

@@ -21,6 +21,7 @@ from diffad.imagegen import (  # noqa: E402
     install_reweighting,
 )
 from diffad.imagegen.data import few_shot_split  # noqa: E402
+from diffad.imagegen.generator import shifted  # noqa: E402
 from diffad.imagegen.evaluate import (  # noqa: E402
     crop_paste,
     defect_contrast,
@@ -289,6 +290,24 @@ def test_anomaly_loss_per_defect_weighs_each_defect_equally(fitted, split):
     assert anomaly_history("defect", split.train_masks) != pytest.approx(anomaly_history("pixel", split.train_masks), rel=1e-3)
     with pytest.raises(DataValidationError, match="anomaly_loss"):
         ImageGenConfig(anomaly_loss="mean")
+
+
+def test_anomaly_shift_moves_each_defect_with_its_mask():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    m = torch.zeros(2, 1, 16, 16)
+    m[:, :, 6:9, 5:7] = 1
+    g = torch.Generator().manual_seed(0)
+    assert shifted(x, m, 0, g)[0] is x  # no move, no random draw
+    xs, ms = shifted(x, m, 3, g)
+    assert xs.shape == x.shape and ms.shape == m.shape
+    for i in range(2):  # each mask keeps its shape, and its image pixels came along with it
+        (ys, xs_), (y0, x0) = torch.nonzero(ms[i, 0], as_tuple=True), torch.nonzero(m[i, 0], as_tuple=True)
+        dy, dx = int(ys.min() - y0.min()), int(xs_.min() - x0.min())
+        assert abs(dy) <= 3 and abs(dx) <= 3 and len(ys) == len(y0)
+        assert torch.equal(xs[i][:, ys, xs_], x[i][:, ys - dy, xs_ - dx])
+    assert any(not torch.equal(ms[i], m[i]) for i in range(2))  # (seeded) the defects did move
+    with pytest.raises(DataValidationError, match="anomaly_shift"):
+        ImageGenConfig(size=16, anomaly_shift=8)
 
 
 def test_generator_bad_input(split):

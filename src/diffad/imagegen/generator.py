@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..persistence import atomic_write_text
@@ -67,6 +68,18 @@ def dihedral(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
             y = torch.rot90(x[sel], code % 4, dims=(-2, -1))
             out[sel] = y.flip(-1) if code >= 4 else y
     return out
+
+
+def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``x`` (B, C, H, W) and their masks ``m`` (B, 1, H, W) moved together by a random offset of
+    up to ``most`` pixels in each direction, one offset per sample; the border is filled by reflection."""
+    if most == 0:
+        return x, m
+    h, w = x.shape[-2:]
+    both = F.pad(torch.cat([x, m], dim=1), (most,) * 4, mode="reflect")
+    off = torch.randint(0, 2 * most + 1, (len(x), 2), generator=gen, device=x.device).tolist()
+    out = torch.stack([both[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(off)])
+    return out[:, :-1], out[:, -1:]
 
 
 def _shift_masks(m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -195,7 +208,8 @@ class AnomalyDiffusion:
     def fit_anomaly(self, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
         """Learn ``e_a`` per type and the mask encoder on the few defective images, prior frozen; the
         loss is the epsilon MSE on mask pixels only, averaged as ``config.anomaly_loss`` says (over
-        all mask pixels of a batch, or per defect and then over defects)."""
+        all mask pixels of a batch, or per defect and then over defects). Each draw flips or rotates
+        a defect and, with ``config.anomaly_shift``, moves it (see :func:`shifted`)."""
         self._require("prior")
         cfg = self.config
         x = self._images(images, "defective images")
@@ -213,7 +227,7 @@ class AnomalyDiffusion:
         def loss_fn(gen):
             idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
             k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
-            xi, mi = dihedral(x[idx], k), dihedral(m[idx], k)
+            xi, mi = shifted(dihedral(x[idx], k), dihedral(m[idx], k), cfg.anomaly_shift, gen)
             xt, t, noise = self._noised(xi, gen, sched)
             pred = self.prior(xt, t, self.conditioner(kind[idx], mi)).sample
             err = ((pred - noise) ** 2) * mi

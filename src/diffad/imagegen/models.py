@@ -30,7 +30,9 @@ class ImageGenConfig:
     the anomaly type), see :class:`AnomalyConditioner`. ``anomaly_loss``: how the anomaly stage
     averages its loss, ``"pixel"`` (over every mask pixel of the batch, so large defects weigh
     more) or ``"defect"`` (over each defect's own pixels, then over the defects, so thin scratches
-    and cuts weigh as much as large holes), see :meth:`AnomalyDiffusion.fit_anomaly`."""
+    and cuts weigh as much as large holes), see :meth:`AnomalyDiffusion.fit_anomaly`.
+    ``anomaly_shift``: the anomaly stage moves each few-shot defect (image and mask together) by up to
+    this many pixels in each direction at every draw (0: defects stay where they are)."""
 
     size: int = 32
     prior_channels: tuple[int, ...] = (32, 64, 64)
@@ -53,6 +55,7 @@ class ImageGenConfig:
     mask_sample_steps: int = 50
     spatial_embedding: str = "encoder"
     anomaly_loss: str = "pixel"
+    anomaly_shift: int = 0
 
     def __post_init__(self):
         self.prior_channels = tuple(int(c) for c in self.prior_channels)
@@ -65,6 +68,9 @@ class ImageGenConfig:
             raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
         check_option(self.spatial_embedding, SPATIAL_EMBEDDINGS, name="spatial_embedding")
         check_option(self.anomaly_loss, ANOMALY_LOSSES, name="anomaly_loss")
+        if not 0 <= int(self.anomaly_shift) < self.size // 2:
+            raise fail("anomaly_shift", f"an integer from 0 to {self.size // 2 - 1}", repr(self.anomaly_shift),
+                       "Move defects by less than half the image.")
         for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps", "mask_sample_steps"):
             if int(getattr(self, name)) < 1:
                 raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
