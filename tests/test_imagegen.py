@@ -21,7 +21,6 @@ from diffad.imagegen import (  # noqa: E402
     install_reweighting,
 )
 from diffad.imagegen.data import few_shot_split  # noqa: E402
-from diffad.imagegen.generator import shifted  # noqa: E402
 from diffad.imagegen.evaluate import (  # noqa: E402
     crop_paste,
     defect_contrast,
@@ -30,6 +29,7 @@ from diffad.imagegen.evaluate import (  # noqa: E402
     pixel_metrics,
     signed_contrast_by_kind,
 )
+from diffad.imagegen.generator import shifted  # noqa: E402
 
 SIZE = 16
 
