@@ -106,10 +106,10 @@ def main() -> None:
     # the training masks themselves (each type's masks in turn), which takes the mask model out, and moved
     on_train = np.concatenate([np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds])
     train_masks = split.train_masks[on_train]
-    shifted = np.roll(train_masks, (args.shift, args.shift), axis=(1, 2))
+    moved = np.roll(train_masks, (args.shift, args.shift), axis=(1, 2))
     sets = {"real few-shot training defects": (split.train_images, split.train_masks, kinds)}
     for where, masks in [("drawn masks", drawn), ("the training masks", train_masks),
-                         (f"the training masks moved by {args.shift} px", shifted)]:
+                         (f"the training masks moved by {args.shift} px", moved)]:
         for reweight in (True, False):
             out = gen.generate(split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=reweight)
             name = f"generated on {where} ({args.n_per_type} per type{', re-weighting' if reweight else ''})"

@@ -298,14 +298,14 @@ def test_anomaly_shift_moves_each_defect_with_its_mask():
     m[:, :, 6:9, 5:7] = 1
     g = torch.Generator().manual_seed(0)
     assert shifted(x, m, 0, g)[0] is x  # no move, no random draw
-    xs, ms = shifted(x, m, 3, g)
-    assert xs.shape == x.shape and ms.shape == m.shape
+    xm, mm = shifted(x, m, 3, g)
+    assert xm.shape == x.shape and mm.shape == m.shape
     for i in range(2):  # each mask keeps its shape, and its image pixels came along with it
-        (ys, xs_), (y0, x0) = torch.nonzero(ms[i, 0], as_tuple=True), torch.nonzero(m[i, 0], as_tuple=True)
-        dy, dx = int(ys.min() - y0.min()), int(xs_.min() - x0.min())
-        assert abs(dy) <= 3 and abs(dx) <= 3 and len(ys) == len(y0)
-        assert torch.equal(xs[i][:, ys, xs_], x[i][:, ys - dy, xs_ - dx])
-    assert any(not torch.equal(ms[i], m[i]) for i in range(2))  # (seeded) the defects did move
+        (r, c), (r0, c0) = torch.nonzero(mm[i, 0], as_tuple=True), torch.nonzero(m[i, 0], as_tuple=True)
+        dy, dx = int(r.min() - r0.min()), int(c.min() - c0.min())
+        assert abs(dy) <= 3 and abs(dx) <= 3 and len(r) == len(r0)
+        assert torch.equal(xm[i][:, r, c], x[i][:, r - dy, c - dx])
+    assert any(not torch.equal(mm[i], m[i]) for i in range(2))  # (seeded) the defects did move
     with pytest.raises(DataValidationError, match="anomaly_shift"):
         ImageGenConfig(size=16, anomaly_shift=8)
 
