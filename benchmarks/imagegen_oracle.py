@@ -35,10 +35,9 @@ from diffad.imagegen.generator import to_unit
 from diffad.imagegen.models import make_scheduler
 
 
-def masked_loss(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
+def masked_loss(gen: AnomalyDiffusion, sched, x: torch.Tensor, m: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
                 noise: torch.Tensor) -> torch.Tensor:
     """The anomaly stage's loss (noise MSE over the mask pixels) of ``cond`` on noised copies of ``x``."""
-    sched = make_scheduler(gen.config)
     b = len(t)
     xt = sched.add_noise(x.expand(b, -1, -1, -1), noise, t)
     pred = gen.prior(xt, t, cond.expand(b, -1, -1)).sample
@@ -49,6 +48,7 @@ def masked_loss(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, cond: t
 def fit_condition(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, start: torch.Tensor, steps: int, lr: float,
                   batch: int, seed: int) -> tuple[torch.Tensor, list[float]]:
     """Every token of one condition, fitted to one defect with the prior frozen."""
+    sched = make_scheduler(gen.config)
     cond = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([cond], lr=lr)
     g = torch.Generator(device=gen.device).manual_seed(seed)
@@ -56,7 +56,7 @@ def fit_condition(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, start
     for _ in range(steps):
         t = torch.randint(0, gen.config.train_timesteps, (batch,), generator=g, device=gen.device)
         noise = torch.randn((batch, *x.shape[1:]), generator=g, device=gen.device)
-        loss = masked_loss(gen, x, m, cond, t, noise)
+        loss = masked_loss(gen, sched, x, m, cond, t, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -96,8 +96,9 @@ def main() -> None:
         g = torch.Generator(device=gen.device).manual_seed(args.seed + 1)
         t = torch.randint(0, gen.config.train_timesteps, (256,), generator=g, device=gen.device)
         noise = torch.randn((256, *x.shape[1:]), generator=g, device=gen.device)
+        sched = make_scheduler(gen.config)
         with torch.no_grad():
-            loss = {name: float(masked_loss(gen, x, m, c, t, noise))
+            loss = {name: float(masked_loss(gen, sched, x, m, c, t, noise))
                     for name, c in [("prior layout", gen.prior_condition(x)), ("anomaly stage", learned), ("fitted", fitted)]}
         masks = np.repeat(split.train_masks[i:i + 1], args.n, axis=0)
         contrast = {"real": float(defect_contrast(split.train_images[i:i + 1], split.train_masks[i:i + 1], signed=True)[0])}

@@ -77,8 +77,10 @@ def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -
         return x, m
     h, w = x.shape[-2:]
     both = F.pad(torch.cat([x, m], dim=1), (most,) * 4, mode="reflect")
-    off = torch.randint(0, 2 * most + 1, (len(x), 2), generator=gen, device=x.device).tolist()
-    out = torch.stack([both[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(off)])
+    off = torch.randint(0, 2 * most + 1, (len(x), 2), generator=gen, device=x.device)
+    rows = (off[:, 0, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, h, 1)
+    cols = (off[:, 1, None] + torch.arange(w, device=x.device))[:, None, :]  # (B, 1, w)
+    out = both[torch.arange(len(x), device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     return out[:, :-1], out[:, -1:]
 
 
