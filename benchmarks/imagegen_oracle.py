@@ -31,7 +31,7 @@ import torch
 from diffad.imagegen import AnomalyDiffusion
 from diffad.imagegen.data import model_split
 from diffad.imagegen.evaluate import defect_contrast
-from diffad.imagegen.generator import to_unit
+from diffad.imagegen.generator import masked_noise_loss, to_unit
 from diffad.imagegen.models import make_scheduler
 
 
@@ -41,8 +41,7 @@ def masked_loss(gen: AnomalyDiffusion, sched, x: torch.Tensor, m: torch.Tensor, 
     b = len(t)
     xt = sched.add_noise(x.expand(b, -1, -1, -1), noise, t)
     pred = gen.prior(xt, t, cond.expand(b, -1, -1)).sample
-    mb = m.expand(b, -1, -1, -1)
-    return (((pred - noise) ** 2) * mb).sum() / (mb.sum() * 3)
+    return masked_noise_loss(pred, noise, m.expand(b, -1, -1, -1))
 
 
 def fit_condition(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, start: torch.Tensor, steps: int, lr: float,

@@ -84,6 +84,16 @@ def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -
     return out[:, :-1], out[:, -1:]
 
 
+def masked_noise_loss(pred: torch.Tensor, noise: torch.Tensor, m: torch.Tensor, per_defect: bool = False) -> torch.Tensor:
+    """The anomaly stage's loss: squared noise error on the mask pixels ``m`` (B, 1, H, W) only, averaged
+    over every mask pixel of the batch, or (``per_defect``) over each defect's own pixels and then over
+    the defects."""
+    err = ((pred - noise) ** 2) * m
+    if per_defect:
+        return (err.flatten(1).sum(1) / (m.flatten(1).sum(1) * 3)).mean()
+    return err.sum() / (m.sum() * 3)
+
+
 def _shift_masks(m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Move each mask (B, 1, H, W) by a random integer offset that keeps its pixels inside."""
     out = torch.zeros_like(m)
@@ -232,10 +242,7 @@ class AnomalyDiffusion:
             xi, mi = shifted(dihedral(x[idx], k), dihedral(m[idx], k), cfg.anomaly_shift, gen)
             xt, t, noise = self._noised(xi, gen, sched)
             pred = self.prior(xt, t, self.conditioner(kind[idx], mi)).sample
-            err = ((pred - noise) ** 2) * mi
-            if cfg.anomaly_loss == "defect":
-                return (err.flatten(1).sum(1) / (mi.flatten(1).sum(1) * 3)).mean()
-            return err.sum() / (mi.sum() * 3)
+            return masked_noise_loss(pred, noise, mi, per_defect=cfg.anomaly_loss == "defect")
 
         self.conditioner.train()
         self._train(self.conditioner.parameters(), loss_fn, cfg.anomaly_steps, cfg.anomaly_lr, "anomaly", 2)
