@@ -251,11 +251,12 @@ Preset = Annotated[str, typer.Option(help="Detector settings: fast (CPU-friendly
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+TrainSeries = Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")]
 
 
 @app.command()
 def detect(
-    train: Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")],
+    train: TrainSeries,
     test: Annotated[Path, typer.Option(help="Series to score.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")] = None,
@@ -271,7 +272,7 @@ def detect(
 
 @app.command()
 def fit(
-    train: Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")],
+    train: TrainSeries,
     model: Annotated[Path, typer.Option(help="Folder to save the fitted model in.")],
     preset: Preset = "fast",
     device: Device = None,
