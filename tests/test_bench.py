@@ -27,6 +27,7 @@ def test_tiny_bench_end_to_end(smoke_run):
     done = json.loads((one / "done.json").read_text())
     assert "AUC-PR" in done["honest"] and "xi" in done["paper-protocol (uses test labels)"]
     assert not any("PA" in k for k in done["honest"])  # point-adjusted numbers are never untagged
+    assert done["ran_on"]["torch_threads"] >= 1 and done["ran_on"]["cpus"] >= 1 and done["ran_on"]["device"] == "cpu"
     assert json.loads((one / "config.json").read_text())["params"]["random_state"] == 1
     md = tables(cells)
     assert md.index("### honest") < md.index("### paper-protocol (uses test labels)")

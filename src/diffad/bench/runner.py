@@ -154,7 +154,8 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
     score_s = time.perf_counter() - t0
     preds = np.asarray(det.predict(test), dtype=np.int64)
     summary: dict[str, Any] = {"detector": spec.name, "dataset": dataset, "seed": seed, "fit_s": fit_s, "score_s": score_s,
-                               "points_per_s": len(test) / max(score_s, 1e-9), "n_train": len(train), "n_test": len(test)}
+                               "points_per_s": len(test) / max(score_s, 1e-9), "n_train": len(train), "n_test": len(test),
+                               "ran_on": _ran_on(det)}
     if ds.kind == "tabular":
         summary["protocol"] = cfg.tabular_protocol
         summary["score_s_per_1000"] = 1000.0 * score_s / len(test)
@@ -180,6 +181,16 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
                                                        "params": _plain_params(det)}, indent=1, default=str))
     atomic_write_text(out / "done.json", json.dumps(summary, indent=1, default=float))  # last: marks the cell finished
     return summary
+
+
+def _ran_on(det: Any) -> dict[str, Any]:
+    """Where a cell ran, so its times can be read: the host's CPU count, torch's thread count in the
+    cell's process (one per core, or a share with ``--jobs``) and the detector's device."""
+    import os
+
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu"))}
 
 
 def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | None]:
