@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from diffad import ConfigError
 from diffad.bench import collect, load_config, plan, preset_names, run_bench, tables, write_report
+from diffad.bench.runner import cell_dir
 from diffad.cli import app
 
 
@@ -45,6 +46,17 @@ def test_rerun_skips_finished_cells_and_redoes_interrupted_ones(smoke_run):
     summary = run_bench(cfg, results, verbose=False)
     assert summary["ran"] == 1 and summary["skipped"] == 11 and victim.is_file()
     assert kept.stat().st_mtime_ns == before
+
+
+def test_parallel_cells_give_the_serial_numbers(smoke_run, tmp_path):
+    cfg, results, _ = smoke_run
+    fast = dataclasses.replace(cfg, detectors=[d for d in cfg.detectors if not d.name.startswith("ImDiffusion")])
+    summary = run_bench(fast, tmp_path, jobs=2, verbose=False)
+    assert summary["errors"] == {} and summary["ran"] == len(plan(fast)) >= 4
+    for spec, dataset, seed in plan(fast):
+        serial, parallel = (json.loads((cell_dir(root, "smoke", spec.name, dataset, seed) / "done.json").read_text())
+                            for root in (results, tmp_path))
+        assert parallel["honest"] == serial["honest"] and parallel["ran_on"]["torch_threads"] >= 1
 
 
 def test_rerun_refuses_cells_finished_with_other_settings(smoke_run, tmp_path):

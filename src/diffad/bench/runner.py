@@ -260,8 +260,10 @@ def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, 
                        for s, d, seed in todo}
             for fut in as_completed(futures):
                 _, err = fut.result()
+                name, dataset, seed = futures[fut]
                 if err:
-                    errors["/".join(map(str, futures[fut]))] = err
+                    errors[f"{name}/{dataset}/{seed}"] = err
+                bar.set_postfix_str(f"last finished: {name} {dataset} seed {seed}")
                 bar.update()
     bar.close()
     return {"cells": len(cells), "skipped": len(cells) - len(todo), "ran": len(todo), "errors": errors}
