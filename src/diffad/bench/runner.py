@@ -7,6 +7,7 @@ half-way through a cell recomputes that cell only.
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -186,8 +187,6 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
 def _ran_on(det: Any) -> dict[str, Any]:
     """Where a cell ran, so its times can be read: the host's CPU count, torch's thread count in the
     cell's process (one per core, or a share with ``--jobs``) and the detector's device."""
-    import os
-
     import torch
 
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu"))}
@@ -203,8 +202,6 @@ def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | No
 def _share_cores(jobs: int) -> None:
     """Worker start-up: split the cores between the workers (torch's default of one thread per core in
     every process oversubscribes the machine and slows every cell many times over)."""
-    import os
-
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
