@@ -32,7 +32,7 @@ def test_tiny_bench_end_to_end(smoke_run):
     assert json.loads((one / "config.json").read_text())["params"]["random_state"] == 1
     md = tables(cells)
     assert md.index("### honest") < md.index("### paper-protocol (uses test labels)")
-    assert "### average rank by AUC-PR over 2 datasets" in md and "### AUC-PR (honest) by dataset" in md
+    assert "### average rank by AUC-PR over 2 datasets" in md and "### AUC-PR (honest) by dataset" in md and "### VUS-PR (honest) by dataset" in md
     path = write_report(results / "smoke")
     assert path.is_file() and (results / "smoke" / "SYNTH__0.png").is_file()
 

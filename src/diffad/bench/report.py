@@ -109,15 +109,16 @@ def matrix_table(cells: list[dict[str, Any]], key: str = "AUC-ROC", section: str
 def tables(cells: list[dict[str, Any]]) -> str:
     """Markdown: an honest and a paper-protocol table per kind of data (time series, tabular), per
     dataset and averaged over datasets; with several datasets also average-rank tables (time series:
-    by AUC-PR and VUS-PR; tabular: by AUC-ROC) and a dataset x detector matrix."""
+    by AUC-PR and VUS-PR; tabular: by AUC-ROC) and dataset x detector matrices of the same metrics."""
     series = [c for c in cells if "protocol" not in c]
     tabular = [c for c in cells if "protocol" in c]
     out: list[str] = []
     for section, cols in (("honest", HONEST_COLUMNS), (PAPER_TAG, PAPER_COLUMNS)):
         if any(section in c for c in series):
             out += _section_table(series, section, cols, ("score_s", "score s", ".0f"))
-    if len({c["dataset"] for c in series if "honest" in c}) > 1:  # many entities (SMD's machines...): ranks and a matrix
-        out += [rank_table(series, "AUC-PR"), rank_table(series, "VUS-PR"), matrix_table(series, "AUC-PR")]
+    if len({c["dataset"] for c in series if "honest" in c}) > 1:  # many entities (SMD's machines...): ranks and matrices
+        keys = ("AUC-PR", "VUS-PR")
+        out += [rank_table(series, k) for k in keys] + [matrix_table(series, k) for k in keys]
     for protocol in dict.fromkeys(c["protocol"] for c in tabular):
         sel = [c for c in tabular if c["protocol"] == protocol]
         out.append(f"## tabular, {protocol} protocol\n")
