@@ -222,6 +222,18 @@ def test_mean_over_datasets_is_not_skewed_by_uneven_seeds():
     assert any(r.startswith("| mean over datasets | d | 0.700 ± 0.100 |") for r in rows)
 
 
+def test_mean_over_datasets_names_a_detector_that_missed_some():
+    from diffad.bench.report import _section_table
+
+    def cell(det, ds, v):
+        return {"detector": det, "dataset": ds, "seed": 0, "fit_s": 1.0, "score_s": 1.0, "honest": {"AUC-PR": v}}
+
+    rows = _section_table([cell("a", "A", 0.2), cell("a", "B", 0.4), cell("b", "A", 0.9)], "honest", ("AUC-PR",),
+                          ("score_s", "score s", ".0f"))
+    assert "| mean over datasets | a | 0.300 | 1.0 | 1 |" in rows
+    assert "| mean over 1 of 2 datasets | b | 0.900 | 1.0 | 1 |" in rows
+
+
 def test_paper_vote_on_stored_errors():
     import numpy as np
 

@@ -47,19 +47,25 @@ def _fmt_over_datasets(sel: list[dict[str, Any]], section: str, key: str) -> str
 
 
 def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, ...], timing: tuple[str, str, str]) -> list[str]:
-    """Rows per dataset and detector (mean ± std over seeds), then the mean over datasets."""
+    """Rows per dataset and detector (mean ± std over seeds), then the mean over datasets (labelled
+    "mean over k of n datasets" for a detector that has not finished every dataset of the run, so that
+    its mean is not read beside the others as if it covered the same sets)."""
     detectors = list(dict.fromkeys(c["detector"] for c in cells))
-    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    datasets = list(dict.fromkeys(c["dataset"] for c in cells if section in c))
     tkey, tname, tfmt = timing
     out = [f"### {section}\n", "| dataset | detector | " + " | ".join(cols) + f" | fit s | {tname} |", "|" + "---|" * (len(cols) + 4)]
-    for ds in [*datasets, "mean over datasets"]:
+    for ds in [*datasets, None]:
         for det in detectors:
-            sel = [c for c in cells if c["detector"] == det and (ds == "mean over datasets" or c["dataset"] == ds) and section in c]
+            sel = [c for c in cells if c["detector"] == det and (ds is None or c["dataset"] == ds) and section in c]
             if not sel:
                 continue
-            texts = [_fmt_over_datasets(sel, section, k) if ds == "mean over datasets" else _fmt([c[section][k] for c in sel])
-                     for k in cols]
-            out.append(f"| {ds} | {det} | " + " | ".join(texts)
+            if ds is None:
+                covered = len({c["dataset"] for c in sel})
+                label = "mean over datasets" if covered == len(datasets) else f"mean over {covered} of {len(datasets)} datasets"
+                texts = [_fmt_over_datasets(sel, section, k) for k in cols]
+            else:
+                label, texts = ds, [_fmt([c[section][k] for c in sel]) for k in cols]
+            out.append(f"| {label} | {det} | " + " | ".join(texts)
                        + f" | {np.mean([c['fit_s'] for c in sel]):.1f} | {np.mean([c[tkey] for c in sel]):{tfmt}} |")
     return [*out, ""]
 
