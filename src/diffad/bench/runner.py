@@ -32,6 +32,7 @@ from ..metrics import (
 )
 from ..metrics import average_detection_delay as add
 from ..persistence import atomic_write_bytes, atomic_write_text
+from ..runtime import allocator_setting, keep_freed_memory
 from ..thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 from .config import BenchConfig, DetectorSpec
 
@@ -186,10 +187,12 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
 
 def _ran_on(det: Any) -> dict[str, Any]:
     """Where a cell ran, so its times can be read: the host's CPU count, torch's thread count in the
-    cell's process (one per core, or a share with ``--jobs``) and the detector's device."""
+    cell's process (one per core, or a share with ``--jobs``), the detector's device and the allocator
+    setting (``diffad.runtime``)."""
     import torch
 
-    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu"))}
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu")),
+            "malloc": allocator_setting()}
 
 
 def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | None]:
@@ -201,9 +204,11 @@ def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | No
 
 def _share_cores(jobs: int) -> None:
     """Worker start-up: split the cores between the workers (torch's default of one thread per core in
-    every process oversubscribes the machine and slows every cell many times over)."""
+    every process oversubscribes the machine and slows every cell many times over), and the allocator
+    setting of the command line (a worker started afresh does not inherit it)."""
     import torch
 
+    keep_freed_memory()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
