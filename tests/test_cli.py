@@ -8,7 +8,7 @@ runner = CliRunner()
 
 def test_info():
     r = runner.invoke(app, ["info"])
-    assert r.exit_code == 0 and "diffad" in r.output and "torch" in r.output and "device" in r.output
+    assert r.exit_code == 0 and "diffad" in r.output and "torch" in r.output and "device" in r.output and "malloc" in r.output
 
 
 def test_help_on_every_command():

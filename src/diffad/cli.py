@@ -12,7 +12,7 @@ import typer
 
 from . import __version__
 from .exceptions import DiffadError
-from .runtime import keep_freed_memory
+from .runtime import allocator_setting, keep_freed_memory
 
 app = typer.Typer(help="diffad: anomaly detection with diffusion and masked-modelling models.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Benchmark datasets: what is registered, what is found, what is inside.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def info() -> None:
-    """Versions, compute device and thread count."""
+    """Versions, compute device, thread count and allocator setting."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -43,6 +43,8 @@ def info() -> None:
         "device": f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu",
         "torch threads": str(torch.get_num_threads()),
         "cpu cores": str(os.cpu_count()),
+        "malloc": "heap (freed memory kept for reuse; DIFFAD_MALLOC=system turns it off)"
+        if allocator_setting() == "heap" else "system (glibc's default)",
         "DIFFAD_DATA": os.environ.get("DIFFAD_DATA", "(not set)"),
     }
     width = max(map(len, rows))
