@@ -3,12 +3,13 @@
 glibc's ``malloc`` serves every block above a threshold (at most 32 MiB) with a fresh ``mmap`` and
 hands it back to the kernel on ``free``. The detectors' activations are often larger than that (the
 ImDiffusion ``fast`` preset scores 512 windows at a time: about 90 MB per activation on MSL's 55
-channels), so every forward pass maps new memory and the kernel zeroes it again page by page. On the
-2-core development machine that was over 380,000 page faults a second and half of the CPU time spent
-in the kernel. :func:`keep_freed_memory` tells glibc to serve all blocks from its heap and to keep what
-is freed for reuse; the numbers computed are the same (the memory just comes from elsewhere), the
-process holds its peak memory until it ends. Measured in ``docs/benchmarks.md``, "CPU memory
-allocation".
+channels), so every forward pass maps new memory and the kernel zeroes it again page by page: on a
+2-core machine, over 380,000 page faults a second and half of the CPU time spent in the kernel.
+:func:`keep_freed_memory` tells glibc to serve all blocks from its heap and to keep what is freed for
+reuse. The numbers computed are the same (the memory only comes from elsewhere); the process keeps its
+peak memory until it ends, and that peak is higher (measured on MSL: scoring twice as fast, fitting
+1.15 times, peak memory 4.0-4.9 GB instead of 3.0; ``docs/benchmarks.md``, "CPU memory allocation:
+keeping freed memory for reuse").
 
 The command line calls it at start-up (``diffad ...`` and every ``diffad bench --jobs N`` worker);
 a Python program can call it once itself. ``DIFFAD_MALLOC=system`` leaves the allocator as it is.
