@@ -16,7 +16,7 @@ GLIBC_LINUX = sys.platform.startswith("linux") and platform.libc_ver()[0] == "gl
 # every allocation is a fresh mmap, faulted in page by page; with the heap kept, only the first is
 # (numpy asks for huge pages on large arrays, torch does not).
 PROBE = """
-import json, resource, sys
+import json, resource
 import torch
 from diffad import runtime
 applied = runtime.keep_freed_memory()
