@@ -68,7 +68,7 @@ def main() -> None:
     for rep in range(args.repeats):
         for setting in (("system", "heap") if rep % 2 == 0 else ("heap", "system")):
             env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-            env["DIFFAD_MALLOC"] = "system" if setting == "system" else "heap"
+            env["DIFFAD_MALLOC"] = setting  # anything but "system" applies the setting
             out = subprocess.run([sys.executable, __file__, "--child", *sys.argv[1:]], env=env, capture_output=True,
                                  text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))

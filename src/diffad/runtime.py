@@ -49,7 +49,9 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    _applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    _applied = bool(libc.mallopt(_M_MMAP_MAX, 0))  # what matters; the trim threshold only keeps the heap's top
+    if _applied:
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     return _applied
 
 
