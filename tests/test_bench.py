@@ -234,6 +234,18 @@ def test_mean_over_datasets_names_a_detector_that_missed_some():
     assert "| mean over 1 of 2 datasets | b | 0.900 | 1.0 | 1 |" in rows
 
 
+def test_rank_table_ranks_only_datasets_every_detector_finished_and_names_the_rest():
+    from diffad.bench.report import rank_table
+
+    def cell(det, ds, v):
+        return {"detector": det, "dataset": ds, "seed": 0, "honest": {"AUC-PR": v}}
+
+    md = rank_table([cell("a", "A", 0.2), cell("b", "A", 0.9), cell("a", "B", 0.4)], "AUC-PR")
+    assert md.startswith("### average rank by AUC-PR over 1 dataset\n\nLeft out (not every detector finished): B.\n")
+    assert "| b | 1.00 | 0.900 |" in md and "| a | 2.00 | 0.200 |" in md
+    assert "Left out" not in rank_table([cell("a", "A", 0.2), cell("b", "A", 0.9)], "AUC-PR")
+
+
 def test_paper_vote_on_stored_errors():
     import numpy as np
 

@@ -88,14 +88,17 @@ def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
     detector finished, by the seed-mean of honest ``key``, with the mean of ``key`` beside it."""
     from scipy.stats import rankdata
 
-    datasets, detectors, means = _seed_means(cells, key, "honest")
+    all_datasets, detectors, means = _seed_means(cells, key, "honest")
     complete = ~np.isnan(means).any(axis=1)
-    datasets, means = [d for d, ok in zip(datasets, complete, strict=True) if ok], means[complete]
+    datasets, means = [d for d, ok in zip(all_datasets, complete, strict=True) if ok], means[complete]
     if not datasets:
         return ""
     ranks = np.vstack([rankdata(-row) for row in means])
     order = np.argsort(ranks.mean(axis=0), kind="stable")
-    out = [f"### average rank by {key} over {len(datasets)} datasets\n", f"| detector | average rank | mean {key} |", "|---|---|---|"]
+    left_out = [d for d, ok in zip(all_datasets, complete, strict=True) if not ok]
+    title = f"### average rank by {key} over {len(datasets)} dataset{'s' * (len(datasets) != 1)}"
+    note = f"\nLeft out (not every detector finished): {', '.join(left_out)}.\n" if left_out else ""
+    out = [f"{title}\n{note}", f"| detector | average rank | mean {key} |", "|---|---|---|"]
     out += [f"| {detectors[j]} | {ranks[:, j].mean():.2f} | {means[:, j].mean():.3f} |" for j in order]
     return "\n".join([*out, ""])
 
