@@ -90,12 +90,13 @@ def rank_table(cells: list[dict[str, Any]], key: str = "AUC-ROC") -> str:
 
     all_datasets, detectors, means = _seed_means(cells, key, "honest")
     complete = ~np.isnan(means).any(axis=1)
-    datasets, means = [d for d, ok in zip(all_datasets, complete, strict=True) if ok], means[complete]
+    datasets = [d for d, ok in zip(all_datasets, complete, strict=True) if ok]
+    left_out = [d for d, ok in zip(all_datasets, complete, strict=True) if not ok]
+    means = means[complete]
     if not datasets:
         return ""
     ranks = np.vstack([rankdata(-row) for row in means])
     order = np.argsort(ranks.mean(axis=0), kind="stable")
-    left_out = [d for d, ok in zip(all_datasets, complete, strict=True) if not ok]
     title = f"### average rank by {key} over {len(datasets)} dataset{'s' * (len(datasets) != 1)}"
     note = f"\nLeft out (not every detector finished): {', '.join(left_out)}.\n" if left_out else ""
     out = [f"{title}\n{note}", f"| detector | average rank | mean {key} |", "|---|---|---|"]
