@@ -157,7 +157,7 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
     preds = np.asarray(det.predict(test), dtype=np.int64)
     summary: dict[str, Any] = {"detector": spec.name, "dataset": dataset, "seed": seed, "fit_s": fit_s, "score_s": score_s,
                                "points_per_s": len(test) / max(score_s, 1e-9), "n_train": len(train), "n_test": len(test),
-                               "ran_on": _ran_on(det)}
+                               "ran_on": _ran_on(det), **_epochs(det)}
     if ds.kind == "tabular":
         summary["protocol"] = cfg.tabular_protocol
         summary["score_s_per_1000"] = 1000.0 * score_s / len(test)
@@ -193,6 +193,17 @@ def _ran_on(det: Any) -> dict[str, Any]:
 
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu")),
             "malloc": allocator_setting()}
+
+
+def _epochs(det: Any) -> dict[str, int]:
+    """How long a network detector trained, so that its fit time can be read: the epochs run (early
+    stopping ends them before ``max_epochs``) and the best one, whose weights were kept. Empty for
+    detectors without a training loop."""
+    hist = getattr(det, "history_", None) or {}
+    if not hist.get("train_loss"):
+        return {}
+    best = hist.get("best_epoch")
+    return {"epochs": len(hist["train_loss"]), **({"best_epoch": int(best)} if best is not None else {})}
 
 
 def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | None]:
