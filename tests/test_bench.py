@@ -29,8 +29,8 @@ def test_tiny_bench_end_to_end(smoke_run):
     assert "AUC-PR" in done["honest"] and "xi" in done["paper-protocol (uses test labels)"]
     assert not any("PA" in k for k in done["honest"])  # point-adjusted numbers are never untagged
     assert done["ran_on"]["torch_threads"] >= 1 and done["ran_on"]["cpus"] >= 1 and done["ran_on"]["device"] == "cpu"
-    assert json.loads((one / "config.json").read_text())["params"]["random_state"] == 1
     params = json.loads((one / "config.json").read_text())["params"]
+    assert params["random_state"] == 1
     assert 1 <= done["epochs"] <= params["max_epochs"] and 0 <= done["best_epoch"] < done["epochs"]
     baseline = json.loads((results / "smoke" / "PCA" / "SYNTH__0" / "0" / "done.json").read_text())
     assert "epochs" not in baseline  # no training loop, nothing to report
