@@ -199,11 +199,8 @@ def _epochs(det: Any) -> dict[str, int]:
     """How long a network detector trained, so that its fit time can be read: the epochs run (early
     stopping ends them before ``max_epochs``) and the best one, whose weights were kept. Empty for
     detectors without a training loop."""
-    hist = getattr(det, "history_", None) or {}
-    if not hist.get("train_loss"):
-        return {}
-    best = hist.get("best_epoch")
-    return {"epochs": len(hist["train_loss"]), **({"best_epoch": int(best)} if best is not None else {})}
+    hist = getattr(det, "history_", None) or {}  # fit_loop's history plus best_epoch, for every network detector
+    return {"epochs": len(hist["train_loss"]), "best_epoch": int(hist["best_epoch"])} if hist.get("train_loss") else {}
 
 
 def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | None]:
