@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,16 +18,32 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .exceptions import PersistenceError
+from .exceptions import DataValidationError, PersistenceError
+from .fsio import CHECKPOINT_FORMAT, atomic_write_bytes, atomic_write_text, read_envelope
 
 __all__ = ["FitSettings", "chunked_mean", "fit_loop", "resolve_device"]
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; otherwise the named device."""
+    """``None`` -> CUDA when available, else CPU; otherwise the named device, which must exist here."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DataValidationError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps' (or None for CUDA when available), got {device!r}. "
+                                  "Use one of those.") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            have = f"{count} CUDA device(s)" if count else "no CUDA device (or a CPU-only torch)"
+            raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but it has {have}. "
+                                      "Use device 'cpu', or None to pick CUDA only where it is available.")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but MPS is not available. Use 'cpu'.")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise DataValidationError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}. Use one of those.")
+    return dev
 
 
 def chunked_mean(loss: Callable[[slice], torch.Tensor | float], n: int, size: int) -> float:
@@ -43,19 +60,36 @@ class FitSettings:
     max_epochs: int = 20
     patience: int = 5  # epochs without validation improvement before stopping
     grad_clip: float = 1.0
-    checkpoint: Path | None = None  # file written after every epoch (atomically)
+    checkpoint: Path | None = None  # file written after every epoch (atomically), with a marker beside it
     resume: bool = False  # continue from ``checkpoint`` if it exists
+    fingerprint: str = ""  # of the data and parameters; a checkpoint of other ones is refused on resume
     verbose: bool = False
     desc: str = "fit"
 
 
+def _marker(path: Path) -> Path:
+    """``checkpoint.json`` beside ``checkpoint.pt``: says the file is diffad's (so it may be replaced)."""
+    return path.with_suffix(".json")
+
+
+def _check_checkpoint_path(path: Path) -> None:
+    """Before any training: the checkpoint's folder can be made, and a file already at its path is one
+    of diffad's checkpoints (never overwrite a file diffad did not write)."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise DataValidationError(f"checkpoint_dir: expected a folder (or a path to create one), got {str(folder)!r}, which is a file. "
+                                  "Choose another checkpoint folder.")
+    if path.exists() and read_envelope(_marker(path), CHECKPOINT_FORMAT) is None:
+        raise PersistenceError(f"checkpoint: expected {str(path)!r} to be absent or a diffad checkpoint, got a file diffad did not write "
+                               f"(no {_marker(path).name} beside it). diffad does not overwrite it: choose another checkpoint folder.")
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(state, buf)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic_write_text(_marker(path), json.dumps({"format": CHECKPOINT_FORMAT, "epoch": state["epoch"],
+                                                 "fingerprint": state["fingerprint"]}))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def fit_loop(
@@ -78,13 +112,22 @@ def fit_loop(
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
     best_val, best_epoch, best_state, start_epoch = float("inf"), -1, None, 0
     ckpt = settings.checkpoint
+    if ckpt is not None:
+        _check_checkpoint_path(Path(ckpt))
     if settings.resume and ckpt is not None and Path(ckpt).is_file():
         try:
             state = torch.load(ckpt, map_location=next(model.parameters()).device, weights_only=True)
+        except Exception as exc:
+            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint ({type(exc).__name__}: {exc}). Fit without resume to start over.") from None
+        if state.get("fingerprint", "") != settings.fingerprint:
+            raise PersistenceError(f"resume: the checkpoint {ckpt} was written for other training data or other parameters "
+                                   "(their fingerprints differ), so it cannot continue this fit. Fit the same data with the same "
+                                   "parameters to resume, or fit without resume to start over (the checkpoint is then replaced).")
+        try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         except Exception as exc:
-            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint of this model ({type(exc).__name__}: {exc}). Delete it to start over.") from None
+            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint of this model ({type(exc).__name__}: {exc}). Fit without resume to start over.") from None
         history = {k: list(v) for k, v in state["history"].items()}
         best_val, best_epoch, start_epoch = state["best_val"], state["best_epoch"], state["epoch"] + 1
         best_state = state["best_model"]
@@ -123,7 +166,7 @@ def fit_loop(
             _save_checkpoint(Path(ckpt), {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "epoch": epoch,
                 "best_val": best_val, "best_epoch": best_epoch, "best_model": best_state, "rng": rng.bit_generator.state,
-                "generators": [g.get_state() for g in generators],
+                "generators": [g.get_state() for g in generators], "fingerprint": settings.fingerprint,
             })
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -7,7 +7,10 @@ numpy arrays, pandas objects and torch tensors into ``float64`` numpy arrays; a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,10 @@ __all__ = [
     "check_option",
     "check_is_fitted",
     "check_fraction",
+    "check_params",
+    "check_index",
+    "command_line",
+    "param_hint",
 ]
 
 
@@ -79,12 +86,14 @@ def check_array(
                 "Drop or encode them, or pass the timestamp as the index (read_series does this for you).",
             )
         if isinstance(X.index, pd.DatetimeIndex):
-            index = X.index
+            index = check_index(X.index, name=name)
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)
     elif type(X).__module__.startswith("torch"):
         X = X.detach().cpu().numpy()
     try:
         arr = np.asarray(X)
+        if arr.dtype.kind == "c":
+            raise fail(name, "real numbers", f"complex values ({_describe(X)})", "Pass the real part, the magnitude (np.abs) or both as separate channels.")
         if arr.dtype.kind in "OUSV":
             raise ValueError
         arr = arr.astype(np.float64, copy=False)
@@ -144,8 +153,25 @@ def check_window(n_timepoints: int, window: int, *, name: str = "X") -> None:
             f"{name} length",
             f"at least window={window} time points",
             f"{n_timepoints}",
-            f"Pass a longer series or set a smaller window (<= {n_timepoints}).",
+            f"Pass a longer series or set a smaller window ({param_hint('window', str(n_timepoints))} or less).",
         )
+
+
+def check_index(index: pd.DatetimeIndex, *, name: str = "X") -> pd.DatetimeIndex:
+    """Timestamps must be known and strictly increasing: a series out of time order, or with one time
+    point twice, would be windowed and scored as if it were in order."""
+    if index.hasnans:
+        where = np.flatnonzero(index.isna())[:3].tolist()
+        raise fail(f"{name} timestamps", "a timestamp on every row", f"missing timestamps at rows {where}", "Fill or drop those rows.")
+    if not index.is_unique:
+        dup = index[index.duplicated()]
+        raise fail(f"{name} timestamps", "strictly increasing timestamps", f"{len(dup)} repeated timestamp(s), first {dup[0]}",
+                   "Drop or aggregate the repeated rows (e.g. df.groupby(level=0).mean()).")
+    if not index.is_monotonic_increasing:
+        step = np.flatnonzero(np.diff(index.asi8) < 0)[0]
+        raise fail(f"{name} timestamps", "strictly increasing timestamps", f"{index[step + 1]} after {index[step]} (row {step + 1})",
+                   "Sort the rows by time first (e.g. df.sort_index()).")
+    return index
 
 
 def check_n_features(n_features: int, n_features_in: int, *, name: str = "X") -> None:
@@ -199,3 +225,166 @@ def check_is_fitted(estimator: Any, attributes: Iterable[str] = ("n_features_in_
             f"{type(estimator).__name__} is not fitted yet: expected fitted attribute(s) {missing}, got none. "
             "Call fit(X) first, or diffad.load(path) a saved model."
         )
+
+
+# ------------------------------------------------------------------------------ parameter constraints
+# Each detector class declares ``_parameter_constraints``: one constraint per constructor parameter
+# (scikit-learn's shape; a test checks that every parameter has one). ``fit`` checks them all before any
+# work, and ``diffad.load`` checks the parameters of a saved model the same way.
+_SURFACE: ContextVar[str] = ContextVar("diffad_surface", default="python")
+
+#: How the command line spells a parameter that it takes as an option of its own.
+_CLI_OPTIONS = {"timestamp_col": "--timestamp-col", "label_col": "--label-col", "device": "--device", "random_state": "--seed"}
+
+
+@contextlib.contextmanager
+def command_line() -> Iterator[None]:
+    """Inside this block, messages name command-line options (``--set window=50``) instead of Python
+    keyword arguments (``window=50``): the command line sets it around each command."""
+    token = _SURFACE.set("cli")
+    try:
+        yield
+    finally:
+        _SURFACE.reset(token)
+
+
+def param_hint(name: str, value: str = "...") -> str:
+    """How the user sets parameter ``name`` where they are: ``window=50`` in Python, ``--set window=50``
+    (or the command's own option, e.g. ``--timestamp-col NAME``) on the command line."""
+    if _SURFACE.get() == "cli":
+        option = _CLI_OPTIONS.get(name)
+        return f"{option} {value}" if option else f"--set {name}={value}"
+    return f"{name}={value}"
+
+
+class Constraint:
+    """One parameter's accepted values: ``ok(value)`` and a phrase for messages."""
+
+    text = "a valid value"
+
+    def ok(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_real(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float | np.floating)) and bool(np.isfinite(v))
+
+
+class Integer(Constraint):
+    def __init__(self, low: int | None = None, high: int | None = None):
+        self.low, self.high = low, high
+        bounds = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
+        self.text = "an integer" + (" " + " and ".join(b for b in bounds if b) if any(bounds) else "")
+
+    def ok(self, v: Any) -> bool:
+        return _is_int(v) and (self.low is None or v >= self.low) and (self.high is None or v <= self.high)
+
+
+class Real(Constraint):
+    """A finite number (int or float, not bool) in a range; ``open`` bounds exclude the end."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low}")
+        if high is not None:
+            parts.append(f"{'<' if high_open else '<='} {high}")
+        self.text = "a number" + (" " + " and ".join(parts) if parts else "")
+
+    def ok(self, v: Any) -> bool:
+        if not _is_real(v):
+            return False
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return not (self.high is not None and (v >= self.high if self.high_open else v > self.high))
+
+
+class Options(Constraint):
+    def __init__(self, *values: Any):
+        self.values = values
+        self.text = f"one of {list(values)}"
+
+    def ok(self, v: Any) -> bool:
+        return any(v is x if isinstance(x, bool) or x is None else (type(v) is type(x) and v == x) for x in self.values)
+
+
+class Boolean(Options):
+    def __init__(self):
+        super().__init__(True, False)
+        self.text = "True or False"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, bool | np.bool_)
+
+
+class PathLike(Constraint):
+    text = "a folder path (str)"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, str | os.PathLike) and str(v) != ""
+
+
+class Text(Constraint):
+    text = "a string"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, str)
+
+
+class IntTuple(Constraint):
+    def __init__(self, low: int = 1):
+        self.low = low
+        self.text = f"a non-empty list of integers >= {low}"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, list | tuple) and len(v) > 0 and all(_is_int(x) and x >= self.low for x in v)
+
+
+class AnyOf(Constraint):
+    def __init__(self, *options: Constraint):
+        self.options = options
+        self.text = " or ".join(str(o) for o in options)
+
+    def ok(self, v: Any) -> bool:
+        return any(o.ok(v) for o in self.options)
+
+
+NONE = Options(None)
+SEED = Integer(0, 2**32 - 1)
+POSITIVE = Integer(1)
+FRACTION = Real(0.0, 1.0, low_open=True, high_open=True)
+CONTAMINATION = Real(0.0, 0.5, low_open=True, high_open=True)
+
+#: The parameters every torch detector shares (``validation_fraction`` differs per detector).
+TRAINING: dict[str, Constraint] = {
+    "lr": Real(0.0, low_open=True),
+    "weight_decay": Real(0.0),
+    "batch_size": POSITIVE,
+    "max_epochs": POSITIVE,
+    "patience": Integer(0),
+    "device": AnyOf(NONE, Text()),
+    "random_state": SEED,
+    "verbose": Boolean(),
+}
+
+
+def check_params(estimator: Any, constraints: dict[str, Constraint]) -> None:
+    """Raise :class:`DataValidationError` naming the first parameter whose value its constraint
+    refuses (what was expected, what was got, how to set it)."""
+    for name, constraint in constraints.items():
+        value = getattr(estimator, name)
+        if not constraint.ok(value):
+            raise fail(
+                f"{type(estimator).__name__} parameter {name}",
+                str(constraint),
+                f"{value!r} ({type(value).__name__})",
+                f"Set it with {param_hint(name)}, or leave it out for the default.",
+            )

@@ -13,14 +13,17 @@ Subclasses implement ``_fit(X)`` and ``_score(X)`` on validated float64 arrays, 
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..thresholds import apply_threshold, contamination_threshold
-from ..validation import check_array, check_is_fitted, check_n_features
+from ..validation import Constraint, check_array, check_is_fitted, check_n_features, check_params, fail
 
 __all__ = ["BaseDetector", "register", "registry"]
 
@@ -36,6 +39,13 @@ def register(cls: type) -> type:
 def registry() -> dict[str, type]:
     """Registered detector classes by name."""
     return dict(_REGISTRY)
+
+
+def _column_names(X: Any) -> list[str] | None:
+    """The column names of a DataFrame whose columns are all strings, else None."""
+    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+        return [str(c) for c in X.columns]
+    return None
 
 
 def _jsonable(v: Any) -> bool:
@@ -55,14 +65,37 @@ class BaseDetector(BaseEstimator):
     _allow_nan: bool = False
     #: Smallest training length accepted by ``fit``.
     _min_rows: int = 2
+    #: Accepted values of each constructor parameter (see ``diffad.validation``); every parameter has one.
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+    #: ``fit(X, resume=True)`` continues from a training checkpoint.
+    _supports_resume: bool = False
+    #: Parameters left out of the resume fingerprint: they do not change what an epoch computes
+    #: (a resumed fit may train longer with a larger ``max_epochs``, or stop sooner with ``patience``).
+    _resume_ignores: tuple[str, ...] = ("verbose", "checkpoint_dir", "device", "inference_batch_size", "max_epochs", "patience")
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> BaseDetector:
-        """Fit on ``X`` of shape (n, K) (unlabelled, assumed mostly normal). Returns ``self``."""
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False, **fit_params: Any) -> BaseDetector:
+        """Fit on ``X`` of shape (n, K) (unlabelled, assumed mostly normal). Returns ``self``.
+
+        Every parameter is checked first (``_parameter_constraints``), before any work. ``resume=True``
+        continues an interrupted fit from its checkpoint, for the detectors that write one.
+        """
+        self._check_params()
+        if resume and not self._supports_resume:
+            resumable = sorted(n for n, c in registry().items() if c._supports_resume)
+            raise fail("resume", f"a detector that writes training checkpoints ({', '.join(resumable)})",
+                       f"{type(self).__name__}, which trains in one go", "Fit without resume=True.")
+        names = _column_names(X)
         arr, _ = check_array(X, allow_nan=self._allow_nan, min_rows=self._min_rows, reject_constant=True)
         self.n_features_in_ = arr.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self.history_: dict[str, Any] = {}
         self.device_ = "cpu"
+        if self._supports_resume:
+            fit_params["resume"] = resume
         self._fit(arr, **fit_params)
         self._fit_scores(arr)
         return self
@@ -89,6 +122,7 @@ class BaseDetector(BaseEstimator):
     # ------------------------------------------------------------------ shared mechanics
     def _validate(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:
         check_is_fitted(self, ("n_features_in_", "threshold_"))
+        X = self._match_columns(X)
         arr, index = check_array(X, allow_nan=self._allow_nan, min_rows=1)
         check_n_features(arr.shape[1], self.n_features_in_)
         self._check_scoring_input(arr)
@@ -97,6 +131,37 @@ class BaseDetector(BaseEstimator):
     @staticmethod
     def _wrap(values: np.ndarray, index: pd.Index | None, name: str) -> np.ndarray | pd.Series:
         return pd.Series(values, index=index, name=name) if index is not None else values
+
+    def _match_columns(self, X: Any) -> Any:
+        """Columns are matched by name when both the training data and ``X`` have names: the same names
+        in another order are put in the training order (with a warning); other names are an error.
+        Without names on either side, columns are matched by position."""
+        fitted, names = getattr(self, "feature_names_in_", None), _column_names(X)
+        if fitted is None or names is None or names == list(fitted):
+            return X
+        if sorted(names) == sorted(fitted) and len(set(names)) == len(names):
+            warnings.warn(f"{type(self).__name__}: the columns of X are the training columns in another order; "
+                          "they are matched by name.", UserWarning, stacklevel=3)
+            return X[list(fitted)]
+        missing = [c for c in fitted if c not in names]
+        extra = [c for c in names if c not in fitted]
+        raise fail("X columns", f"the {len(fitted)} columns seen in fit, by name", f"missing {missing[:10]}, unexpected {extra[:10]}",
+                   "Pass the same columns as the training data (or a numpy array to match them by position).")
+
+    def _check_params(self) -> None:
+        """Check every constructor parameter against ``_parameter_constraints`` (called first in ``fit``
+        and by ``diffad.load``). Subclasses with rules across parameters extend it."""
+        check_params(self, self._parameter_constraints)
+
+    def _fit_fingerprint(self, X: np.ndarray) -> str:
+        """Hash of the training data and of every parameter that changes training: a checkpoint is
+        resumed only by the fit that wrote it."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in self._resume_ignores}
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(X.shape).encode())
+        h.update(np.ascontiguousarray(X).tobytes())
+        h.update(json.dumps(params, sort_keys=True, default=str).encode())
+        return h.hexdigest()
 
     # ------------------------------------------------------------------ subclass hooks
     def _fit(self, X: np.ndarray, **fit_params: Any) -> None:

@@ -16,6 +16,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.svm import OneClassSVM
 
+from ..exceptions import DataValidationError
+from ..validation import CONTAMINATION, FRACTION, NONE, POSITIVE, SEED, AnyOf, Options, Real
 from .base import BaseDetector, register
 
 __all__ = ["RandomDetector", "PCADetector", "IsolationForestDetector", "KNNDetector", "LOFDetector", "OCSVMDetector"]
@@ -46,6 +48,8 @@ class RandomDetector(BaseDetector):
         Seed; the same seed and length give the same scores.
     """
 
+    _parameter_constraints = {"contamination": CONTAMINATION, "random_state": AnyOf(SEED, NONE)}
+
     def __init__(self, *, contamination: float = 0.01, random_state: int | None = 0):
         self.contamination = contamination
         self.random_state = random_state
@@ -68,12 +72,18 @@ class PCADetector(_Standardised):
     contamination : float, default=0.01
     """
 
+    _parameter_constraints = {"n_components": AnyOf(POSITIVE, FRACTION), "contamination": CONTAMINATION}
+
     def __init__(self, *, n_components: int | float = 0.9, contamination: float = 0.01):
         self.n_components = n_components
         self.contamination = contamination
 
     def _fit(self, X: np.ndarray) -> None:
         Z = self._standardise_fit(X)
+        n_max = min(Z.shape)
+        if isinstance(self.n_components, int | np.integer) and self.n_components > n_max:
+            raise DataValidationError(f"PCADetector parameter n_components: expected at most min(n_rows, n_channels) = {n_max} for this data, "
+                                      f"got {self.n_components}. Use a smaller n_components, or a fraction of variance such as 0.9.")
         pca = PCA(n_components=self.n_components, svd_solver="full").fit(Z)
         self.components_ = pca.components_  # (n_components, K)
         self.center_ = pca.mean_
@@ -93,6 +103,13 @@ class _RefitFromData(_Standardised):
 
     def _build(self) -> None:
         raise NotImplementedError
+
+    def _check_neighbours(self, k: int, extra: int = 1) -> None:
+        """A neighbour count must leave ``extra`` spare training rows (the point itself)."""
+        n = len(self.train_)
+        if k + extra > n:
+            raise DataValidationError(f"{type(self).__name__} parameter n_neighbors: expected at most {n - extra} for {n} training rows, "
+                                      f"got {k}. Use fewer neighbours or more training data.")
 
     def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: Any) -> None:
         super()._set_state(attrs, arrays, weights)
@@ -120,6 +137,9 @@ class IsolationForestDetector(_RefitFromData):
     random_state : int or None, default=0
     """
 
+    _parameter_constraints = {"n_estimators": POSITIVE, "max_samples": AnyOf(POSITIVE, FRACTION, Options("auto")),
+                              "contamination": CONTAMINATION, "random_state": AnyOf(SEED, NONE)}
+
     def __init__(self, *, n_estimators: int = 100, max_samples: int | str = "auto", contamination: float = 0.01, random_state: int | None = 0):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -145,15 +165,15 @@ class KNNDetector(_RefitFromData):
     contamination : float, default=0.01
     """
 
+    _parameter_constraints = {"n_neighbors": POSITIVE, "method": Options("mean", "largest"), "contamination": CONTAMINATION}
+
     def __init__(self, *, n_neighbors: int = 5, method: str = "mean", contamination: float = 0.01):
         self.n_neighbors = n_neighbors
         self.method = method
         self.contamination = contamination
 
     def _build(self) -> None:
-        from ..validation import check_option
-
-        check_option(self.method, ("mean", "largest"), name="method")
+        self._check_neighbours(self.n_neighbors)
         self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -171,11 +191,14 @@ class LOFDetector(_RefitFromData):
     contamination : float, default=0.01
     """
 
+    _parameter_constraints = {"n_neighbors": POSITIVE, "contamination": CONTAMINATION}
+
     def __init__(self, *, n_neighbors: int = 20, contamination: float = 0.01):
         self.n_neighbors = n_neighbors
         self.contamination = contamination
 
     def _build(self) -> None:
+        self._check_neighbours(self.n_neighbors)
         self._model = LocalOutlierFactor(n_neighbors=self.n_neighbors, novelty=True).fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -194,6 +217,9 @@ class OCSVMDetector(_RefitFromData):
     gamma : float or {"scale", "auto"}, default="auto"
     contamination : float, default=0.01
     """
+
+    _parameter_constraints = {"nu": Real(0.0, 1.0, low_open=True), "gamma": AnyOf(Real(0.0, low_open=True), Options("scale", "auto")),
+                              "contamination": CONTAMINATION}
 
     def __init__(self, *, nu: float = 0.5, gamma: float | str = "auto", contamination: float = 0.01):
         self.nu = nu

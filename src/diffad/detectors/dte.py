@@ -19,7 +19,7 @@ from torch import nn
 from ..diffusion.ddpm import DDPMScheduler
 from ..nn.layers import sinusoidal
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
-from ..validation import check_fraction, check_option, fail
+from ..validation import CONTAMINATION, POSITIVE, TRAINING, Boolean, IntTuple, Options, Real, fail
 from ._torch import TorchDetector
 from .base import register
 from .baselines import _RefitFromData, _Standardised
@@ -38,6 +38,12 @@ def inverse_gamma_logpdf(s: np.ndarray, alpha: float, beta: np.ndarray) -> np.nd
     s = np.asarray(s, dtype=np.float64)[None, :]
     b = np.asarray(beta, dtype=np.float64)[:, None]
     return alpha * np.log(b) - gammaln(alpha) - (alpha + 1.0) * np.log(s) - b / s
+
+
+_SCHEDULE = {"n_steps": POSITIVE, "beta_start": Real(0.0, 1.0, low_open=True, high_open=True),
+             "beta_end": Real(0.0, 1.0, low_open=True, high_open=True)}
+_NET = {**_SCHEDULE, **TRAINING, "hidden": IntTuple(1), "dropout": Real(0.0, 1.0, high_open=True),
+        "validation_fraction": Real(0.0, 0.5), "contamination": CONTAMINATION}
 
 
 def _check_alpha(d: int) -> None:
@@ -74,6 +80,8 @@ class DTENonParametric(_RefitFromData):
     Livernoche, Jain, Hezaveh, Ravanbakhsh, "On Diffusion Modeling for Anomaly Detection", ICLR 2024.
     """
 
+    _parameter_constraints = {"n_neighbors": POSITIVE, **_SCHEDULE, "score": Options("mode", "mean"), "contamination": CONTAMINATION}
+
     def __init__(self, *, n_neighbors: int = 5, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
                  score: str = "mean", contamination: float = 0.01):
         self.n_neighbors = n_neighbors
@@ -86,8 +94,8 @@ class DTENonParametric(_RefitFromData):
     def _build(self) -> None:
         from sklearn.neighbors import NearestNeighbors
 
-        check_option(self.score, ("mode", "mean"), name="score")
         _check_alpha(self.train_.shape[1])
+        self._check_neighbours(self.n_neighbors)
         self._model = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(self.train_)
 
     def _sq_dist(self, Z: np.ndarray) -> np.ndarray:
@@ -132,10 +140,7 @@ class _TabularNet(_Standardised, TorchDetector):
     _min_rows = 10
 
     def _check(self, d: int) -> None:
-        check_fraction(self.validation_fraction, name="validation_fraction", low=0.0, high=0.5, inclusive=True)
-        for name in ("batch_size", "max_epochs", "patience", "n_steps"):
-            if int(getattr(self, name)) < 1:
-                raise fail(name, "a positive integer", repr(getattr(self, name)), f"Set {name} >= 1.")
+        """Checks that need the data (the parameters alone are checked by ``_parameter_constraints``)."""
 
     def _build(self, d: int, dev: torch.device) -> None:
         torch.manual_seed(self.random_state)  # initial weights
@@ -252,6 +257,8 @@ class DTECategorical(_DTENet):
         Train with the reference implementation's extra softmax before the cross-entropy.
     """ + _NET_DOC
 
+    _parameter_constraints = {**_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
+
     def __init__(self, *, n_bins: int = 7, reference_softmax: bool = False, n_steps: int = 400, beta_start: float = 1e-4, beta_end: float = 0.01,
                  hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.5, lr: float = 1e-4, weight_decay: float = 5e-4,
                  batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
@@ -294,6 +301,8 @@ class DTEInverseGamma(_DTENet):
     Parameters
     ----------
     """ + _NET_DOC
+
+    _parameter_constraints = _NET
 
     def __init__(self, *, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
                  hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 5e-4,
@@ -338,6 +347,8 @@ class DDPMTabular(_TabularNet):
     n_repeats : int, default=1
     time_embedding_dim : int, default=32
     """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
+
+    _parameter_constraints = {**_NET, "noise_step": POSITIVE, "n_repeats": POSITIVE, "time_embedding_dim": POSITIVE}
 
     def __init__(self, *, n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, noise_step: int = 250,
                  n_repeats: int = 1, time_embedding_dim: int = 32, hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0,

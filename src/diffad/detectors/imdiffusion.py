@@ -12,13 +12,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.scaling import fit_affine
+from ..data.scaling import SCALERS, fit_affine
 from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
-from ..diffusion import DDPMScheduler, forecast_mask, full_mask, grating_mask, random_mask
+from ..diffusion import SCHEDULES, DDPMScheduler, forecast_mask, full_mask, grating_mask, random_mask
 from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
-from ..validation import check_is_fitted, check_option, check_window, fail
+from ..validation import (
+    FRACTION,
+    NONE,
+    POSITIVE,
+    TRAINING,
+    AnyOf,
+    Boolean,
+    Integer,
+    Options,
+    PathLike,
+    Real,
+    check_is_fitted,
+    check_option,
+    check_window,
+    fail,
+)
 from ._torch import TorchDetector
 from .base import register
 
@@ -216,6 +231,21 @@ class ImDiffusionDetector(TorchDetector):
     """
 
     _allow_nan = True
+    _supports_resume = True
+    _parameter_constraints = {
+        **TRAINING,
+        "window": Integer(2), "n_strips": POSITIVE, "train_stride": AnyOf(POSITIVE, NONE), "test_stride": AnyOf(POSITIVE, NONE),
+        "n_blocks": POSITIVE, "channels": POSITIVE, "heads": POSITIVE, "ff_dim": POSITIVE, "diffusion_embedding_dim": POSITIVE,
+        "time_embedding_dim": POSITIVE, "feature_embedding_dim": POSITIVE, "n_steps": Integer(2),
+        "beta_start": Real(0.0, 1.0, low_open=True, high_open=True), "beta_end": Real(0.0, 1.0, low_open=True, high_open=True),
+        "schedule": Options(*SCHEDULES), "prediction": Options("eps", "x0"), "train_mask": Options(*TRAIN_MASKS),
+        "random_mask_ratio": FRACTION, "mode": Options(*MODES), "conditional": Boolean(), "temporal": Boolean(), "spatial": Boolean(),
+        "ensemble_steps": POSITIVE, "ensemble_stride": POSITIVE, "error_reduce": Options("max", "sum"),
+        "error_norm": Options("channel", "none"), "error_floor": Real(0.0), "vote_ratio": FRACTION, "vote_xi": AnyOf(Integer(0), NONE),
+        "sampler": Options(*SAMPLERS), "ddim_jumps": POSITIVE, "ensemble_output": Options("x0", "sample"),
+        "validation_fraction": Real(0.0, 0.9, low_open=True), "scaler": Options(*SCALERS), "inference_batch_size": POSITIVE,
+        "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
+    }
 
     def __init__(
         self,
@@ -341,16 +371,7 @@ class ImDiffusionDetector(TorchDetector):
 
     # ------------------------------------------------------------------ set-up helpers
     def _check_params(self) -> None:
-        check_option(self.mode, MODES, name="mode")
-        check_option(self.train_mask, TRAIN_MASKS, name="train_mask")
-        check_option(self.sampler, SAMPLERS, name="sampler")
-        check_option(self.prediction, ("eps", "x0"), name="prediction")
-        check_option(self.ensemble_output, ("x0", "sample"), name="ensemble_output")
-        check_option(self.error_reduce, ("max", "sum"), name="error_reduce")
-        check_option(self.error_norm, ("channel", "none"), name="error_norm")
-        floor = self.error_floor
-        if isinstance(floor, bool) or not isinstance(floor, int | float | np.number) or not (np.isfinite(floor) and floor >= 0):
-            raise fail("error_floor", "a number >= 0", repr(self.error_floor), "0 keeps every channel divisor; 0.1 is a floor at a tenth of the median.")
+        super()._check_params()
         span = (self.ensemble_steps - 1) * self.ensemble_stride
         if self.ensemble_steps < 1 or self.ensemble_stride < 1 or span >= self.n_steps:
             raise fail("ensemble", f"ensemble_steps >= 1, ensemble_stride >= 1 and (ensemble_steps - 1) * ensemble_stride < n_steps={self.n_steps}",
@@ -420,7 +441,6 @@ class ImDiffusionDetector(TorchDetector):
         return ((out - goal) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
     def _fit(self, X: np.ndarray, resume: bool = False) -> None:
-        self._check_params()
         n, K = X.shape
         L = self.window
         train_part, val_part = windowed_time_split(X, self.validation_fraction, L)
@@ -459,7 +479,8 @@ class ImDiffusionDetector(TorchDetector):
 
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                               patience=self.patience, checkpoint=ckpt, resume=resume, verbose=self.verbose, desc="ImDiffusion fit")
+                               patience=self.patience, checkpoint=ckpt, resume=resume, fingerprint=self._fit_fingerprint(X),
+                               verbose=self.verbose, desc="ImDiffusion fit")
         history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw

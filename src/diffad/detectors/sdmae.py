@@ -32,12 +32,24 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data.scaling import fit_affine
+from ..data.scaling import SCALERS, fit_affine
 from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
 from ..nn.sdmae import MASKINGS, SDMAE, make_mask
 from ..thresholds import apply_threshold, contamination_threshold
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
-from ..validation import check_fraction, check_labels, check_option, check_window, fail
+from ..validation import (
+    CONTAMINATION,
+    NONE,
+    POSITIVE,
+    TRAINING,
+    AnyOf,
+    Integer,
+    Options,
+    Real,
+    check_labels,
+    check_window,
+    fail,
+)
 from ._torch import TorchDetector
 from .base import register
 
@@ -71,7 +83,7 @@ class SelfDistilledMAEDetector(TorchDetector):
         Stride of the training windows (every window: the model needs the updates; see docs/benchmarks.md).
     test_stride : int or None, default=None
         Stride of the scoring windows; None = window // 2.
-    scaler : {"standard", "minmax", "robust", "none"}, default="standard"
+    scaler : {"standard", "minmax", "none"}, default="standard"
     lr, weight_decay, batch_size, max_epochs, patience : training settings (1e-3, 1e-5, 64, 30, 5)
     validation_fraction : float, default=0.2
         Time-ordered tail of the training series for early stopping, score normalisation and the threshold.
@@ -79,6 +91,15 @@ class SelfDistilledMAEDetector(TorchDetector):
         Share of the validation tail above ``threshold_``.
     device, random_state, verbose : as the other torch detectors.
     """
+
+    _parameter_constraints = {
+        **TRAINING,
+        "window": Integer(2), "patch": POSITIVE, "d_model": POSITIVE, "heads": POSITIVE, "encoder_layers": POSITIVE,
+        "teacher_layers": POSITIVE, "student_layers": POSITIVE, "masking": Options(*MASKINGS), "mask_ratio": Real(0.0, 0.95),
+        "distill_weight": Real(0.0), "variant": Options(*VARIANTS), "score_level": Options("point", "sequence"),
+        "anomaly_weight": Real(0.0), "margin": Real(0.0), "train_stride": POSITIVE, "test_stride": AnyOf(POSITIVE, NONE),
+        "scaler": Options(*SCALERS), "validation_fraction": Real(0.0, 0.9, low_open=True, high_open=True), "contamination": CONTAMINATION,
+    }
 
     def __init__(self, *, window: int = 100, patch: int = 10, d_model: int = 64, heads: int = 4, encoder_layers: int = 3,
                  teacher_layers: int = 4, student_layers: int = 1, masking: str = "patch", mask_ratio: float = 0.6,
@@ -117,18 +138,12 @@ class SelfDistilledMAEDetector(TorchDetector):
 
     # ------------------------------------------------------------------ set-up
     def _check_params(self) -> None:
-        check_option(self.masking, tuple(MASKINGS), name="masking")
-        check_option(self.variant, VARIANTS, name="variant")
-        check_option(self.score_level, ("point", "sequence"), name="score_level")
-        check_fraction(self.mask_ratio, name="mask_ratio", low=0.0, high=0.95, inclusive=True)
-        check_fraction(self.validation_fraction, name="validation_fraction", low=0.0, high=0.9)
-        if self.patch < 1 or self.window % self.patch:
+        super()._check_params()
+        if self.window % self.patch:
             raise fail("window / patch", "a window that is a multiple of patch", f"window={self.window}, patch={self.patch}",
                        "Pick e.g. window=100, patch=10.")
         if self.d_model % self.heads:
             raise fail("d_model", f"a multiple of heads={self.heads}", str(self.d_model), "Change d_model or heads.")
-        if self.distill_weight < 0:
-            raise fail("distill_weight", "a number >= 0", repr(self.distill_weight), "Use 0 to switch the term off.")
 
     @property
     def _decoders(self) -> tuple[str, ...]:
@@ -170,7 +185,6 @@ class SelfDistilledMAEDetector(TorchDetector):
         return super().fit(X, labels=y)
 
     def _fit(self, X: np.ndarray, labels: Any = None) -> None:
-        self._check_params()
         n, K = X.shape
         L = self.window
         y = np.zeros(n, dtype=bool) if labels is None else check_labels(labels, n).astype(bool)
