@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 
 from . import __version__
-from .exceptions import DiffadError
+from .exceptions import ConfigError, DiffadError
 from .runtime import allocator_setting, keep_freed_memory
+from .validation import command_line
 
-app = typer.Typer(help="diffad: anomaly detection with diffusion and masked-modelling models.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="diffad: anomaly detection with diffusion and masked-modelling models.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Benchmark datasets: what is registered, what is found, what is inside.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -27,6 +31,25 @@ DataDir = Annotated[
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _user_errors(fn):
+    """Run a command with messages that name command-line options, and turn diffad's errors (and the
+    operating system's, such as a full disk) into a one-paragraph message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with command_line():
+            try:
+                return fn(*args, **kwargs)
+            except DiffadError as exc:
+                _fail(exc)
+            except OSError as exc:
+                where = f" ({exc.filename})" if exc.filename else ""
+                _fail(DiffadError(f"{exc.strerror or exc}{where}. Check the path and its permissions, and the free disk space."))
+
+    return wrapper
+
 
 
 @app.command()
@@ -70,6 +93,7 @@ def data_list(data_dir: DataDir = None) -> None:
 
 
 @data_app.command("show")
+@_user_errors
 def data_show(
     name: Annotated[str, typer.Argument(help="e.g. SMD/machine-1-2, SMAP, SMAP/A-1, NAB/realKnownCause/nyc_taxi, UCR/135, ADBench/6_cardio")],
     data_dir: DataDir = None,
@@ -116,18 +140,20 @@ PA_TAG = "point-adjusted (inflated by design)"
 
 def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
     """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the only column)."""
-    import pandas as pd
-
+    from .data.loaders import read_csv_table
     from .validation import fail
 
     if not path.is_file():
         raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
     if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise fail(f"{what} file {path}", "a readable .npy file of numbers", f"{type(exc).__name__}: {str(exc)[:200]}", "Check the file.") from None
         if arr.ndim != 1 and not (arr.ndim == 2 and arr.shape[1] == 1):
             raise fail(f"{what} in {path}", "a 1-D array", f"shape {arr.shape}", "Save one value per time point.")
         return arr.ravel()
-    df = pd.read_csv(path)
+    df = read_csv_table(path)
     lower = {c.lower(): c for c in df.columns}
     if column is not None:
         if column not in df.columns:
@@ -139,10 +165,14 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
         name = next((lower[c] for c in preferred if c in lower), None)
         if name is None:
             raise fail(f"{what} column in {path}", f"a column named one of {list(preferred)} (or --{what}-col)", f"columns {list(df.columns)}", f"Pass --{what}-col NAME.")
-    return df[name].to_numpy()
+    values = df[name]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
+        raise fail(f"{what} column {name!r} of {path}", "numbers", f"values like {values.head(3).tolist()}", "Check the file and its delimiter.")
+    return values.to_numpy()
 
 
 @app.command()
+@_user_errors
 def evaluate(
     scores: Annotated[Path, typer.Option(help="Scores: .npy, or a CSV with a 'score' column.")],
     labels: Annotated[Path, typer.Option(help="True 0/1 labels: .npy, or a CSV with a 'label' column.")],
@@ -198,137 +228,214 @@ def _split_tagged(result: dict[str, float]) -> tuple[dict[str, float], dict[str,
 
 # ------------------------------------------------------------------------------ detect / fit / score
 PRESETS = ("fast", "paper")
+LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly")
 
 
-def _load_inputs(path: Path, labels: Path | None):
+def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, label_col: str | None):
+    """(series as a DataFrame with its channel names and timestamps, labels or None)."""
     from .data.loaders import read_series
+    from .validation import check_labels
 
-    series = read_series(path)
+    series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
+    frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
     y = series.labels
     if labels is not None:
-        y = _read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), None, "labels")
-    return series, y
+        y = check_labels(_read_column(labels, LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}")
+    return frame, y
 
 
-def _make_detector(preset: str, device: str | None, seed: int, verbose: bool):
+def _make_detector(preset: str, overrides: dict, device: str | None, seed: int, verbose: bool):
+    """The ImDiffusion preset with ``--set`` overrides, every parameter checked (nothing trained yet)."""
     from .detectors import ImDiffusionDetector
+    from .training import resolve_device
     from .validation import check_option
 
-    check_option(preset, PRESETS, name="preset")
+    check_option(preset, PRESETS, name="--preset")
+    valid = sorted(set(ImDiffusionDetector().get_params()) - {"checkpoint_dir", "device", "random_state", "verbose"})
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ConfigError(f"--set: expected parameters of ImDiffusionDetector, got unknown {unknown}. Valid: {', '.join(valid)} "
+                          "(the device, seed and progress bars have options of their own: --device, --seed, --quiet).")
     factory = ImDiffusionDetector.fast if preset == "fast" else ImDiffusionDetector.paper
-    return factory(device=device, random_state=seed, verbose=verbose)
-
-
-def _fit_and_save(train: Path, model: Path, preset: str, device: str | None, seed: int, quiet: bool):
-    try:
-        tr, _ = _load_inputs(train, None)
-        det = _make_detector(preset, device, seed, not quiet).fit(tr.values)
-        det.save(model)
-    except DiffadError as exc:
-        _fail(exc)
+    det = factory(**overrides, device=device, random_state=seed, verbose=verbose)
+    det._check_params()
+    resolve_device(device)
     return det
 
 
-def _score_into(out: Path, det, test: Path, labels: Path | None) -> None:
-    """Score TEST with a fitted detector, write the run files into OUT and print the summary."""
-    from .report import write_run
-
+def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str):
+    """Fit with a checkpoint after every epoch in folder ``checkpoint``; Ctrl-C says how to resume."""
+    ckpt = checkpoint / "checkpoint.pt"
+    if resume and not ckpt.is_file():
+        typer.secho(f"note: --resume: no checkpoint in {checkpoint}; training from the first epoch.", fg=typer.colors.YELLOW, err=True)
+    det.set_params(checkpoint_dir=str(checkpoint))
     try:
-        te, y = _load_inputs(test, labels)
-        result = write_run(out, det, te.values, index=te.index, channels=list(te.channels), labels=y, window=100)
-    except DiffadError as exc:
-        _fail(exc)
-    _report(result, out)
+        det.fit(frame, resume=resume)
+    except KeyboardInterrupt:
+        if ckpt.is_file():
+            typer.secho(f"interrupted: the last finished epoch is saved in {ckpt}. Run the same command with --resume to continue:\n"
+                        f"  {command} --resume", fg=typer.colors.YELLOW, err=True)
+        else:
+            typer.secho("interrupted before the first epoch finished: nothing was saved.", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
+    det.set_params(checkpoint_dir=None)  # the saved model does not point at this folder
+    return det
 
 
-def _report(result: dict, out: Path) -> None:
+def _report(result: dict, out: Path, has_model: bool) -> None:
     metrics = result["metrics"]
     if metrics:
         paper = {k: (v, PA_TAG if k == "PA-F1" else PAPER_TAG) for k, v in metrics[PAPER_TAG].items() if isinstance(v, float)}
         typer.echo(_metrics_table(metrics["honest"], paper))
     typer.echo(f"flagged {int(result['preds'].sum())} of {len(result['preds'])} points")
-    typer.echo(f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}, model/)")
+    typer.echo(f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}{', model/' if has_model else ''}, run.json)")
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return "diffad " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
+
+
+def _detect(train: pd.DataFrame, test: pd.DataFrame, y, out: Path, det, resume: bool, extra: dict[str, str] | None = None) -> None:
+    """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
+    from .fsio import atomic_write_text, check_output, claim, output_folder
+    from .persistence import write_model
+    from .report import write_run_files
+
+    check_output(out, "run", "--out")
+    if y is not None and len(y) != len(test):
+        raise DiffadError(f"labels: expected {len(test)} (one per row of the test series), got {len(y)}. Align the labels with --test.")
+    with claim(out, "run", option="--out"):
+        _fit(det, train, out / "model", resume, _command_line())
+        with output_folder(out, "run", option="--out") as stage:
+            write_model(det, stage / "model")
+            for name, text in (extra or {}).items():
+                atomic_write_text(stage / name, text)
+            result = write_run_files(stage, det, test, index=test.index if isinstance(test.index, pd.DatetimeIndex) else None,
+                                     channels=list(test.columns), labels=y, window=100)
+    _report(result, out, has_model=True)
 
 
 Preset = Annotated[str, typer.Option(help="Detector settings: fast (CPU-friendly) or paper (published settings, for a GPU).")]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
-Seed = Annotated[int, typer.Option(help="Random seed.")]
+Seed = Annotated[int, typer.Option(help="Random seed (0 to 2**32 - 1).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 TrainSeries = Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")]
+Set = Annotated[list[str] | None, typer.Option("--set", help="Detector parameter KEY=VALUE (repeatable), e.g. --set window=50 --set max_epochs=5.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit from the checkpoint in the model folder.")]
+TimestampCol = Annotated[str | None, typer.Option(help="Timestamp column of the CSV/Parquet files (default: one named timestamp, time, date ...).")]
+LabelCol = Annotated[str | None, typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...).")]
 
 
 @app.command()
+@_user_errors
 def detect(
     train: TrainSeries,
     test: Annotated[Path, typer.Option(help="Series to score.")],
-    out: Annotated[Path, typer.Option(help="Output folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")],
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")] = None,
     preset: Preset = "fast",
+    set_: Set = None,
     device: Device = None,
     seed: Seed = 0,
+    resume: Resume = False,
+    timestamp_col: TimestampCol = None,
+    label_col: LabelCol = None,
     quiet: Quiet = False,
 ) -> None:
     """Fit ImDiffusion on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
-    report.html and model/."""
-    _score_into(out, _fit_and_save(train, out / "model", preset, device, seed, quiet), test, labels)
+    report.html, run.json and model/. Every input is checked before training starts."""
+    from .config import parse_assignments
+
+    det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
+    tr, _ = _read_input(train, None, timestamp_col, label_col)
+    te, y = _read_input(test, labels, timestamp_col, label_col)
+    _detect(tr, te, y, out, det, resume)
 
 
 @app.command()
+@_user_errors
 def fit(
     train: TrainSeries,
-    model: Annotated[Path, typer.Option(help="Folder to save the fitted model in.")],
+    model: Annotated[Path, typer.Option(help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced).")],
     preset: Preset = "fast",
+    set_: Set = None,
     device: Device = None,
     seed: Seed = 0,
+    resume: Resume = False,
+    timestamp_col: TimestampCol = None,
+    label_col: LabelCol = None,
     quiet: Quiet = False,
 ) -> None:
-    """Fit ImDiffusion on a training series and save it."""
-    det = _fit_and_save(train, model, preset, device, seed, quiet)
+    """Fit ImDiffusion on a training series and save it; a checkpoint after every epoch lets --resume
+    continue an interrupted fit."""
+    from .config import parse_assignments
+    from .fsio import claim
+    from .persistence import save
+
+    det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
+    tr, _ = _read_input(train, None, timestamp_col, label_col)
+    with claim(model, "model", option="--model"):
+        _fit(det, tr, model, resume, _command_line())
+        save(det, model, option="--model")
     typer.echo(f"saved {type(det).__name__} to {model} (best epoch {det.history_.get('best_epoch')})")
 
 
 @app.command()
+@_user_errors
 def score(
     model: Annotated[Path, typer.Option(help="Folder written by `diffad fit` or `diffad detect`.")],
     test: Annotated[Path, typer.Option(help="Series to score.")],
-    out: Annotated[Path, typer.Option(help="Output folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")],
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series.")] = None,
+    timestamp_col: TimestampCol = None,
+    label_col: LabelCol = None,
 ) -> None:
-    """Score a series with a saved model; writes the same files as `detect` (but no model/)."""
-    from .persistence import load
+    """Score a series with a saved model; writes the same files as `detect` (a model inside OUT is kept)."""
+    import shutil
 
-    try:
-        det = load(model)
-    except DiffadError as exc:
-        _fail(exc)
-    _score_into(out, det, test, labels)
+    from .fsio import check_output, output_folder
+    from .persistence import load
+    from .report import write_run_files
+
+    det = load(model)
+    te, y = _read_input(test, labels, timestamp_col, label_col)
+    check_output(out, "run", "--out")
+    inside = model.resolve().is_relative_to(out.resolve())
+    with output_folder(out, "run", option="--out") as stage:
+        if inside:  # scoring with the model of the run being replaced: the new run keeps it
+            shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
+        result = write_run_files(stage, det, te, index=te.index if isinstance(te.index, pd.DatetimeIndex) else None,
+                                 channels=list(te.columns), labels=y, window=100)
+    _report(result, out, has_model=inside)
 
 
 @app.command()
+@_user_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("diffad-out/demo"),
+    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")] = Path("diffad-out/demo"),
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
     """Generate a synthetic multivariate series with labelled anomalies, run `detect` with the fast
-    preset on it, print the metrics and where the report is."""
-    import pandas as pd
-
+    preset on it, print the metrics and where the report is. The generated train.csv and test.csv are
+    part of the run folder."""
     from .data.synthetic import make_series
-    from .persistence import atomic_write_text
 
     data = make_series(n_train=3000, n_test=3000, n_channels=8, n_anomalies=12, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
     cols = [f"metric_{i}" for i in range(data.train.shape[1])]
-    atomic_write_text(out / "train.csv", pd.DataFrame(data.train, columns=cols).to_csv(index=False))
-    atomic_write_text(out / "test.csv", pd.DataFrame(data.test, columns=cols).assign(label=data.labels).to_csv(index=False))
+    train, test = pd.DataFrame(data.train, columns=cols), pd.DataFrame(data.test, columns=cols)
+    extra = {"train.csv": train.to_csv(index=False), "test.csv": test.assign(label=data.labels).to_csv(index=False)}
     typer.echo(f"synthetic series: train {data.train.shape}, test {data.test.shape}, {len(data.segments)} anomalies "
-               f"({', '.join(sorted({s.kind for s in data.segments}))}); files in {out}")
-    detect(train=out / "train.csv", test=out / "test.csv", out=out, labels=None, preset="fast", device=None, seed=seed, quiet=quiet)
+               f"({', '.join(sorted({s.kind for s in data.segments}))}); train.csv and test.csv go into {out}")
+    _detect(train, test, data.labels, out, _make_detector("fast", {}, None, seed, not quiet), resume=False, extra=extra)
 
 
 # ------------------------------------------------------------------------------------------- bench
 @app.command()
+@_user_errors
 def bench(
     target: Annotated[str | None, typer.Argument(help="CONFIG.toml to run, or `report` followed by a run folder.")] = None,
     run_dir: Annotated[Path | None, typer.Argument(help="With `report`: the run folder (results/<name>).")] = None,
@@ -393,6 +500,7 @@ def _parse_ints(text: str, option: str) -> tuple[int, ...]:
 
 
 @experiment_app.command("sdmae")
+@_user_errors
 def experiment_sdmae(
     suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
     dataset: Annotated[list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")] = None,
@@ -430,6 +538,40 @@ from .cli_imagegen import imagegen_app  # noqa: E402
 app.add_typer(imagegen_app, name="imagegen")
 
 
-def main() -> None:
+def _log_internal_error(exc: BaseException) -> Path | None:
+    """Write the full traceback of an unexpected error to a log file; return its path (None if even
+    that fails)."""
+    import datetime
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for folder in (Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "diffad", Path(tempfile.gettempdir()) / "diffad"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"error-{stamp}-{os.getpid()}.log"
+            path.write_text(f"diffad {__version__}, python {platform.python_version()}\n{text}")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``diffad`` command. A user error ends with a message and exit code 2 (in each command); an
+    unexpected error ends with a short message, exit code 1 and its traceback in a log file."""
+    import sys
+
     keep_freed_memory()  # faster torch on the CPU, same numbers (see diffad.runtime)
-    app()
+    try:
+        app(args=argv, prog_name="diffad")
+    except KeyboardInterrupt:
+        typer.secho("interrupted.", fg=typer.colors.YELLOW, err=True)
+        sys.exit(130)
+    except Exception as exc:  # an error in diffad itself, not in the user's input
+        log = _log_internal_error(exc)
+        where = f"The full traceback is in {log}." if log else "The traceback could not be written to a log file."
+        typer.secho(f"internal error: {type(exc).__name__}: {exc}\n{where} Please report it with that file: this is a bug in diffad, "
+                    "not in your input.", fg=typer.colors.RED, err=True)
+        sys.exit(1)

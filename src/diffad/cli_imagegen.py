@@ -204,9 +204,9 @@ def evaluate(
     stand-ins. Writes evaluation.json and grids."""
     import numpy as np
 
+    from .fsio import atomic_write_text
     from .imagegen.evaluate import evaluate_generator
     from .imagegen.plots import save_grid
-    from .persistence import atomic_write_text
 
     out = out or model / "evaluation"
     try:

@@ -52,12 +52,21 @@ KINDS = ("model", "run")
 
 # ------------------------------------------------------------------------------------- atomic files
 @functools.cache
-def _file_mode() -> int:
-    """The mode ``open()`` gives a new file under the process's umask (mkstemp's files are 0600);
-    read once, since reading the umask means setting it."""
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file (mkstemp's files are 0600)."""
+    return 0o666 & ~_umask()
+
+
+def _dir_mode() -> int:
+    """The mode ``mkdir`` gives a new folder (mkdtemp's folders are 0700)."""
+    return 0o777 & ~_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -292,6 +301,7 @@ def output_folder(target: str | Path, kind: str, *, option: str = "path") -> Ite
         _sweep_stale_stages(target)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial.{os.getpid()}.", dir=target.parent))
         try:
+            os.chmod(stage, _dir_mode())  # mkdtemp's folders are 0700; give the mode mkdir would
             yield stage
             check_output(target, kind, option)  # again, under the lock: nothing foreign arrived meanwhile
             _publish(stage, target)

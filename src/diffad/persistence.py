@@ -9,17 +9,14 @@ A saved model is a folder:
 - ``weights.pt``: torch ``state_dict`` tensors, when the detector has a network (read with
   ``torch.load(weights_only=True)``).
 
-Writes are atomic: the folder is written under a temporary name beside the target and renamed into
-place, so an interrupted save never leaves a half folder that looks whole.
+Writes are atomic and never destroy what diffad did not write (:mod:`diffad.fsio`): the folder is
+written under a temporary name beside the target and swapped into place; a target that holds anything
+but an earlier diffad model (a file, a folder of other files) is refused with an error.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,43 +25,13 @@ import numpy as np
 
 from . import __version__
 from .detectors.base import registry
-from .exceptions import PersistenceError
+from .exceptions import DataValidationError, PersistenceError
+from .fsio import MODEL_FORMAT, atomic_write_bytes, atomic_write_text, output_folder
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "write_model", "atomic_write_text", "atomic_write_bytes"]
 
-FORMAT = "diffad-detector"
+FORMAT = MODEL_FORMAT
 FORMAT_VERSION = 1
-
-
-@functools.cache
-def _file_mode() -> int:
-    """The mode ``open()`` gives a new file under the process's umask (mkstemp's files are 0600);
-    read once, since reading the umask means setting it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; the file
-    gets the permissions a plain ``open(path, "w")`` would give it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _json_default(obj: Any) -> Any:
@@ -77,10 +44,28 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
-def save(detector: Any, path: str | Path) -> Path:
-    """Save a fitted detector to folder ``path`` (replaced if it exists). Returns the path."""
+def save(detector: Any, path: str | Path, *, option: str = "path") -> Path:
+    """Save a fitted detector to folder ``path`` and return it.
+
+    An earlier diffad model at ``path`` is replaced in one step; anything else there (a file, a folder
+    holding other files) is refused with :class:`PersistenceError` and left untouched. ``option`` names
+    the argument in messages (``--model`` on the command line).
+    """
+    _check_saveable(detector)
+    with output_folder(path, "model", option=option) as stage:
+        write_model(detector, stage)
+    return Path(path)
+
+
+def _check_saveable(detector: Any) -> None:
     if registry().get(type(detector).__name__) is not type(detector):
         raise PersistenceError(f"save: expected a registered diffad detector, got {type(detector).__name__}. Decorate its class with diffad.detectors.base.register.")
+
+
+def write_model(detector: Any, folder: Path) -> None:
+    """Write the model files of a fitted detector into the new, empty ``folder`` (use :func:`save`
+    unless the folder is part of a larger unit, such as a run folder being staged)."""
+    _check_saveable(detector)
     attrs, arrays, weights = detector._get_state()
     envelope = {
         "format": FORMAT,
@@ -91,27 +76,13 @@ def save(detector: Any, path: str | Path) -> Path:
         "attributes": attrs,
         "has_weights": weights is not None,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        (tmp / "detector.json").write_text(json.dumps(envelope, indent=2, default=_json_default))
-        np.savez(tmp / "arrays.npz", **arrays)
-        if weights is not None:
-            import torch
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "arrays.npz", **arrays)
+    if weights is not None:
+        import torch
 
-            torch.save({k: v.detach().cpu() for k, v in weights.items()}, tmp / "weights.pt")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+        torch.save({k: v.detach().cpu() for k, v in weights.items()}, folder / "weights.pt")
+    (folder / "detector.json").write_text(json.dumps(envelope, indent=2, default=_json_default))  # the envelope last
 
 
 def load(path: str | Path) -> Any:
@@ -120,6 +91,9 @@ def load(path: str | Path) -> Any:
     meta_file = path / "detector.json"
     if not path.is_dir():
         raise PersistenceError(f"load: expected a folder written by diffad save(), got {str(path)!r}, which is not a folder.")
+    if not meta_file.is_file() and (path / "checkpoint.json").is_file():
+        raise PersistenceError(f"load: {path} holds only a training checkpoint: the fit that writes this model was interrupted. "
+                               "Finish it with the same command and --resume (in Python: fit(X, resume=True)), then load.")
     if not meta_file.is_file():
         raise PersistenceError(f"load: expected {meta_file} (a diffad model folder), not found. Is this the folder given to save()?")
     try:
@@ -156,7 +130,17 @@ def load(path: str | Path) -> Any:
             raise PersistenceError(f"load: {path / 'weights.pt'} is corrupt or truncated ({type(exc).__name__}). Save the model again.") from None
     try:
         detector = cls(**meta["params"])
+        detector._check_params()
     except TypeError as exc:
         raise PersistenceError(f"load: the saved parameters do not fit {cls.__name__} ({exc}). The folder is corrupt or from another version.") from None
-    detector._set_state(meta["attributes"], arrays, weights)
+    except DataValidationError as exc:
+        raise PersistenceError(f"load: {meta_file} holds a parameter {cls.__name__} does not accept ({exc}). The file was edited or is corrupt; "
+                               "save the model again.") from None
+    try:
+        detector._set_state(meta["attributes"], arrays, weights)
+    except PersistenceError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
+        raise PersistenceError(f"load: the fitted state in {path} does not fit {cls.__name__} ({type(exc).__name__}: {exc}). "
+                               "The folder is corrupt or from another version; save the model again.") from None
     return detector

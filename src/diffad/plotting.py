@@ -37,7 +37,7 @@ def plot_detection(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .persistence import atomic_write_bytes
+    from .fsio import atomic_write_bytes
 
     values = np.asarray(values, dtype=float)
     n, K = values.shape

@@ -1,10 +1,14 @@
-"""Outputs of a detection run: ``scores.csv``, ``metrics.json``, ``plot.png`` and ``report.html``.
+"""Outputs of a detection run: ``scores.csv``, ``metrics.json``, ``plot.png``, ``report.html`` and
+``run.json``, the run's envelope, which lists every file of the run.
 
-Every file is written atomically (temporary name, then rename).
+A run folder is one unit (:mod:`diffad.fsio`): it is written in a staging folder beside the target and
+swapped into place, so no file of an older run survives beside the new ones, two runs into the same
+folder cannot interleave, and a target that holds other files is refused.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import json
@@ -14,10 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .persistence import atomic_write_text
+from . import __version__
+from .fsio import RUN_FORMAT, atomic_write_text, output_folder
 from .plotting import plot_detection
+from .validation import check_labels
 
-__all__ = ["write_run", "PAPER_TAG"]
+__all__ = ["write_run", "write_run_files", "PAPER_TAG", "RUN_FORMAT"]
 
 PAPER_TAG = "paper-protocol (uses test labels)"
 
@@ -48,14 +54,34 @@ def write_run(
     channels: list[str] | None = None,
     labels: np.ndarray | None = None,
     window: int = 100,
+    option: str = "path",
 ) -> dict[str, Any]:
-    """Score ``test_values`` with a fitted detector and write the run's files into ``out``.
+    """Score ``test_values`` with a fitted detector and write the run folder ``out`` as one unit.
 
-    Returns ``{"scores": ..., "preds": ..., "metrics": dict or None, "files": [...]}``.
+    An earlier run at ``out`` is replaced whole; a file or a folder of other files there is refused
+    (:class:`PersistenceError`). Returns ``{"scores", "preds", "metrics" (dict or None), "files"}``.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_folder(out, "run", option=option) as stage:
+        result = write_run_files(stage, detector, test_values, index=index, channels=channels, labels=labels, window=window)
+    result["files"] = [Path(out) / f.name for f in result["files"]]
+    return result
+
+
+def write_run_files(
+    folder: Path,
+    detector: Any,
+    test_values: np.ndarray,
+    *,
+    index: pd.Index | None = None,
+    channels: list[str] | None = None,
+    labels: np.ndarray | None = None,
+    window: int = 100,
+) -> dict[str, Any]:
+    """Write the run's files into the new staging ``folder`` (see :func:`write_run`), ``run.json``
+    last: it lists every entry of the folder, including ones the caller put there before (``model/``)."""
     n, K = test_values.shape
+    if labels is not None:
+        labels = check_labels(labels, n)  # before any work
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(K)]
     scores = np.asarray(detector.decision_function(test_values), dtype=float)
     preds = np.asarray(detector.predict(test_values), dtype=int)
@@ -67,19 +93,28 @@ def write_run(
             table[f"attribution_{name}"] = attr[:, k]
     buf = io.StringIO()
     table.to_csv(buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index"))
-    atomic_write_text(out / "scores.csv", buf.getvalue())
-    files = [out / "scores.csv"]
+    atomic_write_text(folder / "scores.csv", buf.getvalue())
+    files = [folder / "scores.csv"]
     metrics = None
     if labels is not None:
         metrics = _metrics(labels, scores, preds, detector, test_values, window)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-        files.append(out / "metrics.json")
+        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+        files.append(folder / "metrics.json")
     threshold = 1.0 if hasattr(detector, "step_thresholds_") else getattr(detector, "threshold_", None)
-    plot_detection(test_values, scores, preds, out / "plot.png", labels=labels, threshold=threshold,
+    plot_detection(test_values, scores, preds, folder / "plot.png", labels=labels, threshold=threshold,
                    index=index, channels=names, title=f"{type(detector).__name__}")
-    files.append(out / "plot.png")
-    atomic_write_text(out / "report.html", _html(detector, metrics, n, K, int(preds.sum())))
-    files.append(out / "report.html")
+    files.append(folder / "plot.png")
+    atomic_write_text(folder / "report.html", _html(detector, metrics, n, K, int(preds.sum())))
+    files.append(folder / "report.html")
+    manifest = {
+        "format": RUN_FORMAT,
+        "format_version": 1,
+        "diffad_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "detector": type(detector).__name__,
+        "files": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")),
+    }
+    atomic_write_text(folder / "run.json", json.dumps(manifest, indent=2))
     return {"scores": scores, "preds": preds, "metrics": metrics, "files": files}
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .exceptions import DataValidationError, PersistenceError
 from .fsio import CHECKPOINT_FORMAT, atomic_write_bytes, atomic_write_text, read_envelope
+from .validation import param_hint
 
 __all__ = ["FitSettings", "chunked_mean", "fit_loop", "resolve_device"]
 
@@ -38,7 +39,7 @@ def resolve_device(device: str | None) -> torch.device:
         if count == 0 or (dev.index is not None and dev.index >= count):
             have = f"{count} CUDA device(s)" if count else "no CUDA device (or a CPU-only torch)"
             raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but it has {have}. "
-                                      "Use device 'cpu', or None to pick CUDA only where it is available.")
+                                      f"Use {param_hint('device', 'cpu')}, or leave the device unset to use CUDA only where it is available.")
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but MPS is not available. Use 'cpu'.")
     elif dev.type not in ("cpu", "cuda", "mps"):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..persistence import atomic_write_text
+from ..fsio import atomic_write_text
 from .runner import PAPER_TAG
 
 __all__ = ["collect", "tables", "write_report"]

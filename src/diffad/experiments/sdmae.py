@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from ..data.loaders import load_dataset
 from ..detectors import IsolationForestDetector, PCADetector, SelfDistilledMAEDetector
 from ..exceptions import ConfigError
+from ..fsio import atomic_write_text
 from ..metrics import HONEST_KEYS, evaluate
-from ..persistence import atomic_write_text
 
 __all__ = ["SUITES", "suite_configs", "run_suite", "summarise"]
 

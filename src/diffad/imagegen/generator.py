@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..persistence import atomic_write_text
+from ..fsio import atomic_write_text
 from ..training import resolve_device
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
