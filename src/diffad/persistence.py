@@ -105,7 +105,7 @@ def load(path: str | Path) -> Any:
     if meta.get("format_version") != FORMAT_VERSION:
         raise PersistenceError(f"load: expected format version {FORMAT_VERSION}, got {meta.get('format_version')!r} (written by diffad {meta.get('diffad_version')}). Use a matching diffad version.")
     known = registry()
-    cls = known.get(meta.get("class"))
+    cls = known.get(meta["class"]) if isinstance(meta.get("class"), str) else None
     if cls is None:
         raise PersistenceError(f"load: unknown detector class {meta.get('class')!r}; known: {sorted(known)}. Import the module that defines it first.")
     for key in ("params", "attributes"):

@@ -90,10 +90,10 @@ def check_array(
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)
     elif type(X).__module__.startswith("torch"):
         X = X.detach().cpu().numpy()
+    if np.iscomplexobj(X):
+        raise fail(name, "real numbers", f"complex values ({_describe(X)})", "Pass the real part, the magnitude (np.abs) or both as separate channels.")
     try:
         arr = np.asarray(X)
-        if arr.dtype.kind == "c":
-            raise fail(name, "real numbers", f"complex values ({_describe(X)})", "Pass the real part, the magnitude (np.abs) or both as separate channels.")
         if arr.dtype.kind in "OUSV":
             raise ValueError
         arr = arr.astype(np.float64, copy=False)

@@ -33,6 +33,7 @@ from ..validation import (
     check_option,
     check_window,
     fail,
+    param_hint,
 )
 from ._torch import TorchDetector
 from .base import register
@@ -380,6 +381,9 @@ class ImDiffusionDetector(TorchDetector):
             raise fail("vote_xi", f"an integer in [0, {self.ensemble_steps - 1}]", repr(self.vote_xi), "Votes range from 0 to ensemble_steps.")
         if self.window < 2 or not 1 <= self.n_strips <= self.window:
             raise fail("window / n_strips", "window >= 2 and 1 <= n_strips <= window", f"window={self.window}, n_strips={self.n_strips}", "Fix the window settings.")
+        if self.test_stride is not None and self.test_stride > self.window:
+            raise fail("test_stride", f"at most window={self.window} (scoring windows must cover every time point)", repr(self.test_stride),
+                       f"Set {param_hint('test_stride', str(max(1, self.window // 2)))}, or a larger window.")
 
     def _xi(self) -> int:
         return self.ensemble_steps // 2 if self.vote_xi is None else int(self.vote_xi)
