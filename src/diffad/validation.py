@@ -116,7 +116,7 @@ def check_array(
     if arr.shape[0] == 0 or arr.size == 0:
         raise fail(name, "at least one row and one column", f"shape {arr.shape}", "Pass non-empty data.")
     if arr.shape[0] < min_rows:
-        raise fail(name, f"at least {min_rows} rows", f"{arr.shape[0]}", "Pass a longer series or a smaller window.")
+        raise fail(name, f"at least {min_rows} rows", f"{arr.shape[0]}", "Pass more rows.")
     if np.isinf(arr).any():
         where = np.argwhere(np.isinf(arr))[:3].tolist()
         raise fail(name, "finite values (NaN allowed only as missing data)", f"infinities at {where}", "Replace them with NaN or finite values.")
