@@ -96,6 +96,12 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         shutil.copytree(fitted_run, d / "out")
         (d / "out" / "notes.txt").write_text("mine")
         return ["detect", "--train", train, "--test", test, "--out", str(d / "out"), *SET]
+    if case == "input inside the run it replaces":
+        import shutil
+
+        shutil.copytree(fitted_run, d / "out")
+        (d / "out" / "scores.csv").write_bytes((d / "test.csv").read_bytes())
+        return ["score", "--model", str(fitted_run / "model"), "--test", str(d / "out" / "scores.csv"), "--out", str(d / "out")]
     if case == "out is a file":
         (d / "o.txt").write_text("x")
         return ["score", "--model", str(fitted_run / "model"), "--test", test, "--out", str(d / "o.txt")]
@@ -178,6 +184,7 @@ CLI_CASES = {  # case -> words the message must hold (what was expected / got)
     "model path is a file": r"got an existing file.*--model",
     "out folder holds user files": r"did not write.*keep\.txt.*--out",
     "an earlier run with a user file added": r"also holds other files \(notes\.txt\)",
+    "input inside the run it replaces": r"--test: expected a file outside --out.*would be lost",
     "out is a file": r"got an existing file.*--out",
     "out below a file": r"which is a file",
     "device cuda without CUDA": r"device: expected a device this machine has, got 'cuda'.*--device cpu",

@@ -298,6 +298,14 @@ def _command_line() -> str:
     return "diffad " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
 
 
+def _check_outside(out: Path, **inputs: Path | None) -> None:
+    """An input inside the run folder would be deleted when the new run replaces it."""
+    for option, path in inputs.items():
+        if path is not None and out.exists() and path.resolve().is_relative_to(out.resolve()):
+            raise DiffadError(f"--{option}: expected a file outside --out {str(out)!r}, got {str(path)!r}, which is inside it: the new run "
+                              "replaces that folder whole, so the file would be lost. Copy it elsewhere first, or choose another --out.")
+
+
 def _detect(train: pd.DataFrame, test: pd.DataFrame, y, out: Path, det, resume: bool, extra: dict[str, str] | None = None) -> None:
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from .fsio import atomic_write_text, check_output, claim, output_folder
@@ -352,6 +360,7 @@ def detect(
     det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
     tr, _ = _read_input(train, None, timestamp_col, label_col)
     te, y = _read_input(test, labels, timestamp_col, label_col)
+    _check_outside(out, train=train, test=test, labels=labels)
     _detect(tr, te, y, out, det, resume)
 
 
@@ -402,6 +411,7 @@ def score(
 
     det = load(model)
     te, y = _read_input(test, labels, timestamp_col, label_col)
+    _check_outside(out, test=test, labels=labels)
     check_output(out, "run", "--out")
     inside = model.resolve().is_relative_to(out.resolve())
     with output_folder(out, "run", option="--out") as stage:
