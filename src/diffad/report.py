@@ -45,24 +45,15 @@ def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, 
     return out
 
 
-def write_run(
-    out: str | Path,
-    detector: Any,
-    test_values: np.ndarray,
-    *,
-    index: pd.Index | None = None,
-    channels: list[str] | None = None,
-    labels: np.ndarray | None = None,
-    window: int = 100,
-    option: str = "path",
-) -> dict[str, Any]:
+def write_run(out: str | Path, detector: Any, test_values: np.ndarray, *, option: str = "path", **files: Any) -> dict[str, Any]:
     """Score ``test_values`` with a fitted detector and write the run folder ``out`` as one unit.
 
-    An earlier run at ``out`` is replaced whole; a file or a folder of other files there is refused
-    (:class:`PersistenceError`). Returns ``{"scores", "preds", "metrics" (dict or None), "files"}``.
+    ``files`` are the keyword arguments of :func:`write_run_files` (``index``, ``channels``, ``labels``,
+    ``window``). An earlier run at ``out`` is replaced whole; a file or a folder of other files there is
+    refused (:class:`PersistenceError`). Returns ``{"scores", "preds", "metrics" (dict or None), "files"}``.
     """
     with output_folder(out, "run", option=option) as stage:
-        result = write_run_files(stage, detector, test_values, index=index, channels=channels, labels=labels, window=window)
+        result = write_run_files(stage, detector, test_values, **files)
     result["files"] = [Path(out) / f.name for f in result["files"]]
     return result
 
