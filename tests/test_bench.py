@@ -263,3 +263,14 @@ def test_paper_vote_on_stored_errors():
     assert out["PA-F1"] == pytest.approx(1.0) and out["r"] in PER_ENTITY_RATIOS and 0 <= out["xi"] < 4
     fixed = paper_vote(y, err, 0.02)
     assert fixed["r"] == 0.02 and fixed["PA-F1"] <= out["PA-F1"]
+
+
+def test_only_datasets_keeps_the_run_and_refuses_other_sets():
+    from diffad.bench.config import BenchConfig, DetectorSpec
+    from diffad.exceptions import ConfigError
+
+    cfg = BenchConfig(name="r", datasets=("SMD", "SYNTH/0"), detectors=(DetectorSpec(name="PCA", detector="PCADetector"),))
+    sub = cfg.only_datasets(("SMD/machine-1-2",))
+    assert sub.name == "r" and sub.datasets == ("SMD/machine-1-2",)
+    with pytest.raises(ConfigError, match="not datasets of run"):
+        cfg.only_datasets(("MSL",))

@@ -6,6 +6,7 @@ import torch
 import diffad
 from diffad import DataValidationError, ImDiffusionDetector, NotFittedError
 from diffad.data.synthetic import make_series
+from diffad.detectors.imdiffusion import WindowNoise
 
 TINY = dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
             diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10,
@@ -113,16 +114,21 @@ def test_unconditional_path_never_reads_clean_masked_values(fitted):
     target = grating_mask(torch.tensor([0, 1]), 3, 16, 4)
     x0b = x0 + 100.0 * target  # perturb only the masked (to be imputed) entries
     ids = torch.tensor([0, 1])
+
+    def noise():
+        return WindowNoise(5, range(2), 1, (3, 16), torch.device("cpu"))
+
+    clip = (-2.0, 3.0)
     with torch.no_grad():
-        rec_a, fin_a = det._sample(x0, obs, target, ids, torch.Generator().manual_seed(5))
-        rec_b, fin_b = det._sample(x0b, obs, target, ids, torch.Generator().manual_seed(5))
+        rec_a, fin_a = det._sample(x0, obs, target, ids, noise(), clip)
+        rec_b, fin_b = det._sample(x0b, obs, target, ids, noise(), clip)
     m = target.bool()
     torch.testing.assert_close(fin_a[m], fin_b[m], rtol=0, atol=0)
     torch.testing.assert_close(rec_a[:, m], rec_b[:, m], rtol=0, atol=0)
     if det.mode == "imputation" and not det.conditional:  # sanity: the conditioning values do matter
         x0c = x0 + 1.0 * (1 - target)
         with torch.no_grad():
-            _, fin_c = det._sample(x0c, obs, target, ids, torch.Generator().manual_seed(5))
+            _, fin_c = det._sample(x0c, obs, target, ids, noise(), clip)
         assert not torch.equal(fin_a[m], fin_c[m])
 
 
@@ -229,3 +235,71 @@ def test_error_floor_raises_only_the_small_channel_divisors():
     np.testing.assert_allclose(error_scale(val, "channel"), [[1e-8, 1, 2, 4], [2e-8, 2, 4, 8]])
     np.testing.assert_allclose(error_scale(val, "channel", 0.1), [[0.15, 1, 2, 4], [0.3, 2, 4, 8]])  # 0.1 x median
     np.testing.assert_allclose(error_scale(val, "none", 0.1), np.ones((2, 4)))
+
+
+# ------------------------------------------------------------------ scoring bugs fixed (each failed before)
+def test_scores_do_not_depend_on_the_inference_batch_size(fitted, data):
+    """The noise of a window and the clip bounds no longer depend on its batch (they moved scores by up
+    to 8e-4); what is left is float32 rounding in torch's CPU kernels, a few ulps."""
+    ref = fitted.decision_function(data.test)
+    for size in (2, 7, 512):
+        det = ImDiffusionDetector(**{**fitted.get_params(), "inference_batch_size": size})
+        det._set_state(*_state(fitted))
+        np.testing.assert_allclose(det.decision_function(data.test), ref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(det.predict(data.test), fitted.predict(data.test))
+
+
+def _state(det):
+    attrs, arrays, weights = det._get_state()
+    return attrs, arrays, weights
+
+
+def test_set_params_after_scoring_is_never_served_stale_scores(data):
+    det = tiny().fit(data.train)
+    ddpm = det.decision_function(data.test)
+    det.set_params(sampler="ddim", ddim_jumps=1)
+    ddim = det.decision_function(data.test)
+    assert not np.array_equal(ddpm, ddim)
+    fresh = ImDiffusionDetector(**det.get_params())
+    fresh._set_state(*_state(det))
+    np.testing.assert_array_equal(fresh.decision_function(data.test), ddim)
+
+
+@pytest.mark.parametrize("reduce", ["max", "sum"])
+def test_explain_decomposes_the_score_decision_function_uses(data, reduce):
+    det = tiny(error_norm="channel", error_floor=0.1, error_reduce=reduce).fit(data.train)
+    score, shares = det.decision_function(data.test), det.explain(data.test)
+    np.testing.assert_allclose((shares * score[:, None]).sum(axis=1), score, rtol=1e-9)
+    norm = np.nan_to_num(det.step_errors(data.test, reduce="none"), nan=0.0) / det.step_thresholds_[:, None, None]  # (R, n, K)
+    if reduce == "sum":
+        np.testing.assert_allclose(shares * score[:, None], norm.mean(axis=0), rtol=1e-9, atol=1e-12)
+    else:  # one step's maximum: all of it goes to the channel that holds it
+        single = tiny(error_norm="channel", error_reduce="max", ensemble_steps=1).fit(data.train)
+        top = single.step_errors(data.test, reduce="none")[0].argmax(axis=1)
+        assert np.array_equal(single.explain(data.test).argmax(axis=1), top)
+
+
+def test_parameters_that_fail_at_scoring_fail_before_training(data):
+    with pytest.raises(DataValidationError, match="test_stride: expected at most window=20"):
+        ImDiffusionDetector.fast(window=20).fit(data.train)
+
+
+def test_a_loaded_model_resolves_its_device_as_fit_does(fitted, tmp_path, monkeypatch):
+    import diffad.detectors._torch as torch_detectors
+
+    seen = []
+    real = torch_detectors.resolve_device
+    monkeypatch.setattr(torch_detectors, "resolve_device", lambda d: seen.append(d) or real(d))
+    fitted.save(tmp_path / "m")
+    diffad.load(tmp_path / "m")
+    assert seen == [fitted.device]  # None: CUDA when available, as in fit (it was always the CPU before)
+
+
+def test_data_scale_multiplies_what_the_model_sees(data):
+    one, minmax20 = tiny(max_epochs=1).fit(data.train), tiny(max_epochs=1, data_scale=20.0).fit(data.train)
+    np.testing.assert_allclose(minmax20.scale_a_, 20 * one.scale_a_)
+    np.testing.assert_allclose(minmax20.scale_b_, 20 * one.scale_b_)
+    twenty = tiny(max_epochs=1, scaler="none", data_scale=20.0).fit(data.train)
+    np.testing.assert_allclose(twenty.scale_a_, 20.0)
+    np.testing.assert_allclose(twenty.scale_b_, 0.0)
+    np.testing.assert_allclose(twenty.impute(data.test), data.test)  # nothing missing: the input back, in its units

@@ -455,6 +455,7 @@ def bench(
     data_dir: DataDir = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in configs.")] = False,
     seeds: Annotated[str | None, typer.Option(help="Run only these of the config's seeds, e.g. 0 or 0,1 (same run folder: a later full run resumes).")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Run only these of the config's datasets, e.g. SMD/machine-1-2,SMD/machine-2-1 (same run folder).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a benchmark (detectors x datasets x seeds; finished cells are skipped on re-runs), or
@@ -480,6 +481,8 @@ def bench(
             cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
         if seeds is not None:
             cfg = cfg.only_seeds(_parse_ints(seeds, "--seeds"))
+        if datasets is not None:
+            cfg = cfg.only_datasets(tuple(d.strip() for d in datasets.split(",") if d.strip()))
         summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
     except DiffadError as exc:
         _fail(exc)

@@ -85,6 +85,15 @@ class BenchConfig:
         return replace(self, seeds=tuple(keep), detectors=detectors)
 
 
+    def only_datasets(self, names: tuple[str, ...]) -> BenchConfig:
+        """The same run restricted to these datasets (each one of the run's datasets or an entity of one of
+        its collections, e.g. ``SMD/machine-1-2`` of ``SMD``), e.g. one machine at a time."""
+        outside = [n for n in names if not any(n == d or n.startswith(d + "/") for d in self.datasets)]
+        if outside or not names:
+            raise ConfigError(f"datasets: {list(outside) or 'none'} not datasets of run {self.name!r}; its datasets: {list(self.datasets)}.")
+        return replace(self, datasets=tuple(names))
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in resources.files("diffad.bench.presets").iterdir() if p.name.endswith(".toml"))
 

@@ -18,7 +18,7 @@ class TorchDetector(BaseDetector):
     """A detector with a network ``self._net`` made by ``self._build(n_features, device)``.
 
     Saving stores the weights (on the CPU) beside the other fitted attributes; loading rebuilds the
-    network on ``self.device`` (None: CUDA when available) and loads them.
+    network on ``self.device``, resolved as ``fit`` resolves it (None: CUDA when available), and loads them.
     """
 
     def _build(self, n_features: int, device: torch.device) -> None:
@@ -31,7 +31,7 @@ class TorchDetector(BaseDetector):
 
     def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None) -> None:
         super()._set_state(attrs, arrays, weights)
-        dev = resolve_device(self.device) if self.device is not None else torch.device("cpu")
+        dev = resolve_device(self.device)  # as in fit: None = CUDA when available
         self.device_ = str(dev)
         self._build(int(self.n_features_in_), dev)
         try:

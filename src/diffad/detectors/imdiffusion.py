@@ -79,6 +79,21 @@ def reduce_channels(errors: np.ndarray, how: str) -> np.ndarray:
     return np.nan_to_num(red, nan=0.0)
 
 
+class WindowNoise:
+    """Standard normal noise for a batch of windows, each window drawing from a generator of its own
+    (seeded from ``random_state`` and the window's index), so that a window's noise, and with it its
+    score, does not depend on the batch it is scored in (``inference_batch_size``)."""
+
+    def __init__(self, random_state: int, windows: range, passes: int, shape: tuple[int, int], device: torch.device):
+        seeds = [int(np.random.SeedSequence([random_state, 2, w]).generate_state(1, np.uint64)[0]) for w in windows]
+        self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.shape, self.passes, self.device = shape, passes, device
+
+    def __call__(self) -> torch.Tensor:
+        """(B * passes, K, L): each window's passes in a row, in window order."""
+        return torch.cat([torch.randn((self.passes, *self.shape), generator=g, device=self.device) for g in self.gens])
+
+
 def ensemble_score(step_errors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """(R, n) -> (n,): the mean over ensemble steps of each step's error divided by its vote threshold."""
     return (step_errors / thresholds[:, None]).mean(axis=0)
@@ -177,10 +192,20 @@ class ImDiffusionDetector(TorchDetector):
         step's own noise to the error.
     lr, weight_decay, batch_size : float, float, int, default=1e-3, 1e-6, 12
     max_epochs, patience : int, default=50, 5
-        Early stopping on the validation loss (masked entries of held-out windows, fixed noise).
+        Early stopping on the validation loss (masked entries of held-out windows, fixed noise): training
+        stops after ``patience`` epochs without improvement.
+    grad_clip : float or None, default=1.0
+        Gradient norm clipping; ``None`` clips nothing (the published code).
     validation_fraction : float, default=0.1
         Time-ordered tail of the training series held out for early stopping and thresholds.
     scaler : {"minmax", "standard", "none"}, default="minmax"
+        Transform fitted on the training part before the diffusion model: min-max to [0, 1], per-channel
+        standardisation, or the raw values (the published code: SMD is already in [0, 1]).
+    data_scale : float, default=1.0
+        Factor applied after ``scaler``: the model sees ``data_scale * scaler(X)``. The published code
+        multiplies the raw values by 20 "so that the Gaussian noise does not dominate": at [0, 1] an SMD
+        channel's standard deviation is about 0.04 against unit noise, so the observed context of most
+        ensemble steps is near-pure noise. ``paper()`` uses ``scaler="none", data_scale=20``.
     inference_batch_size : int, default=256
         Windows x policies per network call when scoring.
     device : str or None, default=None
@@ -244,8 +269,8 @@ class ImDiffusionDetector(TorchDetector):
         "ensemble_steps": POSITIVE, "ensemble_stride": POSITIVE, "error_reduce": Options("max", "sum"),
         "error_norm": Options("channel", "none"), "error_floor": Real(0.0), "vote_ratio": FRACTION, "vote_xi": AnyOf(Integer(0), NONE),
         "sampler": Options(*SAMPLERS), "ddim_jumps": POSITIVE, "ensemble_output": Options("x0", "sample"),
-        "validation_fraction": Real(0.0, 0.9, low_open=True), "scaler": Options(*SCALERS), "inference_batch_size": POSITIVE,
-        "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
+        "validation_fraction": Real(0.0, 0.9, low_open=True), "scaler": Options(*SCALERS), "data_scale": Real(0.0, low_open=True), "inference_batch_size": POSITIVE,
+        "grad_clip": AnyOf(Real(0.0, low_open=True), NONE), "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
     }
 
     def __init__(
@@ -288,8 +313,10 @@ class ImDiffusionDetector(TorchDetector):
         batch_size: int = 12,
         max_epochs: int = 50,
         patience: int = 5,
+        grad_clip: float | None = 1.0,
         validation_fraction: float = 0.1,
         scaler: str = "minmax",
+        data_scale: float = 1.0,
         inference_batch_size: int = 256,
         device: str | None = None,
         amp: bool | str = "auto",
@@ -335,8 +362,10 @@ class ImDiffusionDetector(TorchDetector):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
+        self.grad_clip = grad_clip
         self.validation_fraction = validation_fraction
         self.scaler = scaler
+        self.data_scale = data_scale
         self.inference_batch_size = inference_batch_size
         self.device = device
         self.amp = amp
@@ -348,11 +377,20 @@ class ImDiffusionDetector(TorchDetector):
     # ------------------------------------------------------------------ presets
     @classmethod
     def paper(cls, **overrides: Any) -> ImDiffusionDetector:
-        """The settings of the published code (window 100, 4 blocks x 64 channels, 8 heads, T = 50,
-        batch 12, test stride 50, 10 ensemble steps every 3rd of the last 30). Meant for a GPU."""
-        params: dict[str, Any] = {"window": 100, "n_blocks": 4, "channels": 64, "heads": 8, "ff_dim": 64, "n_steps": 50,
-                                  "batch_size": 12, "test_stride": 50, "ensemble_steps": 10, "ensemble_stride": 3, "max_epochs": 50,
-                                  "prediction": "eps"}
+        """The settings of the published code, wherever diffad has them: the raw values times 20, window
+        100 with 10 strips, 4 blocks x 64 channels, 8 heads, T = 50 (quadratic betas 1e-4..0.5), noise
+        prediction, training on every window (stride 1) with random 70 % point masks, batch 12, Adam 1e-3
+        with weight decay 1e-6, no gradient clipping, patience 6, test windows with stride 50, and an
+        ensemble of the noisy samples of 10 steps (every 3rd of the last 30). Meant for a GPU. Where it
+        still differs from the published code, and why: ``docs/benchmarks.md``, "paper() and the
+        published code"."""
+        params: dict[str, Any] = {"window": 100, "n_strips": 10, "n_blocks": 4, "channels": 64, "heads": 8, "ff_dim": 64,
+                                  "diffusion_embedding_dim": 128, "time_embedding_dim": 128, "feature_embedding_dim": 16,
+                                  "n_steps": 50, "beta_start": 1e-4, "beta_end": 0.5, "schedule": "quad", "prediction": "eps",
+                                  "train_stride": 1, "train_mask": "random", "random_mask_ratio": 0.7, "batch_size": 12,
+                                  "lr": 1e-3, "weight_decay": 1e-6, "grad_clip": None, "max_epochs": 100, "patience": 6,
+                                  "test_stride": 50, "ensemble_steps": 10, "ensemble_stride": 3, "ensemble_output": "sample",
+                                  "sampler": "ddpm", "scaler": "none", "data_scale": 20.0}
         return cls(**{**params, **overrides})
 
     @classmethod
@@ -451,7 +489,8 @@ class ImDiffusionDetector(TorchDetector):
         dev = resolve_device(self.device)
         self.device_ = str(dev)
         self._memo = None
-        self.scale_a_, self.scale_b_ = fit_affine(self.scaler, train_part)
+        a, b = fit_affine(self.scaler, train_part)
+        self.scale_a_, self.scale_b_ = a * self.data_scale, b * self.data_scale  # what the diffusion model sees
         self._build(K, dev)
         gen = torch.Generator(device=dev).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
@@ -483,7 +522,7 @@ class ImDiffusionDetector(TorchDetector):
 
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
         settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                               patience=self.patience, checkpoint=ckpt, resume=resume, fingerprint=self._fit_fingerprint(X),
+                               patience=self.patience, grad_clip=self.grad_clip or 0.0, checkpoint=ckpt, resume=resume, fingerprint=self._fit_fingerprint(X),
                                verbose=self.verbose, desc="ImDiffusion fit")
         history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
@@ -519,11 +558,12 @@ class ImDiffusionDetector(TorchDetector):
         return grating_mask(policy, K, L, self.n_strips), ids, 2
 
     def _sample(self, x0: torch.Tensor, observed: torch.Tensor, target: torch.Tensor, policy: torch.Tensor,
-                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                noise: WindowNoise, clip: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
         """Impute the target region of a batch; returns (recorded samples (R, B, K, L), final sample (B, K, L)).
 
         Unconditional imputation: at every step the conditioning channel holds the observed values
-        noised forward to the current level with fresh noise.
+        noised forward to the current level with fresh noise. ``noise()`` draws the batch's noise;
+        ``clip`` bounds the x_0 estimates (from the whole series, so no batch changes them).
         """
         dev = x0.device
         B = x0.shape[0]
@@ -533,7 +573,7 @@ class ImDiffusionDetector(TorchDetector):
         sched = self._sched
         T = self.n_steps
         start = T - 1
-        x = torch.randn(x0.shape, generator=gen, device=dev)
+        x = noise()
         if self.mode == "reconstruction":  # partial diffusion of the input itself
             start = min(record[-1] + self.ensemble_stride, T - 1)
             x = sched.add_noise(x0, x, start)
@@ -543,13 +583,10 @@ class ImDiffusionDetector(TorchDetector):
         else:
             schedule = list(range(start, -1, -1))
         out = torch.empty((len(record), *x0.shape), device=dev)
-        seen = x0[cond.bool()]  # conditioning values only: masked clean values are never read
-        lo, hi = (float(seen.min()), float(seen.max())) if seen.numel() else (-1.0, 1.0)
-        clip = (lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0)  # generous bounds on x_0 estimates
         with self._autocast():
             for j, t in enumerate(schedule):
                 t_vec = torch.full((B,), t, device=dev, dtype=torch.long)
-                noisy = sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=dev), t)
+                noisy = sched.add_noise(x0, noise(), t)
                 out_t = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
                 eps = out_t if self.prediction == "eps" else sched.eps_from_x0(out_t.clamp(*clip), t, x)
                 if t in record and self.ensemble_output == "x0":
@@ -557,7 +594,7 @@ class ImDiffusionDetector(TorchDetector):
                 if self.sampler == "ddim":
                     x = sched.ddim_step(eps, t, schedule[j + 1] if j + 1 < len(schedule) else -1, x, clip)
                 else:
-                    x = sched.step(eps, t, x, gen)
+                    x = sched.step(eps, t, x, noise=noise() if t > 0 else None)
                 x = x * (1.0 - cond)  # only the generated region is a sample; keep the rest at zero
                 if t in record and self.ensemble_output == "sample":
                     out[record.index(t)] = x
@@ -580,7 +617,8 @@ class ImDiffusionDetector(TorchDetector):
         R = self.ensemble_steps
         err = np.empty((R, W.shape[0], K, L), dtype=np.float32)
         imp = np.zeros((W.shape[0], K, L), dtype=np.float32)
-        gen = torch.Generator(device=dev).manual_seed(self.random_state + 2)
+        lo, hi = (float(np.nanmin(Xs)), float(np.nanmax(Xs))) if np.isfinite(Xs).any() else (-1.0, 1.0)
+        clip = (lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0)  # generous bounds on x_0 estimates, from the observed values
         per_call = max(1, self.inference_batch_size // P)
         chunks = range(0, W.shape[0], per_call)
         self._net.eval()
@@ -593,7 +631,8 @@ class ImDiffusionDetector(TorchDetector):
                 # all passes of all windows of the chunk in one batch: (b*P, K, L)
                 xb, ob = x0.repeat_interleave(P, 0), obs.repeat_interleave(P, 0)
                 tb = targets.repeat(b, 1, 1)
-                rec, final = self._sample(xb, ob, tb, ids.repeat(b), gen)
+                noise = WindowNoise(self.random_state, range(w.start, w.stop), P, (K, L), dev)
+                rec, final = self._sample(xb, ob, tb, ids.repeat(b), noise, clip)
                 resp = tb.reshape(b, P, K, L)  # which pass imputes which entry
                 e = ((rec - xb) ** 2).reshape(R, b, P, K, L)
                 e = (e * resp).sum(2) / resp.sum(1).clamp_min(1.0)  # (R, b, K, L)
@@ -621,7 +660,9 @@ class ImDiffusionDetector(TorchDetector):
     def _errors(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Memoised (errors (R, n, K), imputed (n, K)) of an unscaled series: predict after
         decision_function on the same data costs nothing extra."""
-        key = hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest() + str(arr.shape)
+        h = hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16)
+        h.update(repr((arr.shape, sorted((k, v) for k, v in self.get_params().items() if k != "verbose"))).encode())
+        key = h.hexdigest()  # the data and every parameter: set_params(sampler=...) is never served stale errors
         memo = getattr(self, "_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
@@ -653,11 +694,21 @@ class ImDiffusionDetector(TorchDetector):
         return ensemble_vote(self.step_errors(X), self.step_thresholds_, self._xi())[0]
 
     def explain(self, X: Any) -> np.ndarray:
-        """(n, K): each channel's share of the imputation error at each time point (rows sum to 1 where
-        any error is observed), averaged over the ensemble steps: a root-cause hint."""
-        errors = np.nan_to_num(self._errors(self._validate(X)[0])[0], nan=0.0).mean(axis=0)  # (n, K)
-        total = errors.sum(axis=1, keepdims=True)
-        return np.divide(errors, total, out=np.zeros_like(errors), where=total > 0)
+        """(n, K): each channel's share of the score ``decision_function`` gives each time point (rows sum
+        to 1 where the score is positive): a root-cause hint.
+
+        The score is the mean over ensemble steps of the step's channel-reduced, normalised error divided
+        by the step's threshold; this splits exactly that sum. With ``error_reduce="sum"`` every channel
+        contributes its own normalised error; with ``"max"`` each step's contribution goes to the channel
+        that holds the maximum. So ``explain(X) * decision_function(X)[:, None]`` adds up to the score.
+        """
+        norm = np.nan_to_num(self._normalised(self._errors(self._validate(X)[0])[0]), nan=0.0)  # (R, n, K)
+        if self.error_reduce == "max":
+            top = norm.argmax(axis=2)[..., None]  # (R, n, 1)
+            norm = np.where(np.arange(norm.shape[2]) == top, norm, 0.0)
+        contrib = (norm / self.step_thresholds_[:, None, None]).mean(axis=0)  # (n, K), sums to the score
+        total = contrib.sum(axis=1, keepdims=True)
+        return np.divide(contrib, total, out=np.zeros_like(contrib), where=total > 0)
 
     def impute(self, X: Any) -> np.ndarray:
         """X with its NaN entries filled by the model's imputation (final denoising step), in X's units."""

@@ -53,13 +53,16 @@ class DDPMScheduler:
         ab = self.alpha_bar[t]
         return (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()
 
-    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7)."""
+    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None,
+             noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7).
+
+        The step's fresh noise z is drawn from ``generator``, or given as ``noise`` (shape of ``x_t``)."""
         beta, alpha, ab = self.betas[t], self.alphas[t], self.alpha_bar[t]
         mean = (x_t - beta / (1.0 - ab).sqrt() * eps) / alpha.sqrt()
         if t == 0:
             return mean
-        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        z = noise if noise is not None else torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
         return mean + self.posterior_var[t].sqrt() * z
 
     def ddim_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, clip: tuple[float, float] | None = None) -> torch.Tensor:
