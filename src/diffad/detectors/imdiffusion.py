@@ -378,13 +378,13 @@ class ImDiffusionDetector(TorchDetector):
     @classmethod
     def paper(cls, **overrides: Any) -> ImDiffusionDetector:
         """The settings of the published code, wherever diffad has them: the raw values times 20, window
-        100 with 10 strips, 4 blocks x 64 channels, 8 heads, T = 50 (quadratic betas 1e-4..0.5), noise
+        100, scored with 4 grating strips, 4 blocks x 64 channels, 8 heads, T = 50 (quadratic betas 1e-4..0.5), noise
         prediction, training on every window (stride 1) with random 70 % point masks, batch 12, Adam 1e-3
         with weight decay 1e-6, no gradient clipping, patience 6, test windows with stride 50, and an
         ensemble of the noisy samples of 10 steps (every 3rd of the last 30). Meant for a GPU. Where it
         still differs from the published code, and why: ``docs/benchmarks.md``, "paper() and the
         published code"."""
-        params: dict[str, Any] = {"window": 100, "n_strips": 10, "n_blocks": 4, "channels": 64, "heads": 8, "ff_dim": 64,
+        params: dict[str, Any] = {"window": 100, "n_strips": 4, "n_blocks": 4, "channels": 64, "heads": 8, "ff_dim": 64,
                                   "diffusion_embedding_dim": 128, "time_embedding_dim": 128, "feature_embedding_dim": 16,
                                   "n_steps": 50, "beta_start": 1e-4, "beta_end": 0.5, "schedule": "quad", "prediction": "eps",
                                   "train_stride": 1, "train_mask": "random", "random_mask_ratio": 0.7, "batch_size": 12,
@@ -419,6 +419,9 @@ class ImDiffusionDetector(TorchDetector):
             raise fail("vote_xi", f"an integer in [0, {self.ensemble_steps - 1}]", repr(self.vote_xi), "Votes range from 0 to ensemble_steps.")
         if self.window < 2 or not 1 <= self.n_strips <= self.window:
             raise fail("window / n_strips", "window >= 2 and 1 <= n_strips <= window", f"window={self.window}, n_strips={self.n_strips}", "Fix the window settings.")
+        if self.channels % self.heads:
+            raise fail("channels / heads", "channels a multiple of heads", f"channels={self.channels}, heads={self.heads}",
+                       f"Set {param_hint('heads', '1')} or another divisor of channels.")
         if self.test_stride is not None and self.test_stride > self.window:
             raise fail("test_stride", f"at most window={self.window} (scoring windows must cover every time point)", repr(self.test_stride),
                        f"Set {param_hint('test_stride', str(max(1, self.window // 2)))}, or a larger window.")
