@@ -147,7 +147,17 @@ def test_ablations_run(kw, data):
 def test_presets():
     p, f = ImDiffusionDetector.paper(), ImDiffusionDetector.fast()
     assert (p.window, p.n_blocks, p.channels, p.heads, p.n_steps, p.batch_size, p.test_stride) == (100, 4, 64, 8, 50, 12, 50)
-    assert f.channels < p.channels and ImDiffusionDetector.fast(window=20).window == 20
+    assert f.channels < p.channels and ImDiffusionDetector.fast(window=20, test_stride=10).window == 20
+    published = dict(scaler="none", data_scale=20.0, train_stride=1, train_mask="random", random_mask_ratio=0.7, n_strips=4,
+                     ensemble_output="sample", patience=6, grad_clip=None, prediction="eps", sampler="ddpm", weight_decay=1e-6)
+    assert {k: p.get_params()[k] for k in published} == published
+
+
+def test_paper_settings_run_end_to_end_on_a_tiny_network(data):
+    small = {k: v for k, v in TINY.items() if k not in ("n_strips", "train_stride")}
+    det = ImDiffusionDetector.paper(**{**small, "max_epochs": 1}).fit(data.train[:200])
+    s = det.decision_function(data.test)
+    assert s.shape == (200,) and np.isfinite(s).all() and det.scale_a_.tolist() == [20.0] * 3
 
 
 def test_resume_continues_an_interrupted_fit(data, tmp_path):
