@@ -34,8 +34,13 @@ def test_tiny_bench_end_to_end(smoke_run):
     assert 1 <= done["epochs"] <= params["max_epochs"] and 0 <= done["best_epoch"] < done["epochs"]
     baseline = json.loads((results / "smoke" / "PCA" / "SYNTH__0" / "0" / "done.json").read_text())
     assert "epochs" not in baseline  # no training loop, nothing to report
+    # the generated anomalies name their channels: root-cause hints are scored against them
+    assert set(done["interpretation"]) == {"HitRate@100%", "HitRate@150%", "z-score HitRate@100%", "z-score HitRate@150%"}
+    assert set(baseline["interpretation"]) == {"z-score HitRate@100%", "z-score HitRate@150%"}  # PCA has no explain()
+    assert all(0.0 <= v <= 1.0 for v in done["interpretation"].values())
     md = tables(cells)
     assert md.index("### honest") < md.index("### paper-protocol (uses test labels)")
+    assert "### interpretation" in md and "z-score HitRate@150%" in md
     assert "### average rank by AUC-PR over 2 datasets" in md and "### AUC-PR (honest) by dataset" in md and "### VUS-PR (honest) by dataset" in md
     path = write_report(results / "smoke")
     assert path.is_file() and (results / "smoke" / "SYNTH__0.png").is_file()

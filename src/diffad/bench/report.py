@@ -15,6 +15,7 @@ __all__ = ["collect", "tables", "write_report"]
 
 HONEST_COLUMNS = ("AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "Standard-F1", "Affiliation-F")
 PAPER_COLUMNS = ("PA-F1", "R-AUC-PR")
+INTERPRETATION_COLUMNS = ("HitRate@100%", "HitRate@150%", "z-score HitRate@100%", "z-score HitRate@150%")
 TABULAR_HONEST = ("AUC-ROC", "AUC-PR", "F1")
 TABULAR_PAPER = ("F1@k",)
 
@@ -126,6 +127,9 @@ def tables(cells: list[dict[str, Any]]) -> str:
     for section, cols in (("honest", HONEST_COLUMNS), (PAPER_TAG, PAPER_COLUMNS)):
         if any(section in c for c in series):
             out += _section_table(series, section, cols, ("score_s", "score s", ".0f"))
+    explained = [c for c in series if "HitRate@100%" in c.get("interpretation", {})]
+    if explained:  # root-cause hints against interpretation labels, beside the z-score baseline
+        out += _section_table(explained, "interpretation", INTERPRETATION_COLUMNS, ("score_s", "score s", ".0f"))
     if len({c["dataset"] for c in series if "honest" in c}) > 1:  # many entities (SMD's machines...): ranks and matrices
         keys = ("AUC-PR", "VUS-PR")
         out += [rank_table(series, k) for k in keys] + [matrix_table(series, k) for k in keys]

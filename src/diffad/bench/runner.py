@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.loaders import list_entities, load_dataset
 from ..exceptions import ConfigError
+from ..fsio import atomic_write_bytes, atomic_write_text
 from ..metrics import (
     HONEST_KEYS,
     auc_pr,
@@ -31,7 +32,7 @@ from ..metrics import (
     range_auc,
 )
 from ..metrics import average_detection_delay as add
-from ..persistence import atomic_write_bytes, atomic_write_text
+from ..metrics.interpretation import interpretation_scores, zscore_attribution
 from ..runtime import allocator_setting, keep_freed_memory
 from ..thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 from .config import BenchConfig, DetectorSpec
@@ -172,6 +173,8 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
             summary["honest"] = {k: v for k, v in honest.items() if k in HONEST_KEYS}
         if "paper" in cfg.protocols:
             summary[PAPER_TAG] = _paper_metrics(det, ds, scores, cfg.metric_window, cfg.vote_ratio_paper)
+        if ds.meta.get("interpretation"):
+            summary["interpretation"] = _interpretation(det, train, test, ds.meta["interpretation"])
     out.mkdir(parents=True, exist_ok=True)
     for name, arr in (("scores.npy", scores), ("preds.npy", preds)):
         import io
@@ -183,6 +186,15 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
                                                        "params": _plain_params(det)}, indent=1, default=str))
     atomic_write_text(out / "done.json", json.dumps(summary, indent=1, default=float))  # last: marks the cell finished
     return summary
+
+
+def _interpretation(det: Any, train: np.ndarray, test: np.ndarray, segments) -> dict[str, float]:
+    """HitRate@100% / @150% of the detector's ``explain`` (where it has one) against the interpretation
+    labels, beside the per-channel absolute z-score baseline (``z-score HitRate@...``)."""
+    out = {f"z-score {k}": v for k, v in interpretation_scores(zscore_attribution(train, test), segments).items()}
+    if hasattr(det, "explain"):
+        out = {**interpretation_scores(det.explain(test), segments), **out}
+    return out
 
 
 def _ran_on(det: Any) -> dict[str, Any]:

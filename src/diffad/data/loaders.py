@@ -626,7 +626,8 @@ class Synthetic(Collection):
             raise fail("SYNTH entity", "a seed, e.g. SYNTH/0", repr(entity), "Use SYNTH/<integer>.")
         s = make_series(n_train=2000, n_test=2000, n_channels=4, n_anomalies=10, seed=int(entity))
         return Dataset(f"SYNTH/{entity}", s.train, s.test, s.labels, tuple(f"ch{i}" for i in range(4)),
-                       meta={"segments": [(g.start, g.end, g.kind) for g in s.segments]})
+                       meta={"segments": [(g.start, g.end, g.kind) for g in s.segments],
+                             "interpretation": [(g.start, g.end - 1, tuple(g.channels)) for g in s.segments if g.channels]})
 
 
 class SyntheticTabular(Synthetic):
