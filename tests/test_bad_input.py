@@ -539,3 +539,8 @@ def test_write_run_from_python_is_one_unit_and_refuses_foreign_folders(tmp_path)
     result = write_run(tmp_path / "r", det, X, labels=(X[:, 0] > 2).astype(int))
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["metrics.json", "plot.png", "report.html", "run.json", "scores.csv"]
     assert all(f.parent == tmp_path / "r" and f.is_file() for f in result["files"])
+
+
+def test_the_report_names_the_channels_to_blame(fitted_run):
+    text = (fitted_run / "report.html").read_text()
+    assert "Channels to blame" in text and any(f"<td>{c}</td>" in text for c in ("a", "b", "c"))

@@ -78,10 +78,12 @@ def write_run_files(
     preds = np.asarray(detector.predict(test_values), dtype=int)
     table = pd.DataFrame({"score": scores, "label": preds}, index=index if index is not None else pd.RangeIndex(n, name="index"))
     explain = getattr(detector, "explain", None)
+    blamed: list[tuple[str, float]] = []
     if explain is not None:
         attr = explain(test_values)
         for k, name in enumerate(names):
             table[f"attribution_{name}"] = attr[:, k]
+        blamed = _blamed_channels(attr, preds, names)
     buf = io.StringIO()
     table.to_csv(buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index"))
     atomic_write_text(folder / "scores.csv", buf.getvalue())
@@ -95,7 +97,7 @@ def write_run_files(
     plot_detection(test_values, scores, preds, folder / "plot.png", labels=labels, threshold=threshold,
                    index=index, channels=names, title=f"{type(detector).__name__}")
     files.append(folder / "plot.png")
-    atomic_write_text(folder / "report.html", _html(detector, metrics, n, K, int(preds.sum())))
+    atomic_write_text(folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed))
     files.append(folder / "report.html")
     manifest = {
         "format": RUN_FORMAT,
@@ -109,7 +111,18 @@ def write_run_files(
     return {"scores": scores, "preds": preds, "metrics": metrics, "files": files}
 
 
-def _html(detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int) -> str:
+def _blamed_channels(attribution: np.ndarray, preds: np.ndarray, names: list[str], most: int = 10) -> list[tuple[str, float]]:
+    """The channels with the largest mean share of the score over the flagged points, with that share."""
+    flagged = preds.astype(bool)
+    if not flagged.any():
+        return []
+    share = np.nan_to_num(attribution[flagged], nan=0.0).mean(axis=0)  # (K,)
+    order = np.argsort(-share, kind="stable")[:most]
+    return [(names[k], float(share[k])) for k in order if share[k] > 0]
+
+
+def _html(detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int, blamed: list[tuple[str, float]] = ()) -> str:
+    blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
     rows = ""
     if metrics:
         for section, values in metrics.items():
@@ -120,5 +133,8 @@ def _html(detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int) -
     return (f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
             f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
             f"<img src=plot.png style='max-width:100%'>"
+            + (f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "
+               f"(from <code>explain</code>).</p><table border=1 cellpadding=3><tr><th>channel</th><th>share</th></tr>{blame}</table>"
+               if blame else "")
             + (f"<h2>Metrics</h2><table border=1 cellpadding=3>{rows}</table>" if rows else "")
             + f"<h2>Parameters</h2><pre>{params}</pre>")
