@@ -44,6 +44,15 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
+def _json_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters read from JSON, with lists turned back into tuples where the constructor's default is
+    a tuple (JSON has no tuples), so that a loaded detector's ``get_params()`` equals the saved one's."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    return {k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
+
+
 def save(detector: Any, path: str | Path, *, option: str = "path") -> Path:
     """Save a fitted detector to folder ``path`` and return it.
 
@@ -129,7 +138,7 @@ def load(path: str | Path) -> Any:
         except Exception as exc:  # torch raises RuntimeError / UnpicklingError on damaged files
             raise PersistenceError(f"load: {path / 'weights.pt'} is corrupt or truncated ({type(exc).__name__}). Save the model again.") from None
     try:
-        detector = cls(**meta["params"])
+        detector = cls(**_json_params(cls, meta["params"]))
         detector._check_params()
     except TypeError as exc:
         raise PersistenceError(f"load: the saved parameters do not fit {cls.__name__} ({exc}). The folder is corrupt or from another version.") from None

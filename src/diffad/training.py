@@ -6,11 +6,12 @@ returns a scalar loss tensor and a ``val_loss()`` closure that returns a float.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .exceptions import DataValidationError, PersistenceError
 from .fsio import CHECKPOINT_FORMAT, atomic_write_bytes, atomic_write_text, read_envelope
 from .validation import param_hint
 
-__all__ = ["FitSettings", "chunked_mean", "fit_loop", "resolve_device"]
+__all__ = ["FitSettings", "chunked_mean", "fit_loop", "resolve_device", "seeded"]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -45,6 +46,18 @@ def resolve_device(device: str | None) -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise DataValidationError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}. Use one of those.")
     return dev
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None]:
+    """torch's global random stream seeded with ``seed`` inside the block, and the caller's stream (CPU,
+    and the CUDA device in use) restored afterwards. For what torch draws only from the global stream:
+    initial weights and dropout. Everything else takes an explicit ``torch.Generator``."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def chunked_mean(loss: Callable[[slice], torch.Tensor | float], n: int, size: int) -> float:

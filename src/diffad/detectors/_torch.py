@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..exceptions import PersistenceError
-from ..training import resolve_device
+from ..training import resolve_device, seeded
 from .base import BaseDetector
 
 __all__ = ["TorchDetector"]
@@ -24,6 +24,11 @@ class TorchDetector(BaseDetector):
     def _build(self, n_features: int, device: torch.device) -> None:
         raise NotImplementedError
 
+    def _fit_context(self):
+        """The whole fit runs with torch's global stream (initial weights, dropout) seeded from
+        ``random_state`` and the caller's stream restored afterwards: ``fit`` never moves it."""
+        return seeded(self.random_state, resolve_device(self.device))
+
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         attrs, arrays, _ = super()._get_state()
         attrs["device_"] = "cpu"
@@ -33,7 +38,8 @@ class TorchDetector(BaseDetector):
         super()._set_state(attrs, arrays, weights)
         dev = resolve_device(self.device)  # as in fit: None = CUDA when available
         self.device_ = str(dev)
-        self._build(int(self.n_features_in_), dev)
+        with seeded(0, dev):  # initial weights, replaced by the saved ones: the caller's stream is not touched
+            self._build(int(self.n_features_in_), dev)
         try:
             self._net.load_state_dict(weights)
         except (RuntimeError, KeyError, TypeError, AttributeError) as exc:

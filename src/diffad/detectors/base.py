@@ -13,6 +13,7 @@ Subclasses implement ``_fit(X)`` and ``_score(X)`` on validated float64 arrays, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -96,8 +97,9 @@ class BaseDetector(BaseEstimator):
         self.device_ = "cpu"
         if self._supports_resume:
             fit_params["resume"] = resume
-        self._fit(arr, **fit_params)
-        self._fit_scores(arr)
+        with self._fit_context():
+            self._fit(arr, **fit_params)
+            self._fit_scores(arr)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray | pd.Series:
@@ -132,6 +134,12 @@ class BaseDetector(BaseEstimator):
     def _wrap(values: np.ndarray, index: pd.Index | None, name: str) -> np.ndarray | pd.Series:
         return pd.Series(values, index=index, name=name) if index is not None else values
 
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        """Cheap parameters for the shared contract battery (``tests/detectors/test_contract.py``): a
+        network detector returns a tiny network and a few epochs. A registered class gets the battery."""
+        return {}
+
     def _match_columns(self, X: Any) -> Any:
         """Columns are matched by name when both the training data and ``X`` have names: the same names
         in another order are put in the training order (with a warning); other names are an error.
@@ -164,6 +172,10 @@ class BaseDetector(BaseEstimator):
         return h.hexdigest()
 
     # ------------------------------------------------------------------ subclass hooks
+    def _fit_context(self) -> contextlib.AbstractContextManager:
+        """A context the fit runs in (torch detectors: a seeded, forked global random stream)."""
+        return contextlib.nullcontext()
+
     def _fit(self, X: np.ndarray, **fit_params: Any) -> None:
         raise NotImplementedError
 

@@ -140,6 +140,10 @@ class IsolationForestDetector(_RefitFromData):
     _parameter_constraints = {"n_estimators": POSITIVE, "max_samples": AnyOf(POSITIVE, FRACTION, Options("auto")),
                               "contamination": CONTAMINATION, "random_state": AnyOf(SEED, NONE)}
 
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(n_estimators=20)
+
     def __init__(self, *, n_estimators: int = 100, max_samples: int | str = "auto", contamination: float = 0.01, random_state: int | None = 0):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -227,7 +231,9 @@ class OCSVMDetector(_RefitFromData):
         self.contamination = contamination
 
     def _build(self) -> None:
-        self._model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma).fit(self.train_)
+        model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
+        model.random_state = 0  # libsvm's seed; otherwise drawn from numpy's global stream, which diffad never moves
+        self._model = model.fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return -self._model.score_samples(self._standardise(X))

@@ -143,7 +143,6 @@ class _TabularNet(_Standardised, TorchDetector):
         """Checks that need the data (the parameters alone are checked by ``_parameter_constraints``)."""
 
     def _build(self, d: int, dev: torch.device) -> None:
-        torch.manual_seed(self.random_state)  # initial weights
         self._net = _MLP(self._in_dim(d), tuple(self.hidden), self._out_dim(d), self.dropout).to(dev)
         self._dev = dev
 
@@ -259,6 +258,10 @@ class DTECategorical(_DTENet):
 
     _parameter_constraints = {**_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
 
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(hidden=(16, 16), max_epochs=3)
+
     def __init__(self, *, n_bins: int = 7, reference_softmax: bool = False, n_steps: int = 400, beta_start: float = 1e-4, beta_end: float = 0.01,
                  hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.5, lr: float = 1e-4, weight_decay: float = 5e-4,
                  batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
@@ -303,6 +306,10 @@ class DTEInverseGamma(_DTENet):
     """ + _NET_DOC
 
     _parameter_constraints = _NET
+
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(hidden=(16, 16), max_epochs=3)
 
     def __init__(self, *, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
                  hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 5e-4,
@@ -349,6 +356,10 @@ class DDPMTabular(_TabularNet):
     """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
 
     _parameter_constraints = {**_NET, "noise_step": POSITIVE, "n_repeats": POSITIVE, "time_embedding_dim": POSITIVE}
+
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(hidden=(16, 16), max_epochs=3, n_steps=100, noise_step=25, time_embedding_dim=8)
 
     def __init__(self, *, n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, noise_step: int = 250,
                  n_repeats: int = 1, time_embedding_dim: int = 32, hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0,

@@ -273,6 +273,12 @@ class ImDiffusionDetector(TorchDetector):
         "grad_clip": AnyOf(Real(0.0, low_open=True), NONE), "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
     }
 
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
+                    diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10, ensemble_steps=3,
+                    ensemble_stride=2, batch_size=16, max_epochs=2, patience=1)
+
     def __init__(
         self,
         *,
@@ -439,7 +445,6 @@ class ImDiffusionDetector(TorchDetector):
             diffusion_embedding_dim=self.diffusion_embedding_dim, time_embedding_dim=self.time_embedding_dim,
             feature_embedding_dim=self.feature_embedding_dim, temporal=self.temporal, spatial=self.spatial,
         )
-        torch.manual_seed(self.random_state)  # initial weights; the only use of torch's default generator
         self._net = ImTransformer(cfg).to(device)
         self._denoise = torch.compile(self._net.denoise) if (self.compile and device.type == "cuda") else self._net.denoise
         self._sched = DDPMScheduler(self.n_steps, self.beta_start, self.beta_end, self.schedule, device=device)

@@ -101,6 +101,10 @@ class SelfDistilledMAEDetector(TorchDetector):
         "scaler": Options(*SCALERS), "validation_fraction": Real(0.0, 0.9, low_open=True, high_open=True), "contamination": CONTAMINATION,
     }
 
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return dict(window=20, patch=5, d_model=16, heads=2, encoder_layers=1, teacher_layers=1, student_layers=1, max_epochs=2)
+
     def __init__(self, *, window: int = 100, patch: int = 10, d_model: int = 64, heads: int = 4, encoder_layers: int = 3,
                  teacher_layers: int = 4, student_layers: int = 1, masking: str = "patch", mask_ratio: float = 0.6,
                  distill_weight: float = 0.5, variant: str = "full", score_level: str = "point", anomaly_weight: float = 1.0,
@@ -150,7 +154,6 @@ class SelfDistilledMAEDetector(TorchDetector):
         return ("teacher", "student") if self.variant == "full" else (self.variant,)
 
     def _build(self, K: int, dev: torch.device) -> None:
-        torch.manual_seed(self.random_state)
         self._net = SDMAE(K, self.window, self.patch, self.d_model, self.heads, self.encoder_layers, self.teacher_layers,
                           self.student_layers, self._decoders).to(dev)
 

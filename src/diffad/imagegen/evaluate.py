@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm.auto import tqdm
 
+from ..training import seeded
 from .data import FewShotSplit
 from .generator import dihedral, to_unit
 from .models import Segmenter
@@ -83,9 +84,9 @@ def train_segmenter(normal: np.ndarray, images: np.ndarray | None, masks: np.nda
     """Train a :class:`Segmenter` with pixel-wise binary cross-entropy. Each batch holds half
     defect-free images (all-zero targets) and half defective pairs when any are given; random
     flips/rotations."""
-    torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    net = Segmenter(width).to(device)
+    with seeded(seed, device):  # initial weights; the caller's global stream is restored
+        net = Segmenter(width).to(device)
     xn = to_unit(normal).to(device)
     has_pairs = images is not None and len(images) > 0
     if has_pairs:

@@ -23,6 +23,7 @@ Images are uint8 arrays (n, 3, H, W) in and out; masks (n, H, W), nonzero = defe
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..fsio import atomic_write_text
-from ..training import resolve_device
+from ..training import resolve_device, seeded
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
 from .models import (
@@ -106,6 +107,21 @@ def _shift_masks(m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         dx = int(torch.randint(-int(xs.min()), W - int(xs.max()), (1,), generator=gen))
         out[i] = torch.roll(m[i], shifts=(dy, dx), dims=(-2, -1))
     return out
+
+
+def _seeded(offset: int):
+    """Run a fitting stage with torch's global stream (initial weights) seeded from ``seed + offset``
+    and the caller's stream restored afterwards."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            with seeded(self.seed + offset, self.device):
+                return method(self, *args, **kwargs)
+
+        return run
+
+    return wrap
 
 
 class AnomalyDiffusion:
@@ -189,11 +205,11 @@ class AnomalyDiffusion:
             raise RuntimeError("not fitted yet: run " + ", then ".join(steps[p] for p in missing))
 
     # ------------------------------------------------------------------ stage 1: prior
+    @_seeded(0)
     def fit_prior(self, normal: np.ndarray) -> AnomalyDiffusion:
         """Train the conditional UNet on defect-free images (uint8, (n, 3, H, W))."""
         cfg = self.config
         x = self._images(normal, "normal images")
-        torch.manual_seed(self.seed)
         self.prior_seed = self.seed
         self.prior = build_prior(cfg).to(self.device)
         self.prior_condition = PriorCondition(cfg).to(self.device)
@@ -217,6 +233,7 @@ class AnomalyDiffusion:
         return self
 
     # ------------------------------------------------------------------ stage 2: anomaly embeddings
+    @_seeded(1)
     def fit_anomaly(self, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
         """Learn ``e_a`` per type and the mask encoder on the few defective images, prior frozen; the
         loss is the epsilon MSE on mask pixels only, averaged as ``config.anomaly_loss`` says (over
@@ -231,7 +248,6 @@ class AnomalyDiffusion:
         self.kinds = sorted(set(kinds))
         self.outside_weights = {}  # calibrated for the old embeddings
         kind = self._kind_index(kinds, len(x))
-        torch.manual_seed(self.seed + 1)
         self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.prior_condition).to(self.device)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
@@ -250,6 +266,7 @@ class AnomalyDiffusion:
         return self
 
     # ------------------------------------------------------------------ stage 3: masks
+    @_seeded(2)
     def fit_masks(self, masks: np.ndarray, kinds) -> AnomalyDiffusion:
         """Train the class-conditional mask diffusion model on the few masks, augmented with the eight
         flips/rotations and random shifts."""
@@ -265,7 +282,6 @@ class AnomalyDiffusion:
         areas = m.flatten(1).sum(1).cpu().numpy()
         self.mask_areas = {k: (float(areas[kind.cpu().numpy() == i].min()), float(areas[kind.cpu().numpy() == i].max()))
                            for i, k in enumerate(self.kinds) if (kind == i).any()}
-        torch.manual_seed(self.seed + 2)
         self.mask_model = build_mask_model(cfg, len(self.kinds)).to(self.device)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
