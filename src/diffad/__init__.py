@@ -3,8 +3,7 @@
 Public names: the detectors, :func:`load` / :func:`save` for fitted models, and the exceptions.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .detectors import (  # noqa: E402
     DDPMTabular,
     DTECategorical,

@@ -1,15 +1,6 @@
 """Save and load fitted detectors without pickle.
 
-A saved model is a folder:
-
-- ``detector.json``: the envelope -- format name and version, diffad version, detector class name
-  (looked up in a registry, never imported from the file), constructor parameters, and JSON-able
-  fitted attributes;
-- ``arrays.npz``: fitted numpy arrays (read with ``allow_pickle=False``);
-- ``weights.pt``: torch ``state_dict`` tensors, when the detector has a network (read with
-  ``torch.load(weights_only=True)``).
-
-Writes are atomic and never destroy what diffad did not write (:mod:`diffad.fsio`): the folder is
+The folder's layout is :mod:`diffad.detectors._envelope`'s. Writes are atomic and never destroy what diffad did not write (:mod:`diffad.fsio`): the folder is
 written under a temporary name beside the target and swapped into place; a target that holds anything
 but an earlier diffad model (a file, a folder of other files) is refused with an error.
 """
@@ -23,25 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .detectors.base import registry
+from .detectors._envelope import FORMAT, FORMAT_VERSION, write_model
+from .detectors.base import BaseDetector, registry
 from .exceptions import DataValidationError, PersistenceError
-from .fsio import MODEL_FORMAT, atomic_write_bytes, atomic_write_text, output_folder
+from .fsio import atomic_write_bytes, atomic_write_text
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "write_model", "atomic_write_text", "atomic_write_bytes"]
 
-FORMAT = MODEL_FORMAT
-FORMAT_VERSION = 1
+def save(detector: Any, path: str | Path, *, option: str = "path") -> Path:
+    """Save a fitted detector to folder ``path`` and return it (the same as ``detector.save(path)``).
 
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+    An earlier diffad model at ``path`` is replaced in one step; anything else there (a file, a folder
+    holding other files) is refused with :class:`PersistenceError` and left untouched. ``option`` names
+    the argument in messages (``--model`` on the command line).
+    """
+    if not isinstance(detector, BaseDetector):
+        raise PersistenceError(f"save: expected a diffad detector, got {type(detector).__name__}.")
+    return detector.save(path, option=option)
 
 
 def _json_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -51,47 +40,6 @@ def _json_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
 
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     return {k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
-
-
-def save(detector: Any, path: str | Path, *, option: str = "path") -> Path:
-    """Save a fitted detector to folder ``path`` and return it.
-
-    An earlier diffad model at ``path`` is replaced in one step; anything else there (a file, a folder
-    holding other files) is refused with :class:`PersistenceError` and left untouched. ``option`` names
-    the argument in messages (``--model`` on the command line).
-    """
-    _check_saveable(detector)
-    with output_folder(path, "model", option=option) as stage:
-        write_model(detector, stage)
-    return Path(path)
-
-
-def _check_saveable(detector: Any) -> None:
-    if registry().get(type(detector).__name__) is not type(detector):
-        raise PersistenceError(f"save: expected a registered diffad detector, got {type(detector).__name__}. Decorate its class with diffad.detectors.base.register.")
-
-
-def write_model(detector: Any, folder: Path) -> None:
-    """Write the model files of a fitted detector into the new, empty ``folder`` (use :func:`save`
-    unless the folder is part of a larger unit, such as a run folder being staged)."""
-    _check_saveable(detector)
-    attrs, arrays, weights = detector._get_state()
-    envelope = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "diffad_version": __version__,
-        "class": type(detector).__name__,
-        "params": detector.get_params(deep=False),
-        "attributes": attrs,
-        "has_weights": weights is not None,
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "arrays.npz", **arrays)
-    if weights is not None:
-        import torch
-
-        torch.save({k: v.detach().cpu() for k, v in weights.items()}, folder / "weights.pt")
-    (folder / "detector.json").write_text(json.dumps(envelope, indent=2, default=_json_default))  # the envelope last
 
 
 def load(path: str | Path) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .fsio import RUN_FORMAT, atomic_write_text, output_folder
 from .plotting import plot_detection
 from .validation import check_labels

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError
 from ..validation import check_index, check_labels, fail, param_hint
+from .records import Dataset, ImageSet, SeriesData
 
 __all__ = [
     "SeriesData",
@@ -48,17 +49,6 @@ LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly", "attack", "normal/att
 
 
 # --------------------------------------------------------------------------------------------- files
-@dataclass(frozen=True)
-class SeriesData:
-    """One series read from a file: ``values`` (n, K), ``index`` (DatetimeIndex or None),
-    ``channels`` (K names) and ``labels`` ((n,) int8 or None)."""
-
-    values: np.ndarray
-    index: pd.DatetimeIndex | None
-    channels: tuple[str, ...]
-    labels: np.ndarray | None
-
-
 def _label_vector(col: pd.Series, where: str) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(col):
         text = col.astype(str).str.strip().str.lower().str.replace(" ", "")
@@ -194,32 +184,6 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ datasets
-@dataclass(frozen=True)
-class Dataset:
-    """One benchmark entity.
-
-    ``kind="series"``: ``train`` (n_train, K) unlabelled, ``test`` (n_test, K), ``test_labels`` (n_test,).
-    ``kind="tabular"``: ``train`` and ``test`` are the same (n, d) matrix and ``test_labels`` its labels;
-    splitting into train/test is the benchmark protocol's job.
-    """
-
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-    test_labels: np.ndarray
-    channels: tuple[str, ...] = ()
-    kind: str = "series"
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def entity(self) -> str:
-        return self.name.split("/", 1)[1] if "/" in self.name else self.name
-
-    @property
-    def anomaly_ratio(self) -> float:
-        return float(np.mean(self.test_labels)) if len(self.test_labels) else 0.0
-
-
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     """``data_dir`` if given, else ``$DIFFAD_DATA``; an error (saying how to set it) otherwise."""
     if data_dir is None:
@@ -714,19 +678,6 @@ def load_datasets(name: str, data_dir: str | Path | None = None) -> list[Dataset
 
 
 # -------------------------------------------------------------------------------------------- images
-@dataclass(frozen=True)
-class ImageSet:
-    """Images of one object: ``train`` (n, 3, H, W) uint8 defect-free; ``test`` (m, 3, H, W) uint8;
-    ``test_masks`` (m, H, W) uint8 (0 = normal, else a defect class id); ``test_kinds`` the defect type of
-    each test image (``"good"`` for normal ones)."""
-
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-    test_masks: np.ndarray
-    test_kinds: tuple[str, ...]
-
-
 IMAGE_FOLDERS = ("MVTec3D_tire_subset", "mvtec_3d/tire", "MVTec3D/tire", "mvtec_3d_anomaly_detection/tire")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..validation import check_fraction, check_option, fail
+from .records import ImageSet
 
 __all__ = [
     "SERIES_ANOMALY_KINDS",
@@ -321,8 +322,6 @@ def make_defect_images(
     ``FAINT_CONTRAST`` the faint ones of ``SYNTH-IMG-FAINT/<seed>``. The random draws do not depend on
     it, so the same seed gives the same normal images, masks and textures at every contrast.
     """
-    from .loaders import ImageSet
-
     if size < 8:
         raise fail("size", "at least 8 pixels", repr(size), "Use size >= 8.")
     for k in kinds:

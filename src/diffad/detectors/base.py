@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from ..exceptions import PersistenceError
 from ..thresholds import apply_threshold, contamination_threshold
 from ..validation import Constraint, check_array, check_is_fitted, check_n_features, check_params, fail
+from ._envelope import save_model
 
 __all__ = ["BaseDetector", "register", "registry"]
 
@@ -115,11 +117,13 @@ class BaseDetector(BaseEstimator):
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
 
-    def save(self, path: Any) -> Any:
-        """Save to a folder; reload with ``diffad.load(path)``."""
-        from ..persistence import save  # persistence sits above detectors; imported at call time
-
-        return save(self, path)
+    def save(self, path: Any, *, option: str = "path") -> Any:
+        """Save to a folder; reload with ``diffad.load(path)``. An earlier diffad model there is replaced
+        in one step; anything else there is refused (:class:`PersistenceError`) and left untouched."""
+        if registry().get(type(self).__name__) is not type(self):
+            raise PersistenceError(f"save: expected a registered diffad detector, got {type(self).__name__}. "
+                                   "Decorate its class with diffad.detectors.base.register.")
+        return save_model(self, path, option=option)
 
     # ------------------------------------------------------------------ shared mechanics
     def _validate(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..training import seeded
 from .data import FewShotSplit
-from .generator import dihedral, to_unit
+from .images import dihedral, to_unit
 from .models import Segmenter
 
 __all__ = [

@@ -37,6 +37,8 @@ from ..fsio import atomic_write_text
 from ..training import resolve_device, seeded
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
+from .evaluate import defect_contrast
+from .images import dihedral, to_uint8, to_unit
 from .models import (
     AnomalyConditioner,
     ImageGenConfig,
@@ -47,28 +49,6 @@ from .models import (
 )
 
 __all__ = ["AnomalyDiffusion", "to_unit", "to_uint8", "dihedral"]
-
-
-def to_unit(images: np.ndarray) -> torch.Tensor:
-    """uint8 (n, 3, H, W) -> float tensor in [-1, 1]."""
-    return torch.as_tensor(np.asarray(images), dtype=torch.float32) / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float tensor in [-1, 1] -> uint8 array."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
-def dihedral(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Apply the dihedral transform ``k[i]`` (0..7: rotation by ``k % 4`` quarter turns, then a
-    horizontal flip when ``k >= 4``) to each square image ``x[i]`` (B, C, H, W)."""
-    out = x.clone()
-    for code in range(8):
-        sel = k == code
-        if sel.any():
-            y = torch.rot90(x[sel], code % 4, dims=(-2, -1))
-            out[sel] = y.flip(-1) if code >= 4 else y
-    return out
 
 
 def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -446,8 +426,6 @@ class AnomalyDiffusion:
         ``images`` with their ``masks`` (the few-shot training images: no held-out image is read).
         Returns ``{"real": {type: contrast}, "grid": {value: {type: contrast}}, "chosen": {type: value}}``.
         """
-        from .evaluate import defect_contrast
-
         self._require("prior", "conditioner", "mask_model")
         grid = [float(g) for g in grid]
         if not grid or any(not 0.0 <= g <= 1.0 for g in grid):

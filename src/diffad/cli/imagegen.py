@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from .config import parse_assignments
-from .exceptions import DiffadError
+from ..config import parse_assignments
+from ..exceptions import DiffadError
+from ._common import exit_error, parse_ints, parse_list
 
 imagegen_app = typer.Typer(help='Few-shot anomaly image generation (AnomalyDiffusion); needs `pip install "diffad[image]"`.',
                            no_args_is_help=True)
@@ -25,15 +26,9 @@ Device = Annotated[str | None, typer.Option(help="cpu, cuda ... (default: cuda w
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
-def _fail(exc: Exception) -> None:
-    from .cli import _fail as fail  # the main CLI's error format and exit code
-
-    fail(exc)
-
-
 def _split(model: Path, data_dir: str | None = None, name: str | None = None):
     """:func:`diffad.imagegen.data.model_split`, imported only when a command runs (keeps `--help` fast)."""
-    from .imagegen.data import model_split
+    from ..imagegen.data import model_split
 
     return model_split(model, data_dir, name)
 
@@ -41,7 +36,7 @@ def _split(model: Path, data_dir: str | None = None, name: str | None = None):
 def _load(model: Path, device: str | None, quiet: bool, sampling: list[str] | None = None):
     """Load a model folder; ``sampling``: ``--set KEY=VALUE`` changes of its sampling settings for this run
     (not saved)."""
-    from .imagegen import AnomalyDiffusion
+    from ..imagegen import AnomalyDiffusion
 
     if not (model / "data.json").is_file():
         raise DiffadError(f"{model}: not a model folder (no data.json); run `diffad imagegen train-prior --model {model}` first")
@@ -66,7 +61,7 @@ def train_prior(
     quiet: Quiet = False,
 ) -> None:
     """Stage 1: train the diffusion prior on the normal images and freeze it."""
-    from .imagegen import AnomalyDiffusion, ImageGenConfig
+    from ..imagegen import AnomalyDiffusion, ImageGenConfig
 
     try:
         cfg = ImageGenConfig.from_dict({"size": size, **parse_assignments(set_)})
@@ -77,7 +72,7 @@ def train_prior(
         gen = AnomalyDiffusion(cfg, seed=seed, device=device, verbose=not quiet).fit_prior(split.normal)
         gen.save(model)
     except (DiffadError, ValueError) as exc:
-        _fail(exc)
+        exit_error(exc)
     typer.echo(f"prior: {gen.n_parameters['prior']:,} parameters, {len(split.normal)} normal images, "
                f"{cfg.prior_steps} steps in {gen.timings['prior']:.0f} s, final loss {gen.history['prior'][-1]:.4f}; saved to {model}")
 
@@ -117,7 +112,7 @@ def train_anomaly(
         gen.fit_masks(split.train_masks, split.train_kinds)
         gen.save(model)
     except (DiffadError, ValueError, TypeError, RuntimeError) as exc:
-        _fail(exc)
+        exit_error(exc)
     counts = {k: split.train_kinds.count(k) for k in gen.kinds}
     typer.echo(f"anomaly types {counts} (few-shot images per type); embeddings {gen.timings['anomaly']:.0f} s, "
                f"mask model {gen.timings['masks']:.0f} s; saved to {model}")
@@ -135,16 +130,14 @@ def calibrate(
     """Choose per anomaly type how strongly re-weighting switches the anomaly tokens off outside the
     mask, so that generated defects contrast with their surroundings as much as the few-shot real
     ones (no held-out image is read); saves the choice in the model folder."""
-    from .cli import _parse_list
-
     try:
-        values = _parse_list(grid, "--grid", float)
+        values = parse_list(grid, "--grid", float)
         gen = _load(model, device, quiet)
         split = _split(model)
         res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
                                         grid=values, n_per_kind=n_per_kind, seed=seed)
     except (DiffadError, ValueError, RuntimeError) as exc:
-        _fail(exc)
+        exit_error(exc)
     gen.save(model)
     typer.echo("median defect contrast (mask against its surroundings, 0..1 scale)")
     typer.echo(f"{'':<16}" + "".join(f"{k:>10}" for k in gen.kinds))
@@ -169,7 +162,7 @@ def generate(
     """Generate pairs: writes pairs.npz (images, masks, kinds) and grid.png."""
     import numpy as np
 
-    from .imagegen.plots import save_grid
+    from ..imagegen.plots import save_grid
 
     out = out or model / "generated"
     try:
@@ -179,7 +172,7 @@ def generate(
         split = _split(model)
         res = gen.generate(split.normal, n, kinds=[kind] * n if kind else None, seed=seed, reweight=reweight)
     except (DiffadError, ValueError, RuntimeError) as exc:
-        _fail(exc)
+        exit_error(exc)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "pairs.npz", images=res["images"], masks=res["masks"], kinds=np.array(res["kinds"]))
     k = min(n, 32)
@@ -204,21 +197,20 @@ def evaluate(
     stand-ins. Writes evaluation.json and grids."""
     import numpy as np
 
-    from .fsio import atomic_write_text
-    from .imagegen.evaluate import evaluate_generator
-    from .imagegen.plots import save_grid
+    from ..fsio import atomic_write_text
+    from ..imagegen.evaluate import evaluate_generator
+    from ..imagegen.plots import save_grid
 
     out = out or model / "evaluation"
     try:
         gen = _load(model, device, quiet, set_)
         split = _split(model)
-        from .cli import _parse_ints
 
-        seed_list = _parse_ints(seeds, "--seeds")
+        seed_list = parse_ints(seeds, "--seeds")
         res, samples = evaluate_generator(gen, split, n_per_kind=n_per_kind, seeds=seed_list, seg_steps=seg_steps,
                                           device=str(gen.device), verbose=not quiet)
     except (DiffadError, ValueError, RuntimeError) as exc:
-        _fail(exc)
+        exit_error(exc)
     res["model"] = {"config": gen.config.to_dict(), "kinds": gen.kinds, "timings": gen.timings, "parameters": gen.n_parameters,
                     "outside_weights": gen.outside_weights,
                     "data": json.loads((model / "data.json").read_text()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 from pathlib import Path
@@ -12,10 +11,10 @@ import numpy as np
 import pandas as pd
 import typer
 
-from . import __version__
-from .exceptions import ConfigError, DiffadError
-from .runtime import allocator_setting, keep_freed_memory
-from .validation import command_line
+from .._version import __version__
+from ..exceptions import ConfigError, DiffadError
+from ..runtime import allocator_setting, keep_freed_memory
+from ._common import exit_error, parse_ints, user_errors
 
 app = typer.Typer(help="diffad: anomaly detection with diffusion and masked-modelling models.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -26,30 +25,6 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Folder holding SMD/, SMAP_MSL/, NAB/ ... (default: $DIFFAD_DATA).", show_default=False),
 ]
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-def _user_errors(fn):
-    """Run a command with messages that name command-line options, and turn diffad's errors (and the
-    operating system's, such as a full disk) into a one-paragraph message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with command_line():
-            try:
-                return fn(*args, **kwargs)
-            except DiffadError as exc:
-                _fail(exc)
-            except OSError as exc:
-                where = f" ({exc.filename})" if exc.filename else ""
-                _fail(DiffadError(f"{exc.strerror or exc}{where}. Check the path and its permissions, and the free disk space."))
-
-    return wrapper
-
 
 
 @app.command()
@@ -78,7 +53,7 @@ def info() -> None:
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Registered dataset collections and how many entities of each are found under the data dir."""
-    from .data.loaders import COLLECTIONS, resolve_data_dir
+    from ..data.loaders import COLLECTIONS, resolve_data_dir
 
     try:
         root = resolve_data_dir(data_dir)
@@ -93,14 +68,14 @@ def data_list(data_dir: DataDir = None) -> None:
 
 
 @data_app.command("show")
-@_user_errors
+@user_errors
 def data_show(
     name: Annotated[str, typer.Argument(help="e.g. SMD/machine-1-2, SMAP, SMAP/A-1, NAB/realKnownCause/nyc_taxi, UCR/135, ADBench/6_cardio")],
     data_dir: DataDir = None,
     segments: Annotated[int, typer.Option(help="How many anomaly segments to list.")] = 10,
 ) -> None:
     """Shapes, channels, anomaly ratio and anomaly segments of one entity (or a summary of a collection)."""
-    from .data.loaders import list_entities, load_dataset, load_datasets
+    from ..data.loaders import list_entities, load_dataset, load_datasets
 
     try:
         names = list_entities(name, data_dir)
@@ -111,8 +86,8 @@ def data_show(
             return
         ds = load_dataset(name, data_dir)
     except DiffadError as exc:
-        _fail(exc)
-    from .data.series import runs
+        exit_error(exc)
+    from ..data.series import runs
 
     segs = list(zip(*(r.tolist() for r in runs(ds.test_labels)), strict=True))
     typer.echo(f"name           {ds.name}  ({ds.kind})")
@@ -133,15 +108,15 @@ def data_show(
 
 
 # ------------------------------------------------------------------------------------- evaluate
-from .report import PAPER_TAG  # noqa: E402
+from ..report import PAPER_TAG  # noqa: E402
 
 PA_TAG = "point-adjusted (inflated by design)"
 
 
 def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
     """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the only column)."""
-    from .data.loaders import read_csv_table
-    from .validation import fail
+    from ..data.loaders import read_csv_table
+    from ..validation import fail
 
     if not path.is_file():
         raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
@@ -172,7 +147,7 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
 
 
 @app.command()
-@_user_errors
+@user_errors
 def evaluate(
     scores: Annotated[Path, typer.Option(help="Scores: .npy, or a CSV with a 'score' column.")],
     labels: Annotated[Path, typer.Option(help="True 0/1 labels: .npy, or a CSV with a 'label' column.")],
@@ -187,7 +162,7 @@ def evaluate(
     """Metrics of a scored series: honest ones first, then point-adjusted and oracle numbers, tagged."""
     import json
 
-    from .metrics import evaluate as run_metrics
+    from ..metrics import evaluate as run_metrics
 
     try:
         s = _read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
@@ -195,7 +170,7 @@ def evaluate(
         p = _read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds") if preds else None
         result = run_metrics(y, s, p, window=window, oracle=oracle)
     except DiffadError as exc:
-        _fail(exc)
+        exit_error(exc)
     if as_json:
         tagged = {k: {"value": v, "tag": _tag(k)} if _tag(k) else v for k, v in result.items()}
         typer.echo(json.dumps(tagged, indent=2))
@@ -233,8 +208,8 @@ LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly")
 
 def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, label_col: str | None):
     """(series as a DataFrame with its channel names and timestamps, labels or None)."""
-    from .data.loaders import read_series
-    from .validation import check_labels
+    from ..data.loaders import read_series
+    from ..validation import check_labels
 
     series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
     frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
@@ -246,9 +221,9 @@ def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, labe
 
 def _make_detector(preset: str, overrides: dict, device: str | None, seed: int, verbose: bool):
     """The ImDiffusion preset with ``--set`` overrides, every parameter checked (nothing trained yet)."""
-    from .detectors import ImDiffusionDetector
-    from .training import resolve_device
-    from .validation import check_option
+    from ..detectors import ImDiffusionDetector
+    from ..training import resolve_device
+    from ..validation import check_option
 
     check_option(preset, PRESETS, name="--preset")
     valid = sorted(set(ImDiffusionDetector().get_params()) - {"checkpoint_dir", "device", "random_state", "verbose"})
@@ -308,9 +283,9 @@ def _check_outside(out: Path, **inputs: Path | None) -> None:
 
 def _detect(train: pd.DataFrame, test: pd.DataFrame, y, out: Path, det, resume: bool, extra: dict[str, str] | None = None) -> None:
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
-    from .fsio import atomic_write_text, check_output, claim, output_folder
-    from .persistence import write_model
-    from .report import write_run_files
+    from ..fsio import atomic_write_text, check_output, claim, output_folder
+    from ..persistence import write_model
+    from ..report import write_run_files
 
     check_output(out, "run", "--out")
     if y is not None and len(y) != len(test):
@@ -338,7 +313,7 @@ LabelCol = Annotated[str | None, typer.Option(help="Label column of the CSV/Parq
 
 
 @app.command()
-@_user_errors
+@user_errors
 def detect(
     train: TrainSeries,
     test: Annotated[Path, typer.Option(help="Series to score.")],
@@ -355,7 +330,7 @@ def detect(
 ) -> None:
     """Fit ImDiffusion on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html, run.json and model/. Every input is checked before training starts."""
-    from .config import parse_assignments
+    from ..config import parse_assignments
 
     det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
     tr, _ = _read_input(train, None, timestamp_col, label_col)
@@ -365,7 +340,7 @@ def detect(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def fit(
     train: TrainSeries,
     model: Annotated[Path, typer.Option(help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced).")],
@@ -380,9 +355,9 @@ def fit(
 ) -> None:
     """Fit ImDiffusion on a training series and save it; a checkpoint after every epoch lets --resume
     continue an interrupted fit."""
-    from .config import parse_assignments
-    from .fsio import claim
-    from .persistence import save
+    from ..config import parse_assignments
+    from ..fsio import claim
+    from ..persistence import save
 
     det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
     tr, _ = _read_input(train, None, timestamp_col, label_col)
@@ -393,7 +368,7 @@ def fit(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def score(
     model: Annotated[Path, typer.Option(help="Folder written by `diffad fit` or `diffad detect`.")],
     test: Annotated[Path, typer.Option(help="Series to score.")],
@@ -405,9 +380,9 @@ def score(
     """Score a series with a saved model; writes the same files as `detect` (a model inside OUT is kept)."""
     import shutil
 
-    from .fsio import check_output, output_folder
-    from .persistence import load
-    from .report import write_run_files
+    from ..fsio import check_output, output_folder
+    from ..persistence import load
+    from ..report import write_run_files
 
     det = load(model)
     te, y = _read_input(test, labels, timestamp_col, label_col)
@@ -423,7 +398,7 @@ def score(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")] = Path("diffad-out/demo"),
     seed: Seed = 0,
@@ -432,7 +407,7 @@ def demo(
     """Generate a synthetic multivariate series with labelled anomalies, run `detect` with the fast
     preset on it, print the metrics and where the report is. The generated train.csv and test.csv are
     part of the run folder."""
-    from .data.synthetic import make_series
+    from ..data.synthetic import make_series
 
     data = make_series(n_train=3000, n_test=3000, n_channels=8, n_anomalies=12, seed=seed)
     cols = [f"metric_{i}" for i in range(data.train.shape[1])]
@@ -445,7 +420,7 @@ def demo(
 
 # ------------------------------------------------------------------------------------------- bench
 @app.command()
-@_user_errors
+@user_errors
 def bench(
     target: Annotated[str | None, typer.Argument(help="CONFIG.toml to run, or `report` followed by a run folder.")] = None,
     run_dir: Annotated[Path | None, typer.Argument(help="With `report`: the run folder (results/<name>).")] = None,
@@ -462,8 +437,8 @@ def bench(
     `diffad bench report RUN` to turn a run into markdown tables and figures."""
     import dataclasses
 
-    from .bench import load_config, preset_names, run_bench, tables, write_report
-    from .bench.report import collect
+    from ..bench import load_config, preset_names, run_bench, tables, write_report
+    from ..bench.report import collect
 
     try:
         if list_presets:
@@ -480,12 +455,12 @@ def bench(
         if data_dir is not None:
             cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
         if seeds is not None:
-            cfg = cfg.only_seeds(_parse_ints(seeds, "--seeds"))
+            cfg = cfg.only_seeds(parse_ints(seeds, "--seeds"))
         if datasets is not None:
             cfg = cfg.only_datasets(tuple(d.strip() for d in datasets.split(",") if d.strip()))
         summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
     except DiffadError as exc:
-        _fail(exc)
+        exit_error(exc)
     typer.echo(f"{summary['cells']} cells: {summary['ran']} run, {summary['skipped']} already finished, {len(summary['errors'])} failed")
     for cell, err in summary["errors"].items():
         typer.secho(f"failed: {cell}\n{err}", fg=typer.colors.RED, err=True)
@@ -499,21 +474,8 @@ experiment_app = typer.Typer(help="Experiment suites of a detector (results/<det
 app.add_typer(experiment_app, name="experiment")
 
 
-def _parse_list(text: str, option: str, kind: type = int) -> tuple:
-    """Comma-separated values of ``kind`` (int or float) from an option's text."""
-    try:
-        return tuple(kind(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        what, example = ("integers", "0,1,2") if kind is int else ("numbers", "0,0.5,1")
-        raise DiffadError(f"{option}: expected comma-separated {what} such as {example}, got {text!r}.") from None
-
-
-def _parse_ints(text: str, option: str) -> tuple[int, ...]:
-    return _parse_list(text, option, int)
-
-
 @experiment_app.command("sdmae")
-@_user_errors
+@user_errors
 def experiment_sdmae(
     suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
     dataset: Annotated[list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")] = None,
@@ -527,15 +489,15 @@ def experiment_sdmae(
 ) -> None:
     """Self-distilled masked autoencoder: masking strategies, ablations or the hyper-parameter grid,
     over datasets and seeds, with PCA and Isolation Forest in the same run (honest protocol)."""
-    from .config import parse_assignments
-    from .experiments.sdmae import run_suite, summarise
+    from ..config import parse_assignments
+    from ..experiments.sdmae import run_suite, summarise
 
     try:
-        seed_list = list(_parse_ints(seeds, "--seeds"))
+        seed_list = list(parse_ints(seeds, "--seeds"))
         folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, parse_assignments(set_), baselines=not no_baselines,
                            data_dir=str(data_dir) if data_dir else None, metric_window=metric_window, verbose=not quiet)
     except (DiffadError, ValueError) as exc:
-        _fail(exc)
+        exit_error(exc)
     import json
 
     records = json.loads((folder / "results.json").read_text())["records"]
@@ -546,7 +508,7 @@ def experiment_sdmae(
     typer.echo(f"results: {folder}")
 
 
-from .cli_imagegen import imagegen_app  # noqa: E402
+from .imagegen import imagegen_app  # noqa: E402
 
 app.add_typer(imagegen_app, name="imagegen")
 
