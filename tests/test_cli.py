@@ -127,3 +127,10 @@ def test_fit_command_and_bad_preset(tmp_path):
     assert r.exit_code == 2 and "one of ['fast', 'paper']" in r.output
     r = runner.invoke(app, ["score", "--model", str(tmp_path / "nothing"), "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "not a folder" in r.output
+
+
+def test_version():
+    import diffad
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"diffad {diffad.__version__}"

@@ -27,6 +27,19 @@ DataDir = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"diffad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """diffad: anomaly detection with diffusion and masked-modelling models."""
+
+
 @app.command()
 def info() -> None:
     """Versions, compute device, thread count and allocator setting."""
