@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from diffad import ImDiffusionDetector
-from diffad.bench.runner import paper_imdiffusion_rule, paper_vote
+from diffad.protocols import paper_imdiffusion_rule, paper_vote
 from diffad.data import load_dataset
 from diffad.data.series import time_split
 from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_channels, step_thresholds

@@ -202,7 +202,10 @@ def _fake_set(name):
 
 
 def test_paper_protocol_follows_the_published_rule_of_each_collection():
-    from diffad.bench.runner import PER_ENTITY_RATIOS, _paper_metrics
+    from diffad.protocols import PER_ENTITY_RATIOS, paper_metrics
+
+    def _paper_metrics(det, ds, scores, window, r):
+        return paper_metrics(det, ds.test, ds.test_labels, scores, window=window, default_r=r, dataset=ds.name)
 
     ds, errors = _fake_set("SMD/machine-x")
     det = _StepErrors(errors)
@@ -258,7 +261,7 @@ def test_rank_table_ranks_only_datasets_every_detector_finished_and_names_the_re
 def test_paper_vote_on_stored_errors():
     import numpy as np
 
-    from diffad.bench.runner import PER_ENTITY_RATIOS, paper_vote
+    from diffad.protocols import PER_ENTITY_RATIOS, paper_vote
 
     y = np.zeros(1000, dtype=int)
     y[500:520] = 1

@@ -21,26 +21,21 @@ import pandas as pd
 from ._version import __version__
 from .fsio import RUN_FORMAT, atomic_write_text, output_folder
 from .plotting import plot_detection
+from .protocols import PAPER_TAG, paper_metrics
 from .validation import check_labels
 
 __all__ = ["write_run", "write_run_files", "PAPER_TAG", "RUN_FORMAT"]
 
-PAPER_TAG = "paper-protocol (uses test labels)"
-
-
 def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, Any]:
+    """Honest metrics, and beside them (tagged) the point-adjusted and oracle values of ``evaluate`` and
+    the detector's paper protocol (:func:`diffad.protocols.paper_metrics`)."""
     from .metrics import HONEST_KEYS, evaluate
 
     r = evaluate(labels, scores, preds, window=window)
     out: dict[str, Any] = {"honest": {k: v for k, v in r.items() if k in HONEST_KEYS}}
     paper = {k: v for k, v in r.items() if k not in out["honest"]}
-    votes = getattr(detector, "votes", None)
-    if votes is not None:  # the ImDiffusion paper protocol: vote level chosen on the test labels
-        from .thresholds import oracle_vote_xi
-
-        xi, f1 = oracle_vote_xi(labels, votes(test_values), detector.ensemble_steps)
-        paper["PA-F1 (best vote level xi on test labels)"] = f1
-        paper["xi chosen on test labels"] = xi
+    protocol = paper_metrics(detector, test_values, labels, scores, window=window)
+    paper.update({f"paper protocol: {k}": v for k, v in protocol.items() if k != "R-AUC-PR"})
     out[PAPER_TAG] = paper
     return out
 

@@ -53,7 +53,7 @@ class BenchConfig:
     protocols: tuple[str, ...] = PROTOCOLS
     metric_window: int = 100  # window of VUS and range-AUC
     # ImDiffusion paper protocol: r of the last step on sets without a published rule (SMD and GCP choose
-    # r per entity on the test labels; see runner.PAPER_IMDIFFUSION_RULES)
+    # r per entity on the test labels; see diffad.protocols.PAPER_IMDIFFUSION_RULES)
     vote_ratio_paper: float = 0.02
     data_dir: str | None = None
     # tabular sets (ADBench): "semi-supervised" = train on a random half of the normal rows, test on the

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..fsio import atomic_write_text
-from .runner import PAPER_TAG
+from ..protocols import PAPER_TAG
 
 __all__ = ["collect", "tables", "write_report"]
 

@@ -27,19 +27,14 @@ from ..metrics import (
     auc_roc,
     evaluate,
     f1_score,
-    pa_f1_oracle,
-    pa_precision_recall,
-    range_auc,
 )
-from ..metrics import average_detection_delay as add
 from ..metrics.interpretation import interpretation_scores, zscore_attribution
+from ..protocols import PAPER_TAG, paper_metrics
 from ..runtime import allocator_setting, keep_freed_memory
-from ..thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 from .config import BenchConfig, DetectorSpec
 
 __all__ = ["Cell", "plan", "run_bench", "cell_dir", "tabular_split"]
 
-PAPER_TAG = "paper-protocol (uses test labels)"
 
 
 def _safe(name: str) -> str:
@@ -59,54 +54,6 @@ def plan(cfg: BenchConfig) -> list[Cell]:
     for name in cfg.datasets:
         entities += [e for e in list_entities(name, cfg.data_dir) if e not in entities]
     return [(d, e, s) for d in cfg.detectors for e in entities for s in (d.seeds if d.seeds is not None else cfg.seeds)]
-
-
-# ImDiffusion's published protocol per collection: the per-step error (max or sum over channels) and the
-# last-step ratio r, a number or "per-entity" (chosen on the test labels from PER_ENTITY_RATIOS).
-PAPER_IMDIFFUSION_RULES: dict[str, tuple[str, float | str]] = {
-    "SMD": ("max", "per-entity"), "GCP": ("max", "per-entity"), "PSM": ("max", 0.02),
-    "SMAP": ("sum", 0.02), "MSL": ("sum", 0.02), "SWaT": ("sum", 0.02),
-}
-PER_ENTITY_RATIOS = np.round(np.arange(0.0005, 0.0396, 0.001), 4)  # 0.05 % .. 3.95 %
-
-
-def paper_imdiffusion_rule(dataset: str, default_r: float) -> tuple[str | None, float | str]:
-    """(per-step reduce or None for the detector's own, r) of the paper protocol for ``dataset``."""
-    return PAPER_IMDIFFUSION_RULES.get(dataset.split("/", 1)[0], (None, default_r))
-
-
-def paper_vote(labels: np.ndarray, step_errors: np.ndarray, rule_r: float | str) -> dict[str, Any]:
-    """ImDiffusion's paper protocol on per-step errors (n_steps, n) of a test series: vote thresholds
-    fitted on those test errors (as the published code does), the vote level xi (and r where ``rule_r``
-    is "per-entity", from ``PER_ENTITY_RATIOS``) chosen for the best point-adjusted F1 on the test labels."""
-    y = np.asarray(labels)
-    best: tuple[float, float, int, np.ndarray] | None = None
-    for ratio in (PER_ENTITY_RATIOS if rule_r == "per-entity" else [float(rule_r)]):
-        votes, _ = ensemble_vote(step_errors, fit_vote_thresholds(step_errors, float(ratio)), 0)
-        xi, f1 = oracle_vote_xi(y, votes, len(step_errors))
-        if best is None or f1 > best[0]:
-            best = (f1, float(ratio), xi, votes)
-    f1, ratio, xi, votes = best
-    preds = (votes > xi).astype(int)
-    precision, recall, _ = pa_precision_recall(y, preds)
-    return {"PA-F1": f1, "xi": xi, "r": ratio, "ADD": add(y, preds), "PA-precision": precision, "PA-recall": recall}
-
-
-def _paper_vote(det: Any, ds, r: float) -> dict[str, Any]:
-    """:func:`paper_vote` with the per-step error (max or sum over channels) and r of the dataset's rule."""
-    how, rule_r = paper_imdiffusion_rule(ds.name, r)
-    return {**paper_vote(ds.test_labels, det.step_errors(ds.test, reduce=how), rule_r), "reduce": how or det.error_reduce}
-
-
-def _paper_metrics(det: Any, ds, scores: np.ndarray, window: int, r: float) -> dict[str, Any]:
-    """The published protocol of the paper being reproduced; every number here uses the test labels."""
-    y = ds.test_labels
-    out: dict[str, Any] = {"R-AUC-PR": range_auc(y, scores, window)[1]}
-    if hasattr(det, "step_errors"):  # ImDiffusion: its own vote protocol
-        out.update(_paper_vote(det, ds, r))
-    else:  # baselines: the PA-F1 oracle over thresholds
-        out["PA-F1"] = pa_f1_oracle(y, scores)
-    return out
 
 
 def tabular_split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_rows: int | None
@@ -172,7 +119,8 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
             honest = evaluate(labels, scores, preds, window=cfg.metric_window, oracle=False)
             summary["honest"] = {k: v for k, v in honest.items() if k in HONEST_KEYS}
         if "paper" in cfg.protocols:
-            summary[PAPER_TAG] = _paper_metrics(det, ds, scores, cfg.metric_window, cfg.vote_ratio_paper)
+            summary[PAPER_TAG] = paper_metrics(det, ds.test, ds.test_labels, scores, window=cfg.metric_window,
+                                               default_r=cfg.vote_ratio_paper, dataset=ds.name)
         if ds.meta.get("interpretation"):
             summary["interpretation"] = _interpretation(det, train, test, ds.meta["interpretation"])
     out.mkdir(parents=True, exist_ok=True)

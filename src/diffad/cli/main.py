@@ -121,9 +121,7 @@ def data_show(
 
 
 # ------------------------------------------------------------------------------------- evaluate
-from ..report import PAPER_TAG  # noqa: E402
-
-PA_TAG = "point-adjusted (inflated by design)"
+from ..protocols import PA_TAG, PAPER_TAG  # noqa: E402
 
 
 def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
