@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy.special import gammaln, softmax
 from torch import nn
 
-from ..diffusion.ddpm import DDPMScheduler
+from ..diffusion import DDPMScheduler, make_betas
 from ..nn.layers import sinusoidal
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
 from ..validation import CONTAMINATION, POSITIVE, TRAINING, Boolean, IntTuple, Options, Real, fail
@@ -28,9 +28,8 @@ __all__ = ["DTENonParametric", "DTECategorical", "DTEInverseGamma", "DDPMTabular
 
 
 def diffusion_sigmas(n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01) -> np.ndarray:
-    """sigma_t^2 = 1 - alpha_bar_t for t = 1..T, shape (T,)."""
-    betas = np.linspace(beta_start, beta_end, n_steps)
-    return 1.0 - np.cumprod(1.0 - betas)
+    """sigma_t^2 = 1 - alpha_bar_t for t = 1..T, shape (T,), of the linear schedule (``diffad.diffusion``)."""
+    return 1.0 - np.cumprod(1.0 - make_betas(n_steps, beta_start, beta_end, "linear"))
 
 
 def inverse_gamma_logpdf(s: np.ndarray, alpha: float, beta: np.ndarray) -> np.ndarray:

@@ -14,7 +14,19 @@ from tqdm.auto import tqdm
 
 from ..data.scaling import SCALERS, fit_affine
 from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
-from ..diffusion import SCHEDULES, DDPMScheduler, forecast_mask, full_mask, grating_mask, random_mask
+from ..diffusion import (
+    PREDICTION_TYPES,
+    SAMPLERS,
+    SCHEDULES,
+    DDPMScheduler,
+    forecast_mask,
+    full_mask,
+    grating_mask,
+    imputation_timesteps,
+    impute,
+    random_mask,
+)
+from ..diffusion.imputation import OUTPUTS
 from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
@@ -42,7 +54,6 @@ __all__ = ["ImDiffusionDetector"]
 
 MODES = ("imputation", "forecasting", "reconstruction")
 TRAIN_MASKS = ("grating", "random")
-SAMPLERS = ("ddpm", "ddim")
 
 
 def channel_error_scale(errors: np.ndarray, axis: int) -> np.ndarray:
@@ -264,11 +275,11 @@ class ImDiffusionDetector(TorchDetector):
         "n_blocks": POSITIVE, "channels": POSITIVE, "heads": POSITIVE, "ff_dim": POSITIVE, "diffusion_embedding_dim": POSITIVE,
         "time_embedding_dim": POSITIVE, "feature_embedding_dim": POSITIVE, "n_steps": Integer(2),
         "beta_start": Real(0.0, 1.0, low_open=True, high_open=True), "beta_end": Real(0.0, 1.0, low_open=True, high_open=True),
-        "schedule": Options(*SCHEDULES), "prediction": Options("eps", "x0"), "train_mask": Options(*TRAIN_MASKS),
+        "schedule": Options(*SCHEDULES), "prediction": Options(*PREDICTION_TYPES), "train_mask": Options(*TRAIN_MASKS),
         "random_mask_ratio": FRACTION, "mode": Options(*MODES), "conditional": Boolean(), "temporal": Boolean(), "spatial": Boolean(),
         "ensemble_steps": POSITIVE, "ensemble_stride": POSITIVE, "error_reduce": Options("max", "sum"),
         "error_norm": Options("channel", "none"), "error_floor": Real(0.0), "vote_ratio": FRACTION, "vote_xi": AnyOf(Integer(0), NONE),
-        "sampler": Options(*SAMPLERS), "ddim_jumps": POSITIVE, "ensemble_output": Options("x0", "sample"),
+        "sampler": Options(*SAMPLERS), "ddim_jumps": POSITIVE, "ensemble_output": Options(*OUTPUTS),
         "validation_fraction": Real(0.0, 0.9, low_open=True), "scaler": Options(*SCALERS), "data_scale": Real(0.0, low_open=True), "inference_batch_size": POSITIVE,
         "grad_clip": AnyOf(Real(0.0, low_open=True), NONE), "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
     }
@@ -573,40 +584,22 @@ class ImDiffusionDetector(TorchDetector):
         noised forward to the current level with fresh noise. ``noise()`` draws the batch's noise;
         ``clip`` bounds the x_0 estimates (from the whole series, so no batch changes them).
         """
-        dev = x0.device
-        B = x0.shape[0]
         cond = observed * (1.0 - target)
         record = self._record_steps()
         sides = self._net.condition(cond, policy)
-        sched = self._sched
-        T = self.n_steps
-        start = T - 1
+        sched = self._sched.with_settings(prediction_type=self.prediction, sampler=self.sampler)
+        start = self.n_steps - 1
         x = noise()
         if self.mode == "reconstruction":  # partial diffusion of the input itself
-            start = min(record[-1] + self.ensemble_stride, T - 1)
+            start = min(record[-1] + self.ensemble_stride, self.n_steps - 1)
             x = sched.add_noise(x0, x, start)
-        if self.sampler == "ddim":
-            jumps = np.unique(np.linspace(start, record[-1], self.ddim_jumps + 1).round().astype(int))[::-1].tolist()
-            schedule = sorted(set(jumps[:-1]) | set(record), reverse=True)
-        else:
-            schedule = list(range(start, -1, -1))
-        out = torch.empty((len(record), *x0.shape), device=dev)
+        timesteps = imputation_timesteps(start, record, self.sampler, self.ddim_jumps)
+
+        def model(noisy: torch.Tensor, sample: torch.Tensor, t_vec: torch.Tensor) -> torch.Tensor:
+            return self._denoise(self._net_input(x0, cond, noisy, sample), t_vec, sides)
+
         with self._autocast():
-            for j, t in enumerate(schedule):
-                t_vec = torch.full((B,), t, device=dev, dtype=torch.long)
-                noisy = sched.add_noise(x0, noise(), t)
-                out_t = self._denoise(self._net_input(x0, cond, noisy, x), t_vec, sides).float()
-                eps = out_t if self.prediction == "eps" else sched.eps_from_x0(out_t.clamp(*clip), t, x)
-                if t in record and self.ensemble_output == "x0":
-                    out[record.index(t)] = sched.predict_x0(eps, t, x).clamp(*clip)
-                if self.sampler == "ddim":
-                    x = sched.ddim_step(eps, t, schedule[j + 1] if j + 1 < len(schedule) else -1, x, clip)
-                else:
-                    x = sched.step(eps, t, x, noise=noise() if t > 0 else None)
-                x = x * (1.0 - cond)  # only the generated region is a sample; keep the rest at zero
-                if t in record and self.ensemble_output == "sample":
-                    out[record.index(t)] = x
-        return out, x
+            return impute(model, sched, x0, cond, x, timesteps, record, noise, clip, self.ensemble_output)
 
     def _step_errors_scaled(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared imputation errors of the ensemble steps for a scaled series (n, K).

@@ -6,21 +6,33 @@ Equation numbers refer to Ho et al., "Denoising Diffusion Probabilistic Models" 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
+from ..validation import check_option
 from .schedules import make_betas
 
-__all__ = ["DDPMScheduler"]
+__all__ = ["DDPMScheduler", "PREDICTION_TYPES", "SAMPLERS"]
+
+PREDICTION_TYPES = ("eps", "x0")  # what the network predicts: the noise, or the clean values
+SAMPLERS = ("ddpm", "ddim")
 
 
 class DDPMScheduler:
     """Holds betas, alphas and cumulative alphas (as float32 tensors on ``device``) and the step rules.
 
     Index convention: ``t`` in ``0..T-1``; ``alpha_bar[t]`` is the product of ``alpha[0..t]``.
+    ``prediction_type``: what the network outputs (``"eps"``, the noise; ``"x0"``, the clean values);
+    ``sampler``: the reverse step of :meth:`reverse_step` (ancestral ``"ddpm"`` or deterministic ``"ddim"``).
     """
 
-    def __init__(self, n_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad", device: str | torch.device = "cpu"):
+    def __init__(self, n_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad", device: str | torch.device = "cpu",
+                 prediction_type: str = "eps", sampler: str = "ddpm"):
+        check_option(prediction_type, PREDICTION_TYPES, name="prediction")
+        check_option(sampler, SAMPLERS, name="sampler")
+        self.prediction_type, self.sampler = prediction_type, sampler
         betas = make_betas(n_steps, beta_start, beta_end, kind)
         alphas = 1.0 - betas
         alpha_bar = np.cumprod(alphas)
@@ -77,3 +89,25 @@ class DDPMScheduler:
             x0_hat = x0_hat.clamp(*clip)
             eps = self.eps_from_x0(x0_hat, t, x_t)
         return ab_prev.sqrt() * x0_hat + (1.0 - ab_prev).sqrt() * eps
+
+    def with_settings(self, *, prediction_type: str, sampler: str) -> DDPMScheduler:
+        """The same schedule (tensors shared) with another prediction type or sampler."""
+        check_option(prediction_type, PREDICTION_TYPES, name="prediction")
+        check_option(sampler, SAMPLERS, name="sampler")
+        other = copy.copy(self)
+        other.prediction_type, other.sampler = prediction_type, sampler
+        return other
+
+    def to_eps(self, model_output: torch.Tensor, t: int, x_t: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
+        """The noise implied by the network's output at step t: the output itself for ``"eps"``; for
+        ``"x0"``, eq. (4) solved for the noise from the clean-value estimate bounded by ``clip``."""
+        if self.prediction_type == "eps":
+            return model_output
+        return self.eps_from_x0(model_output.clamp(*clip), t, x_t)
+
+    def reverse_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, noise, clip: tuple[float, float]) -> torch.Tensor:
+        """x_t -> the sample at ``t_prev`` (``t - 1`` for DDPM; -1 means x_0) with this scheduler's
+        sampler; ``noise()`` draws the ancestral step's fresh noise (DDPM, t > 0 only)."""
+        if self.sampler == "ddim":
+            return self.ddim_step(eps, t, t_prev, x_t, clip)
+        return self.step(eps, t, x_t, noise=noise() if t > 0 else None)
