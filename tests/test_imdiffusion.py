@@ -138,10 +138,17 @@ def test_unconditional_path_never_reads_clean_masked_values(fitted):
     dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="channel"),
     dict(error_norm="channel", error_floor=0.1), dict(scaler="standard"),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
-def test_ablations_run(kw, data):
+def test_ablations_run(kw, data, base_scores):
+    """Each ablation switch runs and changes the scores it controls (an ignored flag would not)."""
     det = tiny(max_epochs=1, **kw).fit(data.train)
     s = det.decision_function(data.test)
     assert s.shape == (200,) and np.isfinite(s).all()
+    assert not np.array_equal(s, base_scores)
+
+
+@pytest.fixture(scope="module")
+def base_scores(data):
+    return tiny(max_epochs=1).fit(data.train).decision_function(data.test)
 
 
 def test_presets():

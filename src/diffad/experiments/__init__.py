@@ -1,0 +1,1 @@
+"""Experiment suites of a detector (``diffad experiment ...``)."""
