@@ -523,24 +523,3 @@ def test_an_internal_error_prints_a_short_message_and_logs_the_traceback(tmp_pat
     logs = list((tmp_path / "state" / "diffad").glob("error-*.log"))
     assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "boom" in logs[0].read_text()
 
-
-def test_write_run_from_python_is_one_unit_and_refuses_foreign_folders(tmp_path):
-    from diffad.report import write_run
-
-    X = np.random.default_rng(0).normal(size=(300, 3))
-    det = PCADetector().fit(X)
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "a.txt").write_text("x")
-    with pytest.raises(PersistenceError, match="did not write"):
-        write_run(tmp_path / "mine", det, X)
-    with pytest.raises(DataValidationError, match="labels length"):
-        write_run(tmp_path / "r", det, X, labels=np.zeros(5))
-    assert not (tmp_path / "r").exists()
-    result = write_run(tmp_path / "r", det, X, labels=(X[:, 0] > 2).astype(int))
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["metrics.json", "plot.png", "report.html", "run.json", "scores.csv"]
-    assert all(f.parent == tmp_path / "r" and f.is_file() for f in result["files"])
-
-
-def test_the_report_names_the_channels_to_blame(fitted_run):
-    text = (fitted_run / "report.html").read_text()
-    assert "Channels to blame" in text and any(f"<td>{c}</td>" in text for c in ("a", "b", "c"))
