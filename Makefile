@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: venv test demo lint bench-metrics clean
+.PHONY: venv test demo lint format wheel-check bench-metrics clean
 
 # The stamp is rebuilt when pyproject.toml changes. torch goes in first so that pip does not pull a
 # multi-GB CUDA build as a dependency of the package.
@@ -26,7 +26,22 @@ bench-metrics: venv
 	taskset -c 0 $(BIN)/python benchmarks/metrics_speed.py $(if $(REFERENCE_PYTHON),--reference-python $(REFERENCE_PYTHON))
 
 lint: venv
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: venv
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+# Build the wheel, install it into a clean virtual environment (torch first) and run the demo from it.
+wheel-check: venv
+	rm -rf dist build/wheel-venv build/wheel-demo
+	$(BIN)/pip install --quiet build
+	$(BIN)/python -m build --wheel --outdir dist .
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/pip install --quiet "torch==$(TORCH_VERSION)"
+	build/wheel-venv/bin/pip install --quiet dist/diffad-*.whl
+	cd build && wheel-venv/bin/diffad --version && wheel-venv/bin/diffad demo --out wheel-demo --quiet
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
