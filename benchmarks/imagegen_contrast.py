@@ -49,11 +49,19 @@ def main() -> None:
     for c in args.contrast:
         split = few_shot_split(make_defect_images(contrast=c, seed=args.seed), 1 / 3)
         t0 = time.perf_counter()
-        res = downstream(split, {"real few-shot only": {"images": split.train_images[:0], "masks": split.train_masks[:0]},
-                                 "crop-and-paste": crop_paste(split, args.n_pairs, seed=0)},
-                         seeds=tuple(args.seg_seeds), steps=args.seg_steps)
+        res = downstream(
+            split,
+            {
+                "real few-shot only": {"images": split.train_images[:0], "masks": split.train_masks[:0]},
+                "crop-and-paste": crop_paste(split, args.n_pairs, seed=0),
+            },
+            seeds=tuple(args.seg_seeds),
+            steps=args.seg_steps,
+        )
         for name, r in res.items():
-            print(f"| {c:g} | {name} | {r['mean']['pixel_AUROC']:.3f} | {r['mean']['pixel_AP']:.3f} | {time.perf_counter() - t0:.0f} |")
+            print(
+                f"| {c:g} | {name} | {r['mean']['pixel_AUROC']:.3f} | {r['mean']['pixel_AP']:.3f} | {time.perf_counter() - t0:.0f} |"
+            )
 
 
 if __name__ == "__main__":

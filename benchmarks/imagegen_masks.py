@@ -49,15 +49,21 @@ def shape_stats(masks: np.ndarray) -> dict[str, float]:
             length.append(proj.max() - proj.min() + 1)
         else:
             length.append(0.0)
-    return {"area": float(np.mean(area)), "components": float(np.mean(comps)), "core": float(np.mean(core)),
-            "length": float(np.mean(length))}
+    return {
+        "area": float(np.mean(area)),
+        "components": float(np.mean(comps)),
+        "core": float(np.mean(core)),
+        "length": float(np.mean(length)),
+    }
 
 
 def report(name: str, masks: np.ndarray, kinds: list[str], types: list[str]) -> None:
     kinds = np.asarray(kinds)
     for k in types:
         s = shape_stats(masks[kinds == k])
-        print(f"| {name} | {k} | {int((kinds == k).sum())} | {s['area']:.1f} | {s['components']:.2f} | {s['core']:.2f} | {s['length']:.1f} |")
+        print(
+            f"| {name} | {k} | {int((kinds == k).sum())} | {s['area']:.1f} | {s['components']:.2f} | {s['core']:.2f} | {s['length']:.1f} |"
+        )
 
 
 def main() -> None:

@@ -35,8 +35,15 @@ from diffad.imagegen.generator import masked_noise_loss, to_unit
 from diffad.imagegen.models import make_scheduler
 
 
-def masked_loss(gen: AnomalyDiffusion, sched, x: torch.Tensor, m: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
-                noise: torch.Tensor) -> torch.Tensor:
+def masked_loss(
+    gen: AnomalyDiffusion,
+    sched,
+    x: torch.Tensor,
+    m: torch.Tensor,
+    cond: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:
     """The anomaly stage's loss (noise MSE over the mask pixels) of ``cond`` on noised copies of ``x``."""
     b = len(t)
     xt = sched.add_noise(x.expand(b, -1, -1, -1), noise, t)
@@ -44,8 +51,16 @@ def masked_loss(gen: AnomalyDiffusion, sched, x: torch.Tensor, m: torch.Tensor, 
     return masked_noise_loss(pred, noise, m.expand(b, -1, -1, -1))
 
 
-def fit_condition(gen: AnomalyDiffusion, x: torch.Tensor, m: torch.Tensor, start: torch.Tensor, steps: int, lr: float,
-                  batch: int, seed: int) -> tuple[torch.Tensor, list[float]]:
+def fit_condition(
+    gen: AnomalyDiffusion,
+    x: torch.Tensor,
+    m: torch.Tensor,
+    start: torch.Tensor,
+    steps: int,
+    lr: float,
+    batch: int,
+    seed: int,
+) -> tuple[torch.Tensor, list[float]]:
     """Every token of one condition, fitted to one defect with the prior frozen."""
     sched = make_scheduler(gen.config)
     cond = start.detach().clone().requires_grad_(True)
@@ -79,13 +94,15 @@ def main() -> None:
     unknown = sorted(set(kinds) - set(gen.kinds))
     if unknown:
         ap.error(f"unknown defect types {unknown}; the model has {gen.kinds}")
-    print(f"{args.model}: {torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"{args.model}: {torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     rows = []
     for i, kind in enumerate(split.train_kinds):
         if kind not in kinds:
             continue
-        x = to_unit(split.train_images[i:i + 1]).to(gen.device)
-        m = torch.as_tensor(split.train_masks[i:i + 1] > 0, dtype=torch.float32, device=gen.device)[:, None]
+        x = to_unit(split.train_images[i : i + 1]).to(gen.device)
+        m = torch.as_tensor(split.train_masks[i : i + 1] > 0, dtype=torch.float32, device=gen.device)[:, None]
         label = torch.tensor([gen.kinds.index(kind)], device=gen.device)
         with torch.no_grad():
             learned = gen.conditioner(label, m, x)
@@ -97,28 +114,59 @@ def main() -> None:
         noise = torch.randn((256, *x.shape[1:]), generator=g, device=gen.device)
         sched = make_scheduler(gen.config)
         with torch.no_grad():
-            loss = {name: float(masked_loss(gen, sched, x, m, c, t, noise))
-                    for name, c in [("prior layout", gen.prior_condition(x)), ("anomaly stage", learned), ("fitted", fitted)]}
-        masks = np.repeat(split.train_masks[i:i + 1], args.n, axis=0)
-        contrast = {"real": float(defect_contrast(split.train_images[i:i + 1], split.train_masks[i:i + 1], signed=True)[0])}
+            loss = {
+                name: float(masked_loss(gen, sched, x, m, c, t, noise))
+                for name, c in [
+                    ("prior layout", gen.prior_condition(x)),
+                    ("anomaly stage", learned),
+                    ("fitted", fitted),
+                ]
+            }
+        masks = np.repeat(split.train_masks[i : i + 1], args.n, axis=0)
+        contrast = {
+            "real": float(
+                defect_contrast(split.train_images[i : i + 1], split.train_masks[i : i + 1], signed=True)[0]
+            )
+        }
         for name, c in [("anomaly stage", None), ("fitted", fitted.expand(args.n, -1, -1))]:
             for reweight in (True, False):
-                out = gen.generate(split.normal, args.n, kinds=[kind] * args.n, masks=masks, seed=args.seed,
-                                   reweight=reweight, conditions=c)
+                out = gen.generate(
+                    split.normal,
+                    args.n,
+                    kinds=[kind] * args.n,
+                    masks=masks,
+                    seed=args.seed,
+                    reweight=reweight,
+                    conditions=c,
+                )
                 key = f"{name}{'' if reweight else ', no re-weighting'}"
                 contrast[key] = float(np.nanmean(defect_contrast(out["images"], out["masks"], signed=True)))
         rows.append((kind, i, loss, contrast, losses, fit_s))
-        print(f"{kind} (training image {i}): fit {fit_s:.0f} s, loss over the fit {np.mean(losses[:max(1, args.steps // 8)]):.4f}"
-              f" -> {np.mean(losses[-max(1, args.steps // 8):]):.4f} (first / last eighth)", flush=True)
+        print(
+            f"{kind} (training image {i}): fit {fit_s:.0f} s, loss over the fit {np.mean(losses[: max(1, args.steps // 8)]):.4f}"
+            f" -> {np.mean(losses[-max(1, args.steps // 8) :]):.4f} (first / last eighth)",
+            flush=True,
+        )
 
     names = list(rows[0][3])
-    print("\nsigned defect contrast on the defect's own mask (0..1 scale; + brighter), generated over "
-          f"{args.n} normal images; masked loss on 256 fixed noised copies")
-    print("\n| defect | " + " | ".join(f"contrast: {n}" for n in names) + " | loss: prior layout | loss: anomaly stage | loss: fitted |")
+    print(
+        "\nsigned defect contrast on the defect's own mask (0..1 scale; + brighter), generated over "
+        f"{args.n} normal images; masked loss on 256 fixed noised copies"
+    )
+    print(
+        "\n| defect | "
+        + " | ".join(f"contrast: {n}" for n in names)
+        + " | loss: prior layout | loss: anomaly stage | loss: fitted |"
+    )
     print("|---|" + "---|" * (len(names) + 3))
     for kind, i, loss, contrast, _, _ in rows:
-        print(f"| {kind} ({i}) | " + " | ".join(f"{contrast[n]:+.3f}" for n in names) + " | "
-              + " | ".join(f"{loss[n]:.4f}" for n in ("prior layout", "anomaly stage", "fitted")) + " |")
+        print(
+            f"| {kind} ({i}) | "
+            + " | ".join(f"{contrast[n]:+.3f}" for n in names)
+            + " | "
+            + " | ".join(f"{loss[n]:.4f}" for n in ("prior layout", "anomaly stage", "fitted"))
+            + " |"
+        )
 
 
 if __name__ == "__main__":

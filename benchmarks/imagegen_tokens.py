@@ -52,8 +52,14 @@ PRIOR_NO_LAYOUT = "prior: no layout"
 
 
 @torch.no_grad()
-def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray, kinds: list[str], steps: list[int],
-                   seed: int = 0) -> dict[int, dict[str, dict[str, float]]]:
+def teacher_forced(
+    gen: AnomalyDiffusion,
+    images: np.ndarray,
+    masks: np.ndarray,
+    kinds: list[str],
+    steps: list[int],
+    seed: int = 0,
+) -> dict[int, dict[str, dict[str, float]]]:
     """{step: {defect type: {condition type: mean signed contrast of the predicted clean image}}}."""
     x = to_unit(images).to(gen.device)
     m = torch.as_tensor(masks > 0, dtype=torch.float32, device=gen.device)[:, None]
@@ -64,16 +70,26 @@ def teacher_forced(gen: AnomalyDiffusion, images: np.ndarray, masks: np.ndarray,
         noise = torch.randn(x.shape, generator=g, device=gen.device)
         a = alpha_bar[t]
         xt = a.sqrt() * x + (1 - a).sqrt() * noise
-        conditions = {cond_kind: gen.conditioner(torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device), m, x)
-                      for cond_kind in gen.kinds}
+        conditions = {
+            cond_kind: gen.conditioner(
+                torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device), m, x
+            )
+            for cond_kind in gen.kinds
+        }
         # the prior's own condition, for reference: the layout of the defective image itself, and no layout
         conditions[PRIOR_LAYOUT] = gen.prior_condition(x)
-        conditions[PRIOR_NO_LAYOUT] = gen.prior_condition(x, torch.zeros(len(x), dtype=torch.bool, device=gen.device))
+        conditions[PRIOR_NO_LAYOUT] = gen.prior_condition(
+            x, torch.zeros(len(x), dtype=torch.bool, device=gen.device)
+        )
         predicted = {}
         for name, cond in conditions.items():
             eps = gen.prior(xt, torch.tensor(t, device=gen.device), cond).sample
             x0 = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
-            predicted[name] = ((x0 + 1) * 127.5).cpu().numpy(), masks, kinds  # 0..255, as defect_contrast reads
+            predicted[name] = (
+                ((x0 + 1) * 127.5).cpu().numpy(),
+                masks,
+                kinds,
+            )  # 0..255, as defect_contrast reads
         out[t] = signed_contrast_by_kind(predicted, gen.kinds)
     return out
 
@@ -84,10 +100,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[50, 150, 300, 500])
     ap.add_argument("--n-per-type", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--shift", type=int, default=5, help="pixels the training masks are moved by (down and right)")
+    ap.add_argument(
+        "--shift", type=int, default=5, help="pixels the training masks are moved by (down and right)"
+    )
     ap.add_argument("--retrain", nargs="*", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--sample", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="sampling settings for this run (sample_steps, mask_sample_steps, resample, guidance), e.g. resample=4")
+    ap.add_argument(
+        "--sample",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="sampling settings for this run (sample_steps, mask_sample_steps, resample, guidance), e.g. resample=4",
+    )
     ap.add_argument("--save", type=Path)
     args = ap.parse_args()
     if args.save and not args.retrain:
@@ -100,8 +123,10 @@ def main() -> None:
         gen.config = dataclasses.replace(gen.config, **parse_assignments(args.retrain, "--retrain"))
         t0 = time.perf_counter()
         gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
-        print(f"anomaly stage refitted with {' '.join(args.retrain)}: {time.perf_counter() - t0:.0f} s "
-              f"({torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+        print(
+            f"anomaly stage refitted with {' '.join(args.retrain)}: {time.perf_counter() - t0:.0f} s "
+            f"({torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
+        )
         if args.save:
             gen.save(args.save)
             shutil.copy(args.model / "data.json", args.save / "data.json")
@@ -111,14 +136,21 @@ def main() -> None:
     want = [k for k in gen.kinds for _ in range(args.n_per_type)]
     drawn = gen.generate_masks(want, seed=args.seed + 1)
     # the training masks themselves (each type's masks in turn), which takes the mask model out, and moved
-    on_train = np.concatenate([np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds])
+    on_train = np.concatenate(
+        [np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds]
+    )
     train_masks = split.train_masks[on_train]
     moved = np.roll(train_masks, (args.shift, args.shift), axis=(1, 2))
     sets = {"real few-shot training defects": (split.train_images, split.train_masks, kinds)}
-    for where, masks in [("drawn masks", drawn), ("the training masks", train_masks),
-                         (f"the training masks moved by {args.shift} px", moved)]:
+    for where, masks in [
+        ("drawn masks", drawn),
+        ("the training masks", train_masks),
+        (f"the training masks moved by {args.shift} px", moved),
+    ]:
         for reweight in (True, False):
-            out = gen.generate(split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=reweight)
+            out = gen.generate(
+                split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=reweight
+            )
             name = f"generated on {where} ({args.n_per_type} per type{', re-weighting' if reweight else ''})"
             sets[name] = (out["images"], out["masks"], want)
         # nothing painted: the same normal images under the same masks
@@ -126,9 +158,15 @@ def main() -> None:
         # the prior alone: inpainting with its own condition of each edited normal image, no anomaly tokens
         with torch.no_grad():
             own = gen.prior_condition(to_unit(split.normal[out["normal_index"]]).to(gen.device))
-        plain = gen.generate(split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=False, conditions=own)
+        plain = gen.generate(
+            split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=False, conditions=own
+        )
         assert np.array_equal(plain["normal_index"], out["normal_index"])
-        sets[f"the prior's own condition of the edited normal image on {where}"] = (plain["images"], plain["masks"], want)
+        sets[f"the prior's own condition of the edited normal image on {where}"] = (
+            plain["images"],
+            plain["masks"],
+            want,
+        )
     rows = signed_contrast_by_kind(sets, gen.kinds)
     tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
 
@@ -137,10 +175,20 @@ def main() -> None:
 
     print("\nsigned defect contrast (mask minus its surroundings, 0..1 scale; + brighter)")
     print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
-    print(line("real few-shot training defects", {k: rows[k]["real few-shot training defects"] for k in gen.kinds}))
+    print(
+        line(
+            "real few-shot training defects",
+            {k: rows[k]["real few-shot training defects"] for k in gen.kinds},
+        )
+    )
     for t, by_kind in tf.items():
         for cond in [*gen.kinds, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
-            print(line(f"predicted clean image, t = {t}, {cond} condition", {k: by_kind[k][cond] for k in gen.kinds}))
+            print(
+                line(
+                    f"predicted clean image, t = {t}, {cond} condition",
+                    {k: by_kind[k][cond] for k in gen.kinds},
+                )
+            )
     for name in list(sets)[1:]:
         print(line(name, {k: rows[k][name] for k in gen.kinds}))
     with torch.no_grad():
@@ -148,11 +196,22 @@ def main() -> None:
         x = to_unit(split.train_images).to(gen.device)
         cond = gen.conditioner(torch.tensor([gen.kinds.index(k) for k in kinds], device=gen.device), m, x)
         c0 = gen.conditioner.n_normal
-        norms = {"normal (e_n)": cond[:, :c0], "anomaly (e_a)": cond[:, c0:c0 + gen.conditioner.n_anomaly],
-                 "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly:]}
-    print("\ntoken norms over the training defects (median, max): " +
-          "; ".join(f"{name} {v.norm(dim=-1).median():.2f}, {v.norm(dim=-1).max():.2f}" for name, v in norms.items()))
-    spread = max(max(v[c] for c in gen.kinds) - min(v[c] for c in gen.kinds) for by_kind in tf.values() for v in by_kind.values())
+        norms = {
+            "normal (e_n)": cond[:, :c0],
+            "anomaly (e_a)": cond[:, c0 : c0 + gen.conditioner.n_anomaly],
+            "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly :],
+        }
+    print(
+        "\ntoken norms over the training defects (median, max): "
+        + "; ".join(
+            f"{name} {v.norm(dim=-1).median():.2f}, {v.norm(dim=-1).max():.2f}" for name, v in norms.items()
+        )
+    )
+    spread = max(
+        max(v[c] for c in gen.kinds) - min(v[c] for c in gen.kinds)
+        for by_kind in tf.values()
+        for v in by_kind.values()
+    )
     print(f"\nlargest change of a defect type's predicted contrast between conditions: {spread:.4f}")
 
 

@@ -41,10 +41,13 @@ def references(ds) -> dict[str, tuple[float, float]]:
     lo, hi = ds.train.min(axis=0), ds.train.max(axis=0)
     a = 1.0 / np.where(hi > lo, hi - lo, 1.0)
     train, test = (ds.train - lo) * a, (ds.test - lo) * a  # the detector's min-max scaling
-    tail = train[int(0.9 * len(train)):]
+    tail = train[int(0.9 * len(train)) :]
     y = ds.test_labels
     out = {}
-    for name, imputer in (("strip interpolation", strip_interpolation), ("training mean", lambda X: np.broadcast_to(train.mean(axis=0), X.shape))):
+    for name, imputer in (
+        ("strip interpolation", strip_interpolation),
+        ("training mean", lambda X: np.broadcast_to(train.mean(axis=0), X.shape)),
+    ):
         scale = channel_error_scale((tail - imputer(tail)) ** 2, axis=0)
         score = ((test - imputer(test)) ** 2 / scale).max(axis=1)
         out[name] = (auc_pr(y, score), auc_roc(y, score))
@@ -54,7 +57,9 @@ def references(ds) -> dict[str, tuple[float, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--machines", nargs="+", default=["machine-1-2", "machine-1-5", "machine-2-1", "machine-2-4"])
+    ap.add_argument(
+        "--machines", nargs="+", default=["machine-1-2", "machine-1-5", "machine-2-1", "machine-2-4"]
+    )
     args = ap.parse_args()
     print("| machine | imputer | AUC-PR | AUC-ROC |\n|---|---|---|---|")
     for m in args.machines:

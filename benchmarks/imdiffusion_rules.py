@@ -33,17 +33,19 @@ from pathlib import Path
 import numpy as np
 
 from diffad import ImDiffusionDetector
-from diffad.protocols import paper_imdiffusion_rule, paper_vote
 from diffad.data import load_dataset
 from diffad.data.series import time_split
 from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_channels, step_thresholds
 from diffad.metrics import auc_pr, vus
+from diffad.protocols import paper_imdiffusion_rule, paper_vote
 
 RULES = [("channel", "max"), ("channel", "sum"), ("none", "max"), ("none", "sum")]
 FLOOR = 0.1  # --floor: the "channel-floor" rules use error_floor=FLOOR
 
 
-def raw_errors(name: str, data_dir: str | None, seed: int, errors_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def raw_errors(
+    name: str, data_dir: str | None, seed: int, errors_dir: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(validation-tail errors (R, n_val, K), test errors (R, n, K), test labels, fit + score seconds)."""
     path = errors_dir / f"{name.replace('/', '_')}-seed{seed}.npz"
     ds = load_dataset(name, data_dir)
@@ -75,30 +77,46 @@ def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_r
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--datasets", nargs="+", metavar="NAME",
-                    default=["SMD/machine-1-2", "SMD/machine-1-5", "SMD/machine-2-1", "SMD/machine-2-4"],
-                    help="registered dataset names (`diffad data list`), e.g. SMD/machine-1-2 or MSL")
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        metavar="NAME",
+        default=["SMD/machine-1-2", "SMD/machine-1-5", "SMD/machine-2-1", "SMD/machine-2-4"],
+        help="registered dataset names (`diffad data list`), e.g. SMD/machine-1-2 or MSL",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--errors-dir", default="results/imdiffusion-rules")
-    ap.add_argument("--floor", action="store_true",
-                    help=f"also score 'channel-floor': channel divisors floored at {FLOOR} x their per-step median")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help=f"also score 'channel-floor': channel divisors floored at {FLOOR} x their per-step median",
+    )
     args = ap.parse_args()
     rules = RULES + [("channel-floor", "max"), ("channel-floor", "sum")] if args.floor else RULES
     preset = ImDiffusionDetector.fast()
     vote_ratio = preset.vote_ratio
     rows = {rule: [] for rule in rules}
-    print("| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
-          "|---|---|---|---|---|---|---|", flush=True)
+    print(
+        "| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
+        "|---|---|---|---|---|---|---|",
+        flush=True,
+    )
     for m in args.datasets:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
         paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
         paper_reduce = paper_reduce or preset.error_reduce
-        pa = {norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"] for norm, _ in rules}
+        pa = {
+            norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"]
+            for norm, _ in rules
+        }
         for norm, reduce in rules:
             s = rule_score(val, test, norm, reduce, vote_ratio)
             pr, vpr = auc_pr(y, s), vus(y, s, 100)[1]
             rows[(norm, reduce)].append((pr, vpr, pa[norm]))
-            print(f"| {m} | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} | {pa[norm]:.3f} |", flush=True)
+            print(
+                f"| {m} | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} | {pa[norm]:.3f} |",
+                flush=True,
+            )
     for (norm, reduce), vals in rows.items():
         pr, vpr, pa_f1 = np.mean(vals, axis=0)
         print(f"| mean | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | | {pa_f1:.3f} |")

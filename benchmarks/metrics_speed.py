@@ -64,7 +64,17 @@ def main() -> None:
     ours = time.perf_counter() - t
     out = {"n": args.n, "segments": args.segments, "window": args.window, "diffad_evaluate_s": round(ours, 3)}
     if args.reference_python:
-        cmd = [args.reference_python, __file__, "--as-reference", "--n", str(args.n), "--segments", str(args.segments), "--window", str(args.window)]
+        cmd = [
+            args.reference_python,
+            __file__,
+            "--as-reference",
+            "--n",
+            str(args.n),
+            "--segments",
+            str(args.segments),
+            "--window",
+            str(args.window),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         ref = json.loads(res.stdout.strip().splitlines()[-1])["seconds"]
         out["reference_get_metrics_s"] = round(ref, 3)

@@ -23,8 +23,12 @@ def main(folders: list[str]) -> None:
     print("|---|---|" + "---|" * (len(KEYS) + 1))
     for name in dict.fromkeys(r["config"] for r in records):
         sel = [r for r in records if r["config"] == name]
-        cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in ([r["metrics"][k] for r in sel] for k in KEYS)]
-        print(f"| {name} | {len(sel)} | " + " | ".join(cells) + f" | {np.mean([r['fit_s'] for r in sel]):.0f} |")
+        cells = [
+            f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in ([r["metrics"][k] for r in sel] for k in KEYS)
+        ]
+        print(
+            f"| {name} | {len(sel)} | " + " | ".join(cells) + f" | {np.mean([r['fit_s'] for r in sel]):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,25 @@ from diffad.exceptions import DiffadError
 runner = CliRunner()
 
 # the smallest ImDiffusion that trains: CLI overrides and the same as keyword arguments
-TINY = dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
-            diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10,
-            ensemble_steps=3, ensemble_stride=2, batch_size=16, max_epochs=2, patience=1)
+TINY = dict(
+    window=16,
+    n_strips=4,
+    train_stride=4,
+    test_stride=8,
+    n_blocks=1,
+    channels=8,
+    heads=2,
+    ff_dim=16,
+    diffusion_embedding_dim=16,
+    time_embedding_dim=8,
+    feature_embedding_dim=4,
+    n_steps=10,
+    ensemble_steps=3,
+    ensemble_stride=2,
+    batch_size=16,
+    max_epochs=2,
+    patience=1,
+)
 SET = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")] + ["--quiet"]
 
 
@@ -43,7 +59,9 @@ def snapshot(root: Path) -> dict[str, str]:
     """Every file and folder under ``root`` with a hash of its content (folders: '<dir>')."""
     out = {}
     for p in sorted(root.rglob("*")):
-        out[str(p.relative_to(root))] = "<dir>" if p.is_dir() else hashlib.blake2b(p.read_bytes(), digest_size=8).hexdigest()
+        out[str(p.relative_to(root))] = (
+            "<dir>" if p.is_dir() else hashlib.blake2b(p.read_bytes(), digest_size=8).hexdigest()
+        )
     return out
 
 
@@ -57,7 +75,9 @@ def files(tmp_path, series):
     """train.csv, test.csv (with a label column), labels.npy in a fresh folder; cwd there."""
     cols = ["a", "b", "c"]
     pd.DataFrame(series.train, columns=cols).to_csv(tmp_path / "train.csv", index=False)
-    pd.DataFrame(series.test, columns=cols).assign(label=series.labels).to_csv(tmp_path / "test.csv", index=False)
+    pd.DataFrame(series.test, columns=cols).assign(label=series.labels).to_csv(
+        tmp_path / "test.csv", index=False
+    )
     np.save(tmp_path / "labels.npy", series.labels)
     return tmp_path
 
@@ -69,7 +89,19 @@ def fitted_run(tmp_path_factory, series):
     cols = ["a", "b", "c"]
     pd.DataFrame(series.train, columns=cols).to_csv(root / "train.csv", index=False)
     pd.DataFrame(series.test, columns=cols).assign(label=series.labels).to_csv(root / "test.csv", index=False)
-    r = runner.invoke(app, ["detect", "--train", str(root / "train.csv"), "--test", str(root / "test.csv"), "--out", str(root / "run"), *SET])
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            "--train",
+            str(root / "train.csv"),
+            "--test",
+            str(root / "test.csv"),
+            "--out",
+            str(root / "run"),
+            *SET,
+        ],
+    )
     assert r.exit_code == 0, r.output
     return root / "run"
 
@@ -101,13 +133,29 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
 
         shutil.copytree(fitted_run, d / "out")
         (d / "out" / "scores.csv").write_bytes((d / "test.csv").read_bytes())
-        return ["score", "--model", str(fitted_run / "model"), "--test", str(d / "out" / "scores.csv"), "--out", str(d / "out")]
+        return [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            str(d / "out" / "scores.csv"),
+            "--out",
+            str(d / "out"),
+        ]
     if case == "out is a file":
         (d / "o.txt").write_text("x")
         return ["score", "--model", str(fitted_run / "model"), "--test", test, "--out", str(d / "o.txt")]
     if case == "out below a file":
         (d / "o.txt").write_text("x")
-        return ["score", "--model", str(fitted_run / "model"), "--test", test, "--out", str(d / "o.txt" / "run")]
+        return [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            test,
+            "--out",
+            str(d / "o.txt" / "run"),
+        ]
     if case == "device cuda without CUDA":
         return ["detect", "--train", train, "--test", test, "--out", str(d / "out"), "--device", "cuda", *SET]
     if case == "device foo":
@@ -126,13 +174,43 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         return ["detect", "--train", train, "--test", str(d / "nope.csv"), "--out", str(d / "out"), *SET]
     if case == "labels of the wrong length":
         np.save(d / "short.npy", np.zeros(10, dtype=int))
-        return ["detect", "--train", train, "--test", test, "--labels", str(d / "short.npy"), "--out", str(d / "out"), *SET]
+        return [
+            "detect",
+            "--train",
+            train,
+            "--test",
+            test,
+            "--labels",
+            str(d / "short.npy"),
+            "--out",
+            str(d / "out"),
+            *SET,
+        ]
     if case == "labels not 0/1":
         np.save(d / "half.npy", np.full(200, 0.5))
-        return ["detect", "--train", train, "--test", test, "--labels", str(d / "half.npy"), "--out", str(d / "out"), *SET]
+        return [
+            "detect",
+            "--train",
+            train,
+            "--test",
+            test,
+            "--labels",
+            str(d / "half.npy"),
+            "--out",
+            str(d / "out"),
+            *SET,
+        ]
     if case == "NPZ labels not 0/1":
         np.savez(d / "t.npz", values=np.random.default_rng(0).normal(size=(200, 3)), labels=np.full(200, 256))
-        return ["score", "--model", str(fitted_run / "model"), "--test", str(d / "t.npz"), "--out", str(d / "out")]
+        return [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            str(d / "t.npz"),
+            "--out",
+            str(d / "out"),
+        ]
     if case == "header-only CSV":
         (d / "h.csv").write_text("a,b,c\n")
         return ["fit", "--train", str(d / "h.csv"), "--model", str(d / "m"), *SET]
@@ -153,10 +231,26 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         return ["fit", "--train", str(d / "u.csv"), "--model", str(d / "m"), *SET]
     if case == "test columns renamed":
         pd.read_csv(test).rename(columns={"a": "x"}).to_csv(d / "r.csv", index=False)
-        return ["score", "--model", str(fitted_run / "model"), "--test", str(d / "r.csv"), "--out", str(d / "out")]
+        return [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            str(d / "r.csv"),
+            "--out",
+            str(d / "out"),
+        ]
     if case == "test with other channel count":
         pd.read_csv(test).drop(columns=["c"]).to_csv(d / "r.csv", index=False)
-        return ["score", "--model", str(fitted_run / "model"), "--test", str(d / "r.csv"), "--out", str(d / "out")]
+        return [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            str(d / "r.csv"),
+            "--out",
+            str(d / "out"),
+        ]
     if case == "model with a bad parameter":
         import shutil
 
@@ -257,11 +351,31 @@ def test_a_new_run_replaces_the_old_one_whole(files, fitted_run):
     shutil.copytree(fitted_run, files / "out")
     assert (files / "out" / "metrics.json").is_file()
     pd.read_csv(files / "test.csv").drop(columns=["label"]).to_csv(files / "nolabel.csv", index=False)
-    r = runner.invoke(app, ["score", "--model", str(fitted_run / "model"), "--test", str(files / "nolabel.csv"), "--out", str(files / "out")])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(fitted_run / "model"),
+            "--test",
+            str(files / "nolabel.csv"),
+            "--out",
+            str(files / "out"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in (files / "out").iterdir())
-    assert names == ["plot.png", "report.html", "run.json", "scores.csv"]  # no stale metrics.json, no old model
-    assert json.loads((files / "out" / "run.json").read_text())["files"] == ["plot.png", "report.html", "scores.csv"]
+    assert names == [
+        "plot.png",
+        "report.html",
+        "run.json",
+        "scores.csv",
+    ]  # no stale metrics.json, no old model
+    assert json.loads((files / "out" / "run.json").read_text())["files"] == [
+        "plot.png",
+        "report.html",
+        "scores.csv",
+    ]
     assert not [p for p in files.iterdir() if p.name.startswith(".")]  # no staging or lock leftovers
 
 
@@ -269,7 +383,18 @@ def test_score_into_the_run_of_its_own_model_keeps_the_model(files, fitted_run):
     import shutil
 
     shutil.copytree(fitted_run, files / "out")
-    r = runner.invoke(app, ["score", "--model", str(files / "out" / "model"), "--test", str(files / "test.csv"), "--out", str(files / "out")])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(files / "out" / "model"),
+            "--test",
+            str(files / "test.csv"),
+            "--out",
+            str(files / "out"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert diffad.load(files / "out" / "model").n_features_in_ == 3
 
@@ -286,7 +411,9 @@ def test_save_refuses_foreign_folders_and_files_and_replaces_its_own(tmp_path):
             det.save(tmp_path / target)
     assert snapshot(tmp_path) == before
     det.save(tmp_path / "m")
-    (tmp_path / "m" / "mine.txt").write_text("x")  # a user file in a model folder: that folder is no longer ours alone
+    (tmp_path / "m" / "mine.txt").write_text(
+        "x"
+    )  # a user file in a model folder: that folder is no longer ours alone
     with pytest.raises(PersistenceError, match=r"also holds other files \(mine\.txt\)"):
         det.save(tmp_path / "m")
     (tmp_path / "m" / "mine.txt").unlink()
@@ -296,12 +423,28 @@ def test_save_refuses_foreign_folders_and_files_and_replaces_its_own(tmp_path):
 
 def test_a_second_writer_of_the_same_folder_is_refused(tmp_path, files):
     """Another process holds the folder (as a `detect` run does while it trains): a second run is refused."""
-    code = ("import sys, time; from diffad.fsio import claim\n"
-            "with claim(sys.argv[1], 'run'):\n    print('held', flush=True); time.sleep(60)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(files / "out")], stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; from diffad.fsio import claim\n"
+        "with claim(sys.argv[1], 'run'):\n    print('held', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(files / "out")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        r = runner.invoke(app, ["detect", "--train", str(files / "train.csv"), "--test", str(files / "test.csv"), "--out", str(files / "out"), *SET])
+        r = runner.invoke(
+            app,
+            [
+                "detect",
+                "--train",
+                str(files / "train.csv"),
+                "--test",
+                str(files / "test.csv"),
+                "--out",
+                str(files / "out"),
+                *SET,
+            ],
+        )
         assert r.exit_code == 2 and "another diffad process is writing this folder" in r.output, r.output
     finally:
         holder.kill()
@@ -324,22 +467,38 @@ def test_every_parameter_has_a_constraint_and_a_bad_value_is_refused_before_any_
             det.fit(X)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(batch_size=0), "batch_size"), (dict(batch_size=-4), "batch_size"), (dict(lr=-1.0), "lr"),
-    (dict(max_epochs=0), "max_epochs"), (dict(random_state=-1), "random_state"), (dict(device="foo"), "device"),
-    (dict(window=True), "window"), (dict(lr=float("nan")), "lr"), (dict(test_stride=20), "test_stride"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=-4), "batch_size"),
+        (dict(lr=-1.0), "lr"),
+        (dict(max_epochs=0), "max_epochs"),
+        (dict(random_state=-1), "random_state"),
+        (dict(device="foo"), "device"),
+        (dict(window=True), "window"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(test_stride=20), "test_stride"),
+    ],
+)
 def test_imdiffusion_parameters(kwargs, match, series):
     with pytest.raises(DataValidationError, match=match):
         ImDiffusionDetector(**{**TINY, **kwargs}).fit(series.train)
 
 
-@pytest.mark.parametrize("det, match", [
-    (PCADetector(n_components=10), "n_components: expected at most"), (PCADetector(n_components=-1), "n_components"),
-    (diffad.IsolationForestDetector(n_estimators=0), "n_estimators"), (diffad.IsolationForestDetector(max_samples="x"), "max_samples"),
-    (diffad.KNNDetector(n_neighbors=60), "n_neighbors: expected at most"), (diffad.LOFDetector(n_neighbors=0), "n_neighbors"),
-    (diffad.OCSVMDetector(nu=2.0), "nu"), (diffad.RandomDetector(contamination=0.7), "contamination"),
-])
+@pytest.mark.parametrize(
+    "det, match",
+    [
+        (PCADetector(n_components=10), "n_components: expected at most"),
+        (PCADetector(n_components=-1), "n_components"),
+        (diffad.IsolationForestDetector(n_estimators=0), "n_estimators"),
+        (diffad.IsolationForestDetector(max_samples="x"), "max_samples"),
+        (diffad.KNNDetector(n_neighbors=60), "n_neighbors: expected at most"),
+        (diffad.LOFDetector(n_neighbors=0), "n_neighbors"),
+        (diffad.OCSVMDetector(nu=2.0), "nu"),
+        (diffad.RandomDetector(contamination=0.7), "contamination"),
+    ],
+)
 def test_baseline_parameter_errors_are_diffads_own(det, match):
     with pytest.raises(DataValidationError, match=match):
         det.fit(np.random.default_rng(0).normal(size=(50, 4)))
@@ -357,7 +516,10 @@ def test_checkpoint_dir_that_is_a_file(tmp_path, series):
 
 
 def test_resume_on_a_detector_without_checkpoints():
-    with pytest.raises(DataValidationError, match=r"resume: expected a detector that writes training checkpoints \(ImDiffusionDetector"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"resume: expected a detector that writes training checkpoints \(ImDiffusionDetector",
+    ):
         PCADetector().fit(np.random.default_rng(0).normal(size=(50, 4)), resume=True)
 
 
@@ -366,9 +528,13 @@ def test_resume_refuses_a_checkpoint_of_other_data_or_parameters(tmp_path, serie
     with pytest.raises(PersistenceError, match="other training data or other parameters"):
         ImDiffusionDetector(**TINY, checkpoint_dir=str(tmp_path)).fit(series.train[::-1].copy(), resume=True)
     with pytest.raises(PersistenceError, match="other training data or other parameters"):
-        ImDiffusionDetector(**{**TINY, "window": 20, "test_stride": 10}, checkpoint_dir=str(tmp_path)).fit(series.train, resume=True)
+        ImDiffusionDetector(**{**TINY, "window": 20, "test_stride": 10}, checkpoint_dir=str(tmp_path)).fit(
+            series.train, resume=True
+        )
     # more epochs on the same data and parameters is a resume, not a mismatch
-    ImDiffusionDetector(**{**TINY, "max_epochs": 3}, checkpoint_dir=str(tmp_path)).fit(series.train, resume=True)
+    ImDiffusionDetector(**{**TINY, "max_epochs": 3}, checkpoint_dir=str(tmp_path)).fit(
+        series.train, resume=True
+    )
 
 
 def test_columns_are_matched_by_name(series, tmp_path):
@@ -381,7 +547,9 @@ def test_columns_are_matched_by_name(series, tmp_path):
     np.testing.assert_array_equal(reordered, det.decision_function(test))
     with pytest.raises(DataValidationError, match=r"missing \['c'\], unexpected \['z'\]"):
         det.decision_function(test.rename(columns={"c": "z"}))
-    np.testing.assert_array_equal(det.decision_function(test.to_numpy()), det.decision_function(test))  # numpy: by position
+    np.testing.assert_array_equal(
+        det.decision_function(test.to_numpy()), det.decision_function(test)
+    )  # numpy: by position
     assert diffad.load(det.save(tmp_path / "m")).feature_names_in_ == cols  # kept by save / load
 
 
@@ -403,7 +571,10 @@ from hypothesis.extra import pandas as hpd  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=2000), suffix=st.sampled_from([".csv", ".npz", ".npy", ".parquet", ".txt", ".csv.gz", ".npy.gz"]))
+@given(
+    data=st.binary(max_size=2000),
+    suffix=st.sampled_from([".csv", ".npz", ".npy", ".parquet", ".txt", ".csv.gz", ".npy.gz"]),
+)
 def test_read_series_on_random_bytes_raises_only_diffad_errors(tmp_path, data, suffix):
     path = tmp_path / f"x{suffix}"
     path.write_bytes(data)
@@ -414,11 +585,17 @@ def test_read_series_on_random_bytes_raises_only_diffad_errors(tmp_path, data, s
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(frame=hpd.data_frames(columns=hpd.columns(["timestamp", "a", "label"], dtype=float), index=hpd.range_indexes(max_size=20)),
-       text=st.lists(st.sampled_from(["a", "1", "-", "1e400", "nan", "2024-01-01", "", ";", ","]), max_size=30))
+@given(
+    frame=hpd.data_frames(
+        columns=hpd.columns(["timestamp", "a", "label"], dtype=float), index=hpd.range_indexes(max_size=20)
+    ),
+    text=st.lists(st.sampled_from(["a", "1", "-", "1e400", "nan", "2024-01-01", "", ";", ","]), max_size=30),
+)
 def test_read_series_on_random_frames_raises_only_diffad_errors(tmp_path, frame, text):
     frame.to_csv(tmp_path / "f.csv", index=False)
-    (tmp_path / "t.csv").write_text("a;b\n" + "\n".join(",".join(text[i : i + 3]) for i in range(0, len(text), 3)))
+    (tmp_path / "t.csv").write_text(
+        "a;b\n" + "\n".join(",".join(text[i : i + 3]) for i in range(0, len(text), 3))
+    )
     for name in ("f.csv", "t.csv"):
         try:
             read_series(tmp_path / name)
@@ -433,15 +610,28 @@ def saved_model(tmp_path_factory):
     return path
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=10)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(meta_edit=st.dictionaries(st.sampled_from(["format", "format_version", "class", "params", "attributes", "has_weights"]), _JSON, max_size=3),
-       param_edit=st.dictionaries(st.sampled_from(["n_components", "contamination", "bogus"]), _JSON, max_size=2),
-       npz=st.one_of(st.none(), st.binary(max_size=300)))
-def test_load_of_damaged_models_raises_only_persistence_errors(tmp_path, saved_model, meta_edit, param_edit, npz):
+@given(
+    meta_edit=st.dictionaries(
+        st.sampled_from(["format", "format_version", "class", "params", "attributes", "has_weights"]),
+        _JSON,
+        max_size=3,
+    ),
+    param_edit=st.dictionaries(
+        st.sampled_from(["n_components", "contamination", "bogus"]), _JSON, max_size=2
+    ),
+    npz=st.one_of(st.none(), st.binary(max_size=300)),
+)
+def test_load_of_damaged_models_raises_only_persistence_errors(
+    tmp_path, saved_model, meta_edit, param_edit, npz
+):
     import shutil
 
     target = tmp_path / f"m{time.monotonic_ns()}"
@@ -462,7 +652,14 @@ def test_load_of_damaged_models_raises_only_persistence_errors(tmp_path, saved_m
 # ---------------------------------------------------------------------------------- interruption
 def _diffad(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "diffad", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "diffad", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -486,28 +683,58 @@ def test_kill_9_after_a_checkpoint_then_resume_gives_the_uninterrupted_model(fil
     assert not (files / "m" / "detector.json").exists()
     with pytest.raises(PersistenceError, match="only a training checkpoint"):
         diffad.load(files / "m")
-    resumed = _diffad("fit", "--train", str(files / "train.csv"), "--model", str(files / "m"), *LONG, "--resume")
+    resumed = _diffad(
+        "fit", "--train", str(files / "train.csv"), "--model", str(files / "m"), *LONG, "--resume"
+    )
     out, err = resumed.communicate()
     assert resumed.returncode == 0, err
     a, b = diffad.load(files / "full"), diffad.load(files / "m")
-    assert a.history_["train_loss"] == b.history_["train_loss"] and a.history_["best_epoch"] == b.history_["best_epoch"]
+    assert (
+        a.history_["train_loss"] == b.history_["train_loss"]
+        and a.history_["best_epoch"] == b.history_["best_epoch"]
+    )
     for (k, v), (k2, v2) in zip(a._net.state_dict().items(), b._net.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2), k
-    assert sorted(p.name for p in (files / "m").iterdir()) == ["arrays.npz", "detector.json", "weights.pt"]  # checkpoint gone
+    assert sorted(p.name for p in (files / "m").iterdir()) == [
+        "arrays.npz",
+        "detector.json",
+        "weights.pt",
+    ]  # checkpoint gone
     assert b.checkpoint_dir is None
 
 
 def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(files):
     import signal
 
-    proc = _diffad("detect", "--train", str(files / "train.csv"), "--test", str(files / "test.csv"), "--out", str(files / "out"), *LONG)
+    proc = _diffad(
+        "detect",
+        "--train",
+        str(files / "train.csv"),
+        "--test",
+        str(files / "test.csv"),
+        "--out",
+        str(files / "out"),
+        *LONG,
+    )
     _wait_for(files / "out" / "model" / "checkpoint.pt", proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert "the last finished epoch is saved in" in err and "--resume" in err and "Traceback" not in err
-    assert sorted(p.name for p in (files / "out").iterdir()) == ["model"]  # nothing else of the run was written
-    resumed = _diffad("detect", "--train", str(files / "train.csv"), "--test", str(files / "test.csv"), "--out", str(files / "out"), *LONG, "--resume")
+    assert sorted(p.name for p in (files / "out").iterdir()) == [
+        "model"
+    ]  # nothing else of the run was written
+    resumed = _diffad(
+        "detect",
+        "--train",
+        str(files / "train.csv"),
+        "--test",
+        str(files / "test.csv"),
+        "--out",
+        str(files / "out"),
+        *LONG,
+        "--resume",
+    )
     out, err = resumed.communicate()
     assert resumed.returncode == 0, err
     assert (files / "out" / "run.json").is_file() and not (files / "out" / "model" / "checkpoint.pt").exists()
@@ -515,11 +742,16 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(files):
 
 def test_an_internal_error_prints_a_short_message_and_logs_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    code = ("import diffad.cli as c\n"
-            "def boom():\n    raise RuntimeError('boom')\n"
-            "c.app.command('boom')(boom)\nc.main()\n")
-    r = subprocess.run([sys.executable, "-c", code, "boom"], capture_output=True, text=True, env={**os.environ})
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "internal error: RuntimeError: boom" in r.stderr, r.stderr
+    code = (
+        "import diffad.cli as c\n"
+        "def boom():\n    raise RuntimeError('boom')\n"
+        "c.app.command('boom')(boom)\nc.main()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "boom"], capture_output=True, text=True, env={**os.environ}
+    )
+    assert (
+        r.returncode == 1 and "Traceback" not in r.stderr and "internal error: RuntimeError: boom" in r.stderr
+    ), r.stderr
     logs = list((tmp_path / "state" / "diffad").glob("error-*.log"))
     assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "boom" in logs[0].read_text()
-

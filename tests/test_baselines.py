@@ -11,7 +11,9 @@ ALL = [RandomDetector, PCADetector, IsolationForestDetector, KNNDetector, LOFDet
 
 @pytest.fixture(scope="module")
 def series():
-    return make_series(n_train=1500, n_test=1500, n_channels=5, n_anomalies=8, kinds=("spike", "level_shift"), seed=0)
+    return make_series(
+        n_train=1500, n_test=1500, n_channels=5, n_anomalies=8, kinds=("spike", "level_shift"), seed=0
+    )
 
 
 @pytest.mark.parametrize("cls", ALL)

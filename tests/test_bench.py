@@ -28,20 +28,36 @@ def test_tiny_bench_end_to_end(smoke_run):
     done = json.loads((one / "done.json").read_text())
     assert "AUC-PR" in done["honest"] and "xi" in done["paper-protocol (uses test labels)"]
     assert not any("PA" in k for k in done["honest"])  # point-adjusted numbers are never untagged
-    assert done["ran_on"]["torch_threads"] >= 1 and done["ran_on"]["cpus"] >= 1 and done["ran_on"]["device"] == "cpu"
+    assert (
+        done["ran_on"]["torch_threads"] >= 1
+        and done["ran_on"]["cpus"] >= 1
+        and done["ran_on"]["device"] == "cpu"
+    )
     params = json.loads((one / "config.json").read_text())["params"]
     assert params["random_state"] == 1
     assert 1 <= done["epochs"] <= params["max_epochs"] and 0 <= done["best_epoch"] < done["epochs"]
     baseline = json.loads((results / "smoke" / "PCA" / "SYNTH__0" / "0" / "done.json").read_text())
     assert "epochs" not in baseline  # no training loop, nothing to report
     # the generated anomalies name their channels: root-cause hints are scored against them
-    assert set(done["interpretation"]) == {"HitRate@100%", "HitRate@150%", "z-score HitRate@100%", "z-score HitRate@150%"}
-    assert set(baseline["interpretation"]) == {"z-score HitRate@100%", "z-score HitRate@150%"}  # PCA has no explain()
+    assert set(done["interpretation"]) == {
+        "HitRate@100%",
+        "HitRate@150%",
+        "z-score HitRate@100%",
+        "z-score HitRate@150%",
+    }
+    assert set(baseline["interpretation"]) == {
+        "z-score HitRate@100%",
+        "z-score HitRate@150%",
+    }  # PCA has no explain()
     assert all(0.0 <= v <= 1.0 for v in done["interpretation"].values())
     md = tables(cells)
     assert md.index("### honest") < md.index("### paper-protocol (uses test labels)")
     assert "### interpretation" in md and "z-score HitRate@150%" in md
-    assert "### average rank by AUC-PR over 2 datasets" in md and "### AUC-PR (honest) by dataset" in md and "### VUS-PR (honest) by dataset" in md
+    assert (
+        "### average rank by AUC-PR over 2 datasets" in md
+        and "### AUC-PR (honest) by dataset" in md
+        and "### VUS-PR (honest) by dataset" in md
+    )
     path = write_report(results / "smoke")
     assert path.is_file() and (results / "smoke" / "SYNTH__0.png").is_file()
 
@@ -59,12 +75,16 @@ def test_rerun_skips_finished_cells_and_redoes_interrupted_ones(smoke_run):
 
 def test_parallel_cells_give_the_serial_numbers(smoke_run, tmp_path):
     cfg, results, _ = smoke_run
-    fast = dataclasses.replace(cfg, detectors=[d for d in cfg.detectors if not d.name.startswith("ImDiffusion")])
+    fast = dataclasses.replace(
+        cfg, detectors=[d for d in cfg.detectors if not d.name.startswith("ImDiffusion")]
+    )
     summary = run_bench(fast, tmp_path, jobs=2, verbose=False)
     assert summary["errors"] == {} and summary["ran"] == len(plan(fast)) >= 4
     for spec, dataset, seed in plan(fast):
-        serial, parallel = (json.loads((cell_dir(root, "smoke", spec.name, dataset, seed) / "done.json").read_text())
-                            for root in (results, tmp_path))
+        serial, parallel = (
+            json.loads((cell_dir(root, "smoke", spec.name, dataset, seed) / "done.json").read_text())
+            for root in (results, tmp_path)
+        )
         assert parallel["honest"] == serial["honest"] and parallel["ran_on"]["torch_threads"] >= 1
 
 
@@ -88,10 +108,14 @@ def test_rerun_refuses_cells_finished_with_other_settings(smoke_run, tmp_path):
 
 def test_strict_config(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\ndatasets = ["SYNTH/0"]\nseed = [1]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')
+    bad.write_text(
+        'name = "x"\ndatasets = ["SYNTH/0"]\nseed = [1]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n'
+    )
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['seed'\]; valid keys are"):
         load_config(bad)
-    bad.write_text('name = "x"\ndatasets = ["SYNTH/0"]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\nparams = { windw = 3 }\n')
+    bad.write_text(
+        'name = "x"\ndatasets = ["SYNTH/0"]\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\nparams = { windw = 3 }\n'
+    )
     cfg = load_config(bad)
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['windw'\]"):
         cfg.detectors[0].build(0)
@@ -104,8 +128,10 @@ def test_strict_config(tmp_path):
 def test_cli_bench_and_report(tmp_path):
     runner = CliRunner()
     cfg = tmp_path / "c.toml"
-    cfg.write_text('name = "cli"\ndatasets = ["SYNTH/2"]\nseeds = [0]\nmetric_window = 20\n'
-                   '[[detectors]]\nname = "PCA"\ndetector = "PCADetector"\n')
+    cfg.write_text(
+        'name = "cli"\ndatasets = ["SYNTH/2"]\nseeds = [0]\nmetric_window = 20\n'
+        '[[detectors]]\nname = "PCA"\ndetector = "PCADetector"\n'
+    )
     r = runner.invoke(app, ["bench", str(cfg), "--results", str(tmp_path / "res"), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "1 cells: 1 run, 0 already finished, 0 failed" in r.output and "| SYNTH/2 | PCA |" in r.output
@@ -122,7 +148,9 @@ def test_only_seeds_keeps_the_run_and_restricts_every_detector():
     one = conf.only_seeds((0,))
     assert one.name == conf.name and one.seeds == (0,) and len(plan(one)) == len(plan(conf)) // 2
     mixed = dataclasses.replace(conf, detectors=(dataclasses.replace(conf.detectors[0], seeds=(1, 2)),))
-    assert mixed.only_seeds((0,)).detectors[0].seeds == () and mixed.only_seeds((2,)).detectors[0].seeds == (2,)
+    assert mixed.only_seeds((0,)).detectors[0].seeds == () and mixed.only_seeds((2,)).detectors[0].seeds == (
+        2,
+    )
     with pytest.raises(ConfigError, match="not all seeds"):
         conf.only_seeds((7,))
 
@@ -148,12 +176,14 @@ def test_tabular_split_protocols():
 
 def test_tabular_bench_end_to_end(tmp_path):
     cfg = tmp_path / "t.toml"
-    cfg.write_text('name = "tab"\ndatasets = ["SYNTH-TAB/0", "SYNTH-TAB/1"]\nseeds = [0, 1]\n'
-                   '[[detectors]]\nname = "DTE-NP"\ndetector = "DTENonParametric"\n'
-                   '[[detectors]]\nname = "DTE-C"\ndetector = "DTECategorical"\nseeds = [0]\n'
-                   'params = { hidden = [16, 16], max_epochs = 2 }\n'
-                   '[[detectors]]\nname = "kNN"\ndetector = "KNNDetector"\n'
-                   '[[detectors]]\nname = "OCSVM"\ndetector = "OCSVMDetector"\n')
+    cfg.write_text(
+        'name = "tab"\ndatasets = ["SYNTH-TAB/0", "SYNTH-TAB/1"]\nseeds = [0, 1]\n'
+        '[[detectors]]\nname = "DTE-NP"\ndetector = "DTENonParametric"\n'
+        '[[detectors]]\nname = "DTE-C"\ndetector = "DTECategorical"\nseeds = [0]\n'
+        "params = { hidden = [16, 16], max_epochs = 2 }\n"
+        '[[detectors]]\nname = "kNN"\ndetector = "KNNDetector"\n'
+        '[[detectors]]\nname = "OCSVM"\ndetector = "OCSVMDetector"\n'
+    )
     conf = load_config(cfg)
     assert len(plan(conf)) == 2 * (2 + 1 + 2 + 2)  # DTE-C: its own single seed
     summary = run_bench(conf, tmp_path / "res", verbose=False)
@@ -163,10 +193,14 @@ def test_tabular_bench_end_to_end(tmp_path):
     assert one["protocol"] == "semi-supervised" and set(one["honest"]) == {"AUC-ROC", "AUC-PR", "F1"}
     assert set(one["paper-protocol (uses test labels)"]) == {"F1@k"} and one["score_s_per_1000"] > 0
     md = tables(cells)
-    assert "## tabular, semi-supervised protocol" in md and "### average rank by AUC-ROC over 2 datasets" in md
+    assert (
+        "## tabular, semi-supervised protocol" in md and "### average rank by AUC-ROC over 2 datasets" in md
+    )
     assert (write_report(tmp_path / "res" / "tab")).is_file()
     bad = tmp_path / "b.toml"
-    bad.write_text('name = "b"\ndatasets = ["SYNTH-TAB/0"]\ntabular_protocol = "weak"\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n')
+    bad.write_text(
+        'name = "b"\ndatasets = ["SYNTH-TAB/0"]\ntabular_protocol = "weak"\n[[detectors]]\nname = "r"\ndetector = "RandomDetector"\n'
+    )
     with pytest.raises(ConfigError, match="tabular_protocol"):
         load_config(bad)
 
@@ -205,13 +239,17 @@ def test_paper_protocol_follows_the_published_rule_of_each_collection():
     from diffad.protocols import PER_ENTITY_RATIOS, paper_metrics
 
     def _paper_metrics(det, ds, scores, window, r):
-        return paper_metrics(det, ds.test, ds.test_labels, scores, window=window, default_r=r, dataset=ds.name)
+        return paper_metrics(
+            det, ds.test, ds.test_labels, scores, window=window, default_r=r, dataset=ds.name
+        )
 
     ds, errors = _fake_set("SMD/machine-x")
     det = _StepErrors(errors)
     out = _paper_metrics(det, ds, errors.max(axis=(0, 2)), 100, 0.02)
     assert det.asked == ["max"] and out["reduce"] == "max"  # SMD: max over channels
-    assert out["r"] in PER_ENTITY_RATIOS and out["r"] < 0.02  # chosen per entity: a small r drops false alarms
+    assert (
+        out["r"] in PER_ENTITY_RATIOS and out["r"] < 0.02
+    )  # chosen per entity: a small r drops false alarms
     assert out["PA-F1"] == pytest.approx(1.0)
     fixed = _paper_metrics(_StepErrors(errors), _fake_set("SMAP/A-1")[0], errors.max(axis=(0, 2)), 100, 0.02)
     assert fixed["r"] == 0.02 and fixed["reduce"] == "sum" and fixed["PA-F1"] < out["PA-F1"]
@@ -224,13 +262,29 @@ def test_mean_over_datasets_is_not_skewed_by_uneven_seeds():
     from diffad.bench.report import _section_table
 
     def cell(ds, seed, v):
-        return {"detector": "d", "dataset": ds, "seed": seed, "fit_s": 1.0, "score_s": 1.0, "honest": {"AUC-PR": v}}
+        return {
+            "detector": "d",
+            "dataset": ds,
+            "seed": seed,
+            "fit_s": 1.0,
+            "score_s": 1.0,
+            "honest": {"AUC-PR": v},
+        }
 
     # seeds 0 and 1 on A, only seed 0 on B: the mean is over datasets (0.5 and 0.9), no ± from one full seed
-    rows = _section_table([cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.9)], "honest", ("AUC-PR",), ("score_s", "score s", ".0f"))
+    rows = _section_table(
+        [cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.9)],
+        "honest",
+        ("AUC-PR",),
+        ("score_s", "score s", ".0f"),
+    )
     assert any(r.startswith("| mean over datasets | d | 0.700 |") for r in rows)
-    rows = _section_table([cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.8), cell("B", 1, 1.0)], "honest", ("AUC-PR",),
-                          ("score_s", "score s", ".0f"))
+    rows = _section_table(
+        [cell("A", 0, 0.4), cell("A", 1, 0.6), cell("B", 0, 0.8), cell("B", 1, 1.0)],
+        "honest",
+        ("AUC-PR",),
+        ("score_s", "score s", ".0f"),
+    )
     assert any(r.startswith("| mean over datasets | d | 0.700 ± 0.100 |") for r in rows)
 
 
@@ -238,10 +292,21 @@ def test_mean_over_datasets_names_a_detector_that_missed_some():
     from diffad.bench.report import _section_table
 
     def cell(det, ds, v):
-        return {"detector": det, "dataset": ds, "seed": 0, "fit_s": 1.0, "score_s": 1.0, "honest": {"AUC-PR": v}}
+        return {
+            "detector": det,
+            "dataset": ds,
+            "seed": 0,
+            "fit_s": 1.0,
+            "score_s": 1.0,
+            "honest": {"AUC-PR": v},
+        }
 
-    rows = _section_table([cell("a", "A", 0.2), cell("a", "B", 0.4), cell("b", "A", 0.9)], "honest", ("AUC-PR",),
-                          ("score_s", "score s", ".0f"))
+    rows = _section_table(
+        [cell("a", "A", 0.2), cell("a", "B", 0.4), cell("b", "A", 0.9)],
+        "honest",
+        ("AUC-PR",),
+        ("score_s", "score s", ".0f"),
+    )
     assert "| mean over datasets | a | 0.300 | 1.0 | 1 |" in rows
     assert "| mean over 1 of 2 datasets | b | 0.900 | 1.0 | 1 |" in rows
 
@@ -253,7 +318,9 @@ def test_rank_table_ranks_only_datasets_every_detector_finished_and_names_the_re
         return {"detector": det, "dataset": ds, "seed": 0, "honest": {"AUC-PR": v}}
 
     md = rank_table([cell("a", "A", 0.2), cell("b", "A", 0.9), cell("a", "B", 0.4)], "AUC-PR")
-    assert md.startswith("### average rank by AUC-PR over 1 dataset\n\nLeft out (not every detector finished): B.\n")
+    assert md.startswith(
+        "### average rank by AUC-PR over 1 dataset\n\nLeft out (not every detector finished): B.\n"
+    )
     assert "| b | 1.00 | 0.900 |" in md and "| a | 2.00 | 0.200 |" in md
     assert "Left out" not in rank_table([cell("a", "A", 0.2), cell("b", "A", 0.9)], "AUC-PR")
 
@@ -277,7 +344,9 @@ def test_only_datasets_keeps_the_run_and_refuses_other_sets():
     from diffad.bench.config import BenchConfig, DetectorSpec
     from diffad.exceptions import ConfigError
 
-    cfg = BenchConfig(name="r", datasets=("SMD", "SYNTH/0"), detectors=(DetectorSpec(name="PCA", detector="PCADetector"),))
+    cfg = BenchConfig(
+        name="r", datasets=("SMD", "SYNTH/0"), detectors=(DetectorSpec(name="PCA", detector="PCADetector"),)
+    )
     sub = cfg.only_datasets(("SMD/machine-1-2",))
     assert sub.name == "r" and sub.datasets == ("SMD/machine-1-2",)
     with pytest.raises(ConfigError, match="not datasets of run"):

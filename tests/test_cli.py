@@ -8,11 +8,23 @@ runner = CliRunner()
 
 def test_info():
     r = runner.invoke(app, ["info"])
-    assert r.exit_code == 0 and "diffad" in r.output and "torch" in r.output and "device" in r.output and "malloc" in r.output
+    assert (
+        r.exit_code == 0
+        and "diffad" in r.output
+        and "torch" in r.output
+        and "device" in r.output
+        and "malloc" in r.output
+    )
 
 
 def test_help_on_every_command():
-    for args in (["--help"], ["info", "--help"], ["data", "--help"], ["data", "list", "--help"], ["data", "show", "--help"]):
+    for args in (
+        ["--help"],
+        ["info", "--help"],
+        ["data", "--help"],
+        ["data", "list", "--help"],
+        ["data", "show", "--help"],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 0 and "Usage" in r.output, args
 
@@ -29,7 +41,12 @@ def test_data_list_and_show(shared_data):
     line = next(ln for ln in r.output.splitlines() if ln.startswith("SMD "))
     assert " 14 " in line
     r = runner.invoke(app, ["data", "show", "SMD/machine-1-2", "--data-dir", str(shared_data)])
-    assert r.exit_code == 0 and "23694 x 38" in r.output and "2.29 %" in r.output and "segments       10" in r.output
+    assert (
+        r.exit_code == 0
+        and "23694 x 38" in r.output
+        and "2.29 %" in r.output
+        and "segments       10" in r.output
+    )
     r = runner.invoke(app, ["data", "show", "UCR", "--data-dir", str(shared_data)])
     assert r.exit_code == 0 and r.output.count("UCR/") == 4
 
@@ -55,7 +72,20 @@ def _write_case(tmp_path):
 
 def test_evaluate_table_puts_honest_first_and_tags_the_rest(tmp_path):
     _write_case(tmp_path)
-    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy"), "--preds", str(tmp_path / "p.npy"), "--window", "20"])
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--scores",
+            str(tmp_path / "s.npy"),
+            "--labels",
+            str(tmp_path / "y.npy"),
+            "--preds",
+            str(tmp_path / "p.npy"),
+            "--window",
+            "20",
+        ],
+    )
     assert r.exit_code == 0, r.output
     out = r.output
     assert out.index("AUC-PR") < out.index("not comparable") < out.index("PA-F1")
@@ -79,9 +109,22 @@ def test_evaluate_json_from_csv_columns(tmp_path):
 
 def test_evaluate_bad_input(tmp_path):
     _write_case(tmp_path)
-    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "run.csv"), "--labels", str(tmp_path / "y.npy"), "--scores-col", "nope"])
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--scores",
+            str(tmp_path / "run.csv"),
+            "--labels",
+            str(tmp_path / "y.npy"),
+            "--scores-col",
+            "nope",
+        ],
+    )
     assert r.exit_code == 2 and "expected one of" in r.output
-    r = runner.invoke(app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "missing.npy")])
+    r = runner.invoke(
+        app, ["evaluate", "--scores", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "missing.npy")]
+    )
     assert r.exit_code == 2 and "existing" in r.output
 
 
@@ -93,8 +136,12 @@ def _series_files(tmp_path):
     d = make_series(n_train=700, n_test=400, n_channels=3, n_anomalies=4, seed=1)
     idx = pd.date_range("2024-01-01", periods=1100, freq="min")
     cols = ["cpu", "mem", "net"]
-    pd.DataFrame(d.train, columns=cols).assign(timestamp=idx[:700]).to_csv(tmp_path / "train.csv", index=False)
-    pd.DataFrame(d.test, columns=cols).assign(timestamp=idx[700:], label=d.labels).to_csv(tmp_path / "test.csv", index=False)
+    pd.DataFrame(d.train, columns=cols).assign(timestamp=idx[:700]).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    pd.DataFrame(d.test, columns=cols).assign(timestamp=idx[700:], label=d.labels).to_csv(
+        tmp_path / "test.csv", index=False
+    )
     return d
 
 
@@ -105,17 +152,51 @@ def test_detect_then_score_with_the_saved_model(tmp_path):
 
     _series_files(tmp_path)
     out = tmp_path / "run"
-    r = runner.invoke(app, ["detect", "--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"), "--out", str(out), "--quiet"])
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     table = pd.read_csv(out / "scores.csv", parse_dates=["timestamp"])
-    assert list(table.columns) == ["timestamp", "score", "label", "attribution_cpu", "attribution_mem", "attribution_net"]
+    assert list(table.columns) == [
+        "timestamp",
+        "score",
+        "label",
+        "attribution_cpu",
+        "attribution_mem",
+        "attribution_net",
+    ]
     assert len(table) == 400 and table["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 11:40")
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == ["honest", "paper-protocol (uses test labels)"]
     assert "AUC-PR" in metrics["honest"] and "PA-F1 (oracle)" in metrics["paper-protocol (uses test labels)"]
-    assert (out / "plot.png").stat().st_size > 10_000 and (out / "report.html").is_file() and (out / "model" / "detector.json").is_file()
+    assert (
+        (out / "plot.png").stat().st_size > 10_000
+        and (out / "report.html").is_file()
+        and (out / "model" / "detector.json").is_file()
+    )
     assert "report:" in r.output and "honest metrics" in r.output
-    r = runner.invoke(app, ["score", "--model", str(out / "model"), "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "again")])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(out / "model"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--out",
+            str(tmp_path / "again"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     again = pd.read_csv(tmp_path / "again" / "scores.csv")
     assert np.array_equal(again["score"].to_numpy(), table["score"].to_numpy())
@@ -123,9 +204,32 @@ def test_detect_then_score_with_the_saved_model(tmp_path):
 
 def test_fit_command_and_bad_preset(tmp_path):
     _series_files(tmp_path)
-    r = runner.invoke(app, ["fit", "--train", str(tmp_path / "train.csv"), "--model", str(tmp_path / "m"), "--preset", "huge", "--quiet"])
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--model",
+            str(tmp_path / "m"),
+            "--preset",
+            "huge",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 2 and "one of ['fast', 'paper']" in r.output
-    r = runner.invoke(app, ["score", "--model", str(tmp_path / "nothing"), "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "o")])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(tmp_path / "nothing"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 2 and "not a folder" in r.output
 
 

@@ -28,7 +28,9 @@ def test_roundtrip_and_types():
 
 
 def test_unknown_keys_list_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['widnow'\]; valid keys are \['rule', 'window'\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) \['widnow'\]; valid keys are \['rule', 'window'\]"
+    ):
         from_mapping(Outer, {"name": "x", "inner": {"widnow": 5}})
 
 

@@ -54,7 +54,9 @@ def test_ddpm_step_posterior_mean_with_true_eps():
     mu = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + ((1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)) * xt
     g = torch.Generator().manual_seed(0)
     z = torch.randn(xt.shape, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(s.step(eps, t, xt, g), mu + s.posterior_var[t].sqrt() * z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        s.step(eps, t, xt, g), mu + s.posterior_var[t].sqrt() * z, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_grating_masks_are_complementary_and_strip_shaped():
@@ -83,11 +85,13 @@ from diffad.diffusion import imputation_timesteps, impute  # noqa: E402
 
 def _oracle(sched, x0_true, prediction):
     """A network that knows the clean values: it returns them ("x0") or the exact noise of x_t ("eps")."""
+
     def model(noisy, x, t_vec):
         if prediction == "x0":
             return x0_true.clone()
         ab = sched.alpha_bar[t_vec][:, None, None]
         return (x - ab.sqrt() * x0_true) / (1 - ab).sqrt()
+
     return model
 
 
@@ -101,23 +105,47 @@ def test_an_oracle_network_imputes_the_true_values(sampler, prediction):
     cond = grating_mask(torch.tensor([0, 1, 0, 1]), 3, 16, 4)  # 1 = observed (given), 0 = imputed
     record = [0, 3, 6]
     steps = imputation_timesteps(19, record, sampler, ddim_jumps=2)
-    out, final = impute(_oracle(sched, x0, prediction), sched, x0, cond, torch.randn(x0.shape, generator=g), steps, record,
-                        lambda: torch.randn(x0.shape, generator=g), (-5.0, 5.0), output="x0")
+    out, final = impute(
+        _oracle(sched, x0, prediction),
+        sched,
+        x0,
+        cond,
+        torch.randn(x0.shape, generator=g),
+        steps,
+        record,
+        lambda: torch.randn(x0.shape, generator=g),
+        (-5.0, 5.0),
+        output="x0",
+    )
     m = cond == 0
     torch.testing.assert_close(final[m], x0[m], atol=1e-4, rtol=1e-4)  # the last step lands on the truth
-    torch.testing.assert_close(out[:, m], x0[m].expand(3, -1), atol=1e-3, rtol=1e-3)  # and so does every x0 estimate
+    torch.testing.assert_close(
+        out[:, m], x0[m].expand(3, -1), atol=1e-3, rtol=1e-3
+    )  # and so does every x0 estimate
     assert torch.all(final[cond == 1] == 0)  # only the imputed region is generated
 
 
 def test_recorded_samples_and_the_step_schedule():
     assert imputation_timesteps(9, [0, 2, 4], "ddpm") == list(range(9, -1, -1))
     steps = imputation_timesteps(49, [0, 3, 6, 9], "ddim", ddim_jumps=2)
-    assert steps[0] == 49 and steps[-4:] == [9, 6, 3, 0] and len(steps) == 6  # two jumps down to 9, then the recorded steps
+    assert (
+        steps[0] == 49 and steps[-4:] == [9, 6, 3, 0] and len(steps) == 6
+    )  # two jumps down to 9, then the recorded steps
     sched = DDPMScheduler(10, 1e-4, 0.5).with_settings(prediction_type="x0", sampler="ddim")
     x0 = torch.ones(2, 2, 8)
     cond = torch.zeros_like(x0)
-    out, final = impute(lambda noisy, x, t: x0.clone(), sched, x0, cond, torch.zeros_like(x0), [9, 5, 0], [0, 5], lambda: torch.zeros_like(x0),
-                        (-2.0, 2.0), output="sample")
+    out, final = impute(
+        lambda noisy, x, t: x0.clone(),
+        sched,
+        x0,
+        cond,
+        torch.zeros_like(x0),
+        [9, 5, 0],
+        [0, 5],
+        lambda: torch.zeros_like(x0),
+        (-2.0, 2.0),
+        output="sample",
+    )
     torch.testing.assert_close(out[0], final)  # step 0's sample is the final one
     with pytest.raises(DataValidationError, match="sampler"):
         imputation_timesteps(9, [0], "euler")
@@ -126,4 +154,6 @@ def test_recorded_samples_and_the_step_schedule():
 def test_dte_and_imdiffusion_share_the_schedule_code():
     from diffad.detectors.dte import diffusion_sigmas
 
-    np.testing.assert_array_equal(diffusion_sigmas(300, 1e-4, 0.01), 1 - np.cumprod(1 - make_betas(300, 1e-4, 0.01, "linear")))
+    np.testing.assert_array_equal(
+        diffusion_sigmas(300, 1e-4, 0.01), 1 - np.cumprod(1 - make_betas(300, 1e-4, 0.01, "linear"))
+    )

@@ -16,7 +16,9 @@ def test_inverse_gamma_density_against_scipy_and_numerics():
     got = inverse_gamma_logpdf(s, alpha, beta)
     for i, b in enumerate(beta):
         np.testing.assert_allclose(got[i], invgamma.logpdf(s, alpha, scale=b), rtol=1e-10)
-        total, _ = integrate.quad(lambda x, b=b: np.exp(inverse_gamma_logpdf(np.array([x]), alpha, np.array([b]))[0, 0]), 0, np.inf)
+        total, _ = integrate.quad(
+            lambda x, b=b: np.exp(inverse_gamma_logpdf(np.array([x]), alpha, np.array([b]))[0, 0]), 0, np.inf
+        )
         assert total == pytest.approx(1.0, abs=1e-6)
         grid = np.linspace(1e-3, 5, 200_001)
         mode = grid[np.argmax(inverse_gamma_logpdf(grid, alpha, np.array([b]))[0])]
@@ -43,7 +45,9 @@ def test_anomalies_need_more_diffusion_time(data):
         assert roc_auc_score(y, s) > 0.9
         assert s[y == 1].mean() > s[y == 0].mean()
     knn = roc_auc_score(y, KNNDetector().fit(train).decision_function(X))
-    assert roc_auc_score(y, DTENonParametric(score="mean").fit(train).decision_function(X)) == pytest.approx(knn, abs=0.02)
+    assert roc_auc_score(y, DTENonParametric(score="mean").fit(train).decision_function(X)) == pytest.approx(
+        knn, abs=0.02
+    )
 
 
 def test_determinism_and_save_load(data, tmp_path):
@@ -73,13 +77,25 @@ TINY = dict(hidden=(32, 32), max_epochs=15, batch_size=64, lr=1e-3, patience=15)
 @pytest.mark.parametrize("cls", [DTECategorical, DTEInverseGamma, DDPMTabular])
 def test_networks_learn_determinism_and_save_load(cls, data, tmp_path):
     train, X, y = data
-    kw = dict(TINY, **(dict(hidden=(64, 64), max_epochs=60, patience=60, n_steps=100, noise_step=50) if cls is DDPMTabular else {}))
+    kw = dict(
+        TINY,
+        **(
+            dict(hidden=(64, 64), max_epochs=60, patience=60, n_steps=100, noise_step=50)
+            if cls is DDPMTabular
+            else {}
+        ),
+    )
     a = cls(**kw).fit(train)
     s = a.decision_function(X)
     assert s.shape == (len(X),) and np.isfinite(s).all()
-    if cls is not DTEInverseGamma:  # small inverse-gamma networks rank far anomalies badly (docs/benchmarks.md)
+    if (
+        cls is not DTEInverseGamma
+    ):  # small inverse-gamma networks rank far anomalies badly (docs/benchmarks.md)
         assert roc_auc_score(y, s) > 0.8  # global anomalies: far from the data
-    assert len(a.history_["val_loss"]) == a.history_["best_epoch"] + 1 or len(a.history_["val_loss"]) <= kw["max_epochs"]
+    assert (
+        len(a.history_["val_loss"]) == a.history_["best_epoch"] + 1
+        or len(a.history_["val_loss"]) <= kw["max_epochs"]
+    )
     np.testing.assert_array_equal(s, cls(**kw).fit(train).decision_function(X))
     a.save(tmp_path / "m")
     np.testing.assert_allclose(diffad.load(tmp_path / "m").decision_function(X), s, rtol=1e-6)
@@ -115,7 +131,9 @@ def test_categorical_reference_softmax_is_the_bounded_double_softmax_loss(data):
         p = torch.softmax(ref._net(x), dim=1)
         target = t * ref.n_bins // ref.n_steps
         assert torch.allclose(loss, -torch.log_softmax(p, dim=1)[torch.arange(len(t)), target].mean())
-        assert float(loss) <= np.log(np.e + ref.n_bins - 1)  # bounded: at worst a one-hot softmax on a wrong bin
+        assert float(loss) <= np.log(
+            np.e + ref.n_bins - 1
+        )  # bounded: at worst a one-hot softmax on a wrong bin
         assert not torch.allclose(loss, F.cross_entropy(ours._net(x), target))
 
 
@@ -127,7 +145,9 @@ def test_inverse_gamma_network_loss_is_minimised_at_the_closed_form(data):
     alpha, s = train.shape[1] / 2 - 1, 0.3
     b = torch.linspace(0.01, 10, 20001)
     nll = -torch.log(b) + b / (alpha * s)
-    assert float(b[nll.argmin()]) == pytest.approx(alpha * s, rel=1e-3)  # the mode condition of InvGamma in beta
+    assert float(b[nll.argmin()]) == pytest.approx(
+        alpha * s, rel=1e-3
+    )  # the mode condition of InvGamma in beta
     assert det.history_["train_loss"][-1] < det.history_["train_loss"][0]
 
 
@@ -139,7 +159,9 @@ def test_ddpm_costs_many_network_passes_dte_one(data):
     calls = {}
     for name, det in (("dte", dte), ("ddpm", ddpm)):
         calls[name] = 0
-        handle = det._net.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+        handle = det._net.register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
         det.decision_function(X[:100])
         handle.remove()
     assert calls["dte"] == 1 and calls["ddpm"] >= 50

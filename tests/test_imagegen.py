@@ -81,7 +81,9 @@ def test_defect_images_bad_input():
 def test_faint_defects_share_everything_but_their_strength():
     full = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3)
     assert load_images("SYNTH-IMG-FAINT/3", size=(24, 24)).name == "SYNTH-IMG-FAINT/3"
-    faint = make_defect_images(n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3, contrast=FAINT_CONTRAST)
+    faint = make_defect_images(
+        n_normal=4, n_per_kind=2, size=24, n_good_test=1, seed=3, contrast=FAINT_CONTRAST
+    )
     assert np.array_equal(full.train, faint.train) and np.array_equal(full.test_masks, faint.test_masks)
     assert np.array_equal(full.test[-1], faint.test[-1])  # the defect-free test image
     diff = np.abs(full.test.astype(int) - faint.test.astype(int)).max(axis=1)  # (n, H, W)
@@ -140,7 +142,9 @@ def test_outside_weight_fills_the_cells_without_mask_pixels():
 
     m = torch.zeros(2, 1, 8, 8)
     m[:, 0, 3, :] = 2.0  # a line of weight 2
-    state = ReweightState(tokens=slice(0, 1), weights=m.clone(), image_shape=(8, 8), outside=torch.tensor([0.0, 0.5]))
+    state = ReweightState(
+        tokens=slice(0, 1), weights=m.clone(), image_shape=(8, 8), outside=torch.tensor([0.0, 0.5])
+    )
     grid = ReweightAttnProcessor(state)._layer_weights(16, batch=2, heads=1).view(2, 4, 4)
     assert torch.equal(grid[:, 1], torch.full((2, 4), 2.0))  # cells the line crosses: its weight
     assert torch.equal(grid[0, 0], torch.zeros(4)) and torch.equal(grid[1, 0], torch.full((4,), 0.5))
@@ -190,7 +194,9 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
             s1, s2 = (fitted.generate(split.normal, 6, seed=5, masks=out["masks"]) for _ in range(2))
         finally:
             setattr(fitted.config, setting, 1)
-        assert np.array_equal(s1["images"], s2["images"]) and not np.array_equal(s1["images"], out["images"]), setting
+        assert np.array_equal(s1["images"], s2["images"]) and not np.array_equal(
+            s1["images"], out["images"]
+        ), setting
         assert np.array_equal(s1["images"][outside], out["images"][outside]), setting
     with pytest.raises(DataValidationError, match="guidance"):
         ImageGenConfig(guidance=-1.0)
@@ -204,7 +210,9 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
         cond = fitted.conditioner(torch.tensor([fitted.kinds.index(k) for k in out["kinds"]]), m)
     same = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond)
     assert np.array_equal(same["images"], out["images"])
-    moved = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond + 1.0)
+    moved = fitted.generate(
+        split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond + 1.0
+    )
     assert not np.array_equal(moved["images"], out["images"])
     with pytest.raises(DataValidationError, match="conditions"):
         fitted.generate(split.normal, 6, seed=5, conditions=cond[:2])
@@ -218,8 +226,9 @@ def test_calibrated_outside_weights(fitted, split, tmp_path):
     gen = AnomalyDiffusion.load(fitted.save(tmp_path / "m"))
     _accept_any_mask(gen)
     base = gen.generate(split.normal, 4, seed=2)
-    res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
-                                    grid=(0.0, 1.0), n_per_kind=2)
+    res = gen.calibrate_reweighting(
+        split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(0.0, 1.0), n_per_kind=2
+    )
     assert set(res["chosen"]) == set(gen.kinds) and set(res["chosen"].values()) <= {0.0, 1.0}
     assert set(res["grid"]) == {0.0, 1.0} and all(v > 0 for v in res["real"].values())
     for k in gen.kinds:  # the choice is the grid value whose contrast is nearest the real one on a log scale
@@ -233,9 +242,13 @@ def test_calibrated_outside_weights(fitted, split, tmp_path):
     gen.outside_weights = {"hole": 0.25}
     assert AnomalyDiffusion.load(gen.save(tmp_path / "c")).outside_weights == {"hole": 0.25}
     with pytest.raises(DataValidationError, match=r"values in \[0, 1\]"):
-        gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(2.0,))
+        gen.calibrate_reweighting(
+            split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(2.0,)
+        )
     with pytest.raises(DataValidationError, match="every type"):
-        gen.calibrate_reweighting(split.normal, split.train_images[:1], split.train_masks[:1], split.train_kinds[:1])
+        gen.calibrate_reweighting(
+            split.normal, split.train_images[:1], split.train_masks[:1], split.train_kinds[:1]
+        )
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
     assert gen.outside_weights == {}  # new embeddings: the calibration no longer holds
 
@@ -247,7 +260,7 @@ def test_mask_support_check(fitted, split):
     assert gen.mask_areas["hole"] == (min(hole), max(hole))
     m = np.zeros((SIZE, SIZE), np.uint8)
     assert gen._clean_mask(m, "hole") is None  # empty
-    m[2:2 + 4, 2:2 + 4] = 1  # a 16-pixel blob ...
+    m[2 : 2 + 4, 2 : 2 + 4] = 1  # a 16-pixel blob ...
     m[12, 12] = 1  # ... and a speck
     gen.mask_areas["hole"] = (8.0, 20.0)
     clean = gen._clean_mask(m, "hole")
@@ -296,7 +309,9 @@ def test_layout_spatial_embedding_starts_from_the_prior_layout_of_the_edited_ima
     with torch.no_grad():
         # before training, with nothing masked, e_s is the prior's own layout tokens of the image
         none = torch.zeros(2, 1, SIZE, SIZE)
-        assert torch.allclose(fresh(kind, none, image)[:, spatial], fitted.prior_condition.layout(image), atol=1e-5)
+        assert torch.allclose(
+            fresh(kind, none, image)[:, spatial], fitted.prior_condition.layout(image), atol=1e-5
+        )
         # the pixels under the mask do not enter the layout: painting them over changes nothing
         m = torch.as_tensor(split.train_masks[:2] > 0).float()[:, None]
         painted = image * (1 - m) + m * 0.9
@@ -306,7 +321,9 @@ def test_layout_spatial_embedding_starts_from_the_prior_layout_of_the_edited_ima
     gen = AnomalyDiffusion(cfg, seed=1).fit_prior(split.normal)
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
     with torch.no_grad():
-        by_kind = gen.conditioner(torch.tensor([0, 1]), m[:1].repeat(2, 1, 1, 1), image[:1].repeat(2, 1, 1, 1))
+        by_kind = gen.conditioner(
+            torch.tensor([0, 1]), m[:1].repeat(2, 1, 1, 1), image[:1].repeat(2, 1, 1, 1)
+        )
         assert not torch.allclose(by_kind[0, spatial], by_kind[1, spatial])  # the learned shift is per type
         out = gen.generate(split.normal, 4, masks=split.train_masks[:4], kinds=split.train_kinds[:4], seed=3)
     outside = ~out["masks"].astype(bool)[:, None].repeat(3, axis=1)
@@ -331,7 +348,9 @@ def test_anomaly_loss_per_defect_weighs_each_defect_equally(fitted, split):
     assert anomaly_history("defect", square) == pytest.approx(anomaly_history("pixel", square), rel=1e-5)
     areas = (split.train_masks > 0).sum(axis=(1, 2))
     assert len(set(areas)) > 1
-    assert anomaly_history("defect", split.train_masks) != pytest.approx(anomaly_history("pixel", split.train_masks), rel=1e-3)
+    assert anomaly_history("defect", split.train_masks) != pytest.approx(
+        anomaly_history("pixel", split.train_masks), rel=1e-3
+    )
     with pytest.raises(DataValidationError, match="anomaly_loss"):
         ImageGenConfig(anomaly_loss="mean")
 
@@ -411,8 +430,12 @@ def test_signed_contrast_by_kind_averages_each_type():
     img[2, :, 4:6, 4:6] = 125  # bright, half as much
     masks = np.zeros((3, 12, 12), np.uint8)
     masks[:, 4:6, 4:6] = 1
-    got = signed_contrast_by_kind({"real": (img, masks, ["a", "b", "a"]), "gen": (img[1:], masks[1:], ["a", "a"])}, ["a", "b"])
-    assert got["a"]["real"] == pytest.approx((51 + 25) / 2 / 255) and got["b"]["real"] == pytest.approx(-51 / 255)
+    got = signed_contrast_by_kind(
+        {"real": (img, masks, ["a", "b", "a"]), "gen": (img[1:], masks[1:], ["a", "a"])}, ["a", "b"]
+    )
+    assert got["a"]["real"] == pytest.approx((51 + 25) / 2 / 255) and got["b"]["real"] == pytest.approx(
+        -51 / 255
+    )
     assert got["a"]["gen"] == pytest.approx((-51 + 25) / 2 / 255) and "gen" not in got["b"]
 
 
@@ -434,20 +457,48 @@ def test_cli_train_generate_evaluate(tmp_path):
     from diffad.cli import app
 
     model = tmp_path / "m"
-    tiny = ["--set", "prior_channels=[16,32]", "--set", "mask_channels=[8,16]", "--set", "cross_dim=16", "--set", "prior_steps=3",
-            "--set", "batch_size=4", "--set", "sample_steps=2"]
+    tiny = [
+        "--set",
+        "prior_channels=[16,32]",
+        "--set",
+        "mask_channels=[8,16]",
+        "--set",
+        "cross_dim=16",
+        "--set",
+        "prior_steps=3",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "sample_steps=2",
+    ]
     run = CliRunner().invoke
     r = run(app, ["imagegen", "train-prior", "--model", str(model), "--size", "16", "--quiet", *tiny])
     assert r.exit_code == 0, r.output
     r = run(app, ["imagegen", "generate", "--model", str(model), "--quiet"])
     assert r.exit_code == 2 and "fit_anomaly" in r.output
-    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--set", "anomaly_steps=2", "--set", "mask_steps=2"])
+    r = run(
+        app,
+        [
+            "imagegen",
+            "train-anomaly",
+            "--model",
+            str(model),
+            "--quiet",
+            "--set",
+            "anomaly_steps=2",
+            "--set",
+            "mask_steps=2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     first = torch.load(model / "anomaly.pt", weights_only=True)
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--quiet", "--seed", "7"])
     assert r.exit_code == 0, r.output
     meta = json.loads((model / "config.json").read_text())
-    assert (meta["seed"], meta["prior_seed"]) == (7, 0)  # the stages' seed changes, the prior's is kept on record
+    assert (meta["seed"], meta["prior_seed"]) == (
+        7,
+        0,
+    )  # the stages' seed changes, the prior's is kept on record
     again = torch.load(model / "anomaly.pt", weights_only=True)
     assert any(not torch.equal(first[k], again[k]) for k in first)  # other draws, other embeddings
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/1", "--quiet"])
@@ -455,10 +506,14 @@ def test_cli_train_generate_evaluate(tmp_path):
     r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG/x", "--quiet"])
     assert r.exit_code != 0 and "SYNTH-IMG/<integer>" in r.output
     assert json.loads((model / "data.json").read_text())["name"] == "SYNTH-IMG/0"
-    r = run(app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG-FAINT/0", "--quiet"])
+    r = run(
+        app, ["imagegen", "train-anomaly", "--model", str(model), "--data", "SYNTH-IMG-FAINT/0", "--quiet"]
+    )
     assert r.exit_code == 0, r.output  # same normal images: the prior serves the faint defects too
     assert json.loads((model / "data.json").read_text())["name"] == "SYNTH-IMG-FAINT/0"
-    meta = json.loads((model / "config.json").read_text())  # a two-step mask model draws noise: accept any area
+    meta = json.loads(
+        (model / "config.json").read_text()
+    )  # a two-step mask model draws noise: accept any area
     meta["mask_areas"] = {k: [1, 256] for k in meta["kinds"]}
     (model / "config.json").write_text(json.dumps(meta))
     r = run(app, ["imagegen", "generate", "--model", str(model), "--n", "4", "--kind", "hole", "--quiet"])
@@ -466,35 +521,83 @@ def test_cli_train_generate_evaluate(tmp_path):
     pairs = np.load(model / "generated" / "pairs.npz")
     assert pairs["images"].shape == (4, 3, 16, 16) and list(pairs["kinds"]) == ["hole"] * 4
     assert (model / "generated" / "grid.png").stat().st_size > 0
-    r = run(app, ["imagegen", "generate", "--model", str(model), "--n", "4", "--kind", "hole", "--quiet", "--set", "resample=2",
-                  "--out", str(tmp_path / "resampled")])
+    r = run(
+        app,
+        [
+            "imagegen",
+            "generate",
+            "--model",
+            str(model),
+            "--n",
+            "4",
+            "--kind",
+            "hole",
+            "--quiet",
+            "--set",
+            "resample=2",
+            "--out",
+            str(tmp_path / "resampled"),
+        ],
+    )
     assert r.exit_code == 0, r.output  # a sampling setting changes for the run, not in the saved model
     assert not np.array_equal(np.load(tmp_path / "resampled" / "pairs.npz")["images"], pairs["images"])
     assert json.loads((model / "config.json").read_text())["config"]["resample"] == 1
     r = run(app, ["imagegen", "generate", "--model", str(model), "--quiet", "--set", "anomaly_steps=5"])
     assert r.exit_code != 0 and "only the sampling settings" in r.output
-    r = run(app, ["imagegen", "calibrate", "--model", str(model), "--n-per-kind", "1", "--grid", "0,1", "--quiet"])
+    r = run(
+        app, ["imagegen", "calibrate", "--model", str(model), "--n-per-kind", "1", "--grid", "0,1", "--quiet"]
+    )
     assert r.exit_code == 0, r.output
-    assert "chosen:" in r.output and set(json.loads((model / "config.json").read_text())["outside_weights"]) == set(meta["kinds"])
+    assert "chosen:" in r.output and set(
+        json.loads((model / "config.json").read_text())["outside_weights"]
+    ) == set(meta["kinds"])
     r = run(app, ["imagegen", "calibrate", "--model", str(model), "--grid", "0,3", "--quiet"])
     assert r.exit_code != 0 and "values in [0, 1]" in r.output
-    r = run(app, ["imagegen", "evaluate", "--model", str(model), "--n-per-kind", "2", "--seeds", "0", "--seg-steps", "2", "--quiet"])
+    r = run(
+        app,
+        [
+            "imagegen",
+            "evaluate",
+            "--model",
+            str(model),
+            "--n-per-kind",
+            "2",
+            "--seeds",
+            "0",
+            "--seg-steps",
+            "2",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads((model / "evaluation" / "evaluation.json").read_text())
     assert "calibrated outside weights" in r.output
     assert all(f"AP {k}" in r.output for k in meta["kinds"])  # per-type pixel AP columns
-    assert set(res["downstream"]) == {"none (normal images only)", "real few-shot only", "crop-and-paste", "generated",
-                                      "generated, no re-weighting"}
+    assert set(res["downstream"]) == {
+        "none (normal images only)",
+        "real few-shot only",
+        "crop-and-paste",
+        "generated",
+        "generated, no re-weighting",
+    }
     assert 0 <= res["nearest_mask_iou"]["mean"] <= 1
     assert set(res["signed_contrast"]) == set(meta["kinds"]) and "signed defect contrast" in r.output
-    assert all(set(v) == {"real few-shot", "generated", "generated, no re-weighting"} for v in res["signed_contrast"].values())
+    assert all(
+        set(v) == {"real few-shot", "generated", "generated, no re-weighting"}
+        for v in res["signed_contrast"].values()
+    )
 
 
 @pytest.mark.data
 def test_tire_few_shot_split(shared_data):
     s = few_shot_split(load_images("MVTec3D/tire", shared_data, size=(32, 32)))
     assert s.normal.shape == (10, 3, 32, 32)
-    assert {k: s.train_kinds.count(k) for k in s.kinds} == {"combined": 1, "contamination": 1, "cut": 1, "hole": 1}
+    assert {k: s.train_kinds.count(k) for k in s.kinds} == {
+        "combined": 1,
+        "contamination": 1,
+        "cut": 1,
+        "hole": 1,
+    }
     assert s.test_kinds.count("good") == 2 and len(s.test_kinds) == 10
 
 

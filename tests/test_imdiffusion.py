@@ -8,9 +8,26 @@ from diffad import DataValidationError, ImDiffusionDetector, NotFittedError
 from diffad.data.synthetic import make_series
 from diffad.detectors.imdiffusion import WindowNoise
 
-TINY = dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
-            diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10,
-            ensemble_steps=3, ensemble_stride=2, batch_size=16, max_epochs=2, patience=1, random_state=0)
+TINY = dict(
+    window=16,
+    n_strips=4,
+    train_stride=4,
+    test_stride=8,
+    n_blocks=1,
+    channels=8,
+    heads=2,
+    ff_dim=16,
+    diffusion_embedding_dim=16,
+    time_embedding_dim=8,
+    feature_embedding_dim=4,
+    n_steps=10,
+    ensemble_steps=3,
+    ensemble_stride=2,
+    batch_size=16,
+    max_epochs=2,
+    patience=1,
+    random_state=0,
+)
 
 
 def tiny(**kw):
@@ -28,7 +45,15 @@ def fitted(data):
 
 
 def test_contract(fitted, data):
-    for attr in ("n_features_in_", "decision_scores_", "threshold_", "labels_", "history_", "device_", "step_thresholds_"):
+    for attr in (
+        "n_features_in_",
+        "decision_scores_",
+        "threshold_",
+        "labels_",
+        "history_",
+        "device_",
+        "step_thresholds_",
+    ):
         assert hasattr(fitted, attr), attr
     assert fitted.device_ == "cpu" and len(fitted.history_["val_loss"]) >= 1
     s = fitted.decision_function(data.test)
@@ -36,8 +61,13 @@ def test_contract(fitted, data):
     p = fitted.predict(data.test)
     np.testing.assert_array_equal(p, (fitted.votes(data.test) > fitted.threshold_).astype(int))
     assert fitted.step_errors(data.test).shape == (3, 200)
-    per_max, per_sum = fitted.step_errors(data.test, reduce="max"), fitted.step_errors(data.test, reduce="sum")
-    assert (per_sum >= per_max - 1e-12).all() and (per_sum > per_max).any()  # same imputation, other reduction
+    per_max, per_sum = (
+        fitted.step_errors(data.test, reduce="max"),
+        fitted.step_errors(data.test, reduce="sum"),
+    )
+    assert (per_sum >= per_max - 1e-12).all() and (
+        per_sum > per_max
+    ).any()  # same imputation, other reduction
     per_channel = fitted.step_errors(data.test, reduce="none")
     assert per_channel.shape == (3, 200, 3)
     np.testing.assert_allclose(np.nanmax(per_channel, axis=2), per_max)
@@ -132,12 +162,25 @@ def test_unconditional_path_never_reads_clean_masked_values(fitted):
         assert not torch.equal(fin_a[m], fin_c[m])
 
 
-@pytest.mark.parametrize("kw", [
-    dict(mode="forecasting"), dict(mode="reconstruction"), dict(conditional=True), dict(temporal=False),
-    dict(spatial=False), dict(train_mask="random"), dict(ensemble_steps=1), dict(sampler="ddim"),
-    dict(ensemble_output="sample"), dict(error_reduce="sum"), dict(error_norm="channel"),
-    dict(error_norm="channel", error_floor=0.1), dict(scaler="standard"),
-], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(mode="forecasting"),
+        dict(mode="reconstruction"),
+        dict(conditional=True),
+        dict(temporal=False),
+        dict(spatial=False),
+        dict(train_mask="random"),
+        dict(ensemble_steps=1),
+        dict(sampler="ddim"),
+        dict(ensemble_output="sample"),
+        dict(error_reduce="sum"),
+        dict(error_norm="channel"),
+        dict(error_norm="channel", error_floor=0.1),
+        dict(scaler="standard"),
+    ],
+    ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()),
+)
 def test_ablations_run(kw, data, base_scores):
     """Each ablation switch runs and changes the scores it controls (an ignored flag would not)."""
     det = tiny(max_epochs=1, **kw).fit(data.train)
@@ -153,10 +196,30 @@ def base_scores(data):
 
 def test_presets():
     p, f = ImDiffusionDetector.paper(), ImDiffusionDetector.fast()
-    assert (p.window, p.n_blocks, p.channels, p.heads, p.n_steps, p.batch_size, p.test_stride) == (100, 4, 64, 8, 50, 12, 50)
+    assert (p.window, p.n_blocks, p.channels, p.heads, p.n_steps, p.batch_size, p.test_stride) == (
+        100,
+        4,
+        64,
+        8,
+        50,
+        12,
+        50,
+    )
     assert f.channels < p.channels and ImDiffusionDetector.fast(window=20, test_stride=10).window == 20
-    published = dict(scaler="none", data_scale=20.0, train_stride=1, train_mask="random", random_mask_ratio=0.7, n_strips=4,
-                     ensemble_output="sample", patience=6, grad_clip=None, prediction="eps", sampler="ddpm", weight_decay=1e-6)
+    published = dict(
+        scaler="none",
+        data_scale=20.0,
+        train_stride=1,
+        train_mask="random",
+        random_mask_ratio=0.7,
+        n_strips=4,
+        ensemble_output="sample",
+        patience=6,
+        grad_clip=None,
+        prediction="eps",
+        sampler="ddpm",
+        weight_decay=1e-6,
+    )
     assert {k: p.get_params()[k] for k in published} == published
 
 
@@ -182,7 +245,9 @@ def test_bad_input(fitted, data):
         fitted.decision_function(data.test[:10])
     with pytest.raises(DataValidationError, match=r"expected 3 channel"):
         fitted.decision_function(data.test[:, :2])
-    with pytest.raises(DataValidationError, match=r"one of \['imputation', 'forecasting', 'reconstruction'\]"):
+    with pytest.raises(
+        DataValidationError, match=r"one of \['imputation', 'forecasting', 'reconstruction'\]"
+    ):
         tiny(mode="predict").fit(data.train)
     with pytest.raises(DataValidationError, match="ensemble"):
         tiny(ensemble_steps=6, ensemble_stride=2).fit(data.train)
@@ -232,13 +297,17 @@ def test_eps_from_x0_inverts_predict_x0():
     g = torch.Generator().manual_seed(0)
     x_t, eps = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
     for t in (0, 10, 40):
-        torch.testing.assert_close(sched.eps_from_x0(sched.predict_x0(eps, t, x_t), t, x_t), eps, atol=2e-3, rtol=1e-3)
+        torch.testing.assert_close(
+            sched.eps_from_x0(sched.predict_x0(eps, t, x_t), t, x_t), eps, atol=2e-3, rtol=1e-3
+        )
 
 
 def test_channel_error_scale_never_divides_by_zero():
     from diffad.detectors.imdiffusion import channel_error_scale
 
-    err = np.array([[1.0, 0.0, np.nan], [3.0, 0.0, np.nan]])  # channel 1 always exact, channel 2 never observed
+    err = np.array(
+        [[1.0, 0.0, np.nan], [3.0, 0.0, np.nan]]
+    )  # channel 1 always exact, channel 2 never observed
     np.testing.assert_allclose(channel_error_scale(err, axis=0), [2.0, 2.0, 2.0])
     np.testing.assert_allclose(channel_error_scale(np.zeros((4, 2)), axis=0), [1.0, 1.0])
 
@@ -246,11 +315,15 @@ def test_channel_error_scale_never_divides_by_zero():
 def test_error_floor_raises_only_the_small_channel_divisors():
     from diffad.detectors.imdiffusion import error_scale
 
-    val = np.zeros((2, 5, 4))  # (steps, time, channels): channel means 1e-8, 1, 2, 4 (step 0), twice that (step 1)
+    val = np.zeros(
+        (2, 5, 4)
+    )  # (steps, time, channels): channel means 1e-8, 1, 2, 4 (step 0), twice that (step 1)
     val[0] = [1e-8, 1.0, 2.0, 4.0]
     val[1] = [2e-8, 2.0, 4.0, 8.0]
     np.testing.assert_allclose(error_scale(val, "channel"), [[1e-8, 1, 2, 4], [2e-8, 2, 4, 8]])
-    np.testing.assert_allclose(error_scale(val, "channel", 0.1), [[0.15, 1, 2, 4], [0.3, 2, 4, 8]])  # 0.1 x median
+    np.testing.assert_allclose(
+        error_scale(val, "channel", 0.1), [[0.15, 1, 2, 4], [0.3, 2, 4, 8]]
+    )  # 0.1 x median
     np.testing.assert_allclose(error_scale(val, "none", 0.1), np.ones((2, 4)))
 
 
@@ -287,7 +360,10 @@ def test_explain_decomposes_the_score_decision_function_uses(data, reduce):
     det = tiny(error_norm="channel", error_floor=0.1, error_reduce=reduce).fit(data.train)
     score, shares = det.decision_function(data.test), det.explain(data.test)
     np.testing.assert_allclose((shares * score[:, None]).sum(axis=1), score, rtol=1e-9)
-    norm = np.nan_to_num(det.step_errors(data.test, reduce="none"), nan=0.0) / det.step_thresholds_[:, None, None]  # (R, n, K)
+    norm = (
+        np.nan_to_num(det.step_errors(data.test, reduce="none"), nan=0.0)
+        / det.step_thresholds_[:, None, None]
+    )  # (R, n, K)
     if reduce == "sum":
         np.testing.assert_allclose(shares * score[:, None], norm.mean(axis=0), rtol=1e-9, atol=1e-12)
     else:  # one step's maximum: all of it goes to the channel that holds it
@@ -319,4 +395,6 @@ def test_data_scale_multiplies_what_the_model_sees(data):
     twenty = tiny(max_epochs=1, scaler="none", data_scale=20.0).fit(data.train)
     np.testing.assert_allclose(twenty.scale_a_, 20.0)
     np.testing.assert_allclose(twenty.scale_b_, 0.0)
-    np.testing.assert_allclose(twenty.impute(data.test), data.test)  # nothing missing: the input back, in its units
+    np.testing.assert_allclose(
+        twenty.impute(data.test), data.test
+    )  # nothing missing: the input back, in its units

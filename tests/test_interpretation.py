@@ -13,7 +13,9 @@ def test_hit_rate_by_hand():
     seg = [(2, 4, (1, 2))]  # labelled: channels 1 and 2
     assert hit_rate(A, seg, 100) == 0.5  # top 2: {1, 3} -> one of two
     assert hit_rate(A, seg, 150) == 0.5  # top 3: {1, 3, 0}
-    assert hit_rate(A, seg + [(7, 8, (0,))], 100) == 0.75  # all-zero segment: ties go by channel order, top 1 = {0}: (0.5 + 1) / 2
+    assert (
+        hit_rate(A, seg + [(7, 8, (0,))], 100) == 0.75
+    )  # all-zero segment: ties go by channel order, top 1 = {0}: (0.5 + 1) / 2
     assert np.isnan(hit_rate(A, [(20, 30, (1,))]))
     assert set(interpretation_scores(A, seg)) == {"HitRate@100%", "HitRate@150%"}
     with pytest.raises(DataValidationError):

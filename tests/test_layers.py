@@ -25,7 +25,13 @@ def _graph() -> dict[str, set[str]]:
         package = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.ImportFrom):
-                base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else [])) if node.level else node.module or ""
+                base = (
+                    ".".join(
+                        package[: len(package) - node.level + 1] + ([node.module] if node.module else [])
+                    )
+                    if node.level
+                    else node.module or ""
+                )
                 for target in (base, *(f"{base}.{a.name}" for a in node.names)):
                     if target in mods and target != m:
                         graph[m].add(target)
@@ -44,7 +50,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(v)
         for w in sorted(graph[v]):
             if colour.get(w) == 1:
-                return path[path.index(w):] + [w]
+                return path[path.index(w) :] + [w]
             if w not in colour and (found := visit(w)):
                 return found
         colour[v] = 2

@@ -11,7 +11,14 @@ from diffad.data import list_entities, load_dataset, load_datasets, read_series,
 # ------------------------------------------------------------------ user files
 def test_read_csv_with_timestamp_and_label(tmp_path):
     p = tmp_path / "s.csv"
-    pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=5, freq="h"), "cpu": np.arange(5.0), "mem": 1.0, "label": [0, 0, 1, 0, 0]}).to_csv(p, index=False)
+    pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=5, freq="h"),
+            "cpu": np.arange(5.0),
+            "mem": 1.0,
+            "label": [0, 0, 1, 0, 0],
+        }
+    ).to_csv(p, index=False)
     s = read_series(p)
     assert s.values.shape == (5, 2) and s.channels == ("cpu", "mem")
     assert isinstance(s.index, pd.DatetimeIndex) and s.index[1] == pd.Timestamp("2024-01-01 01:00")
@@ -21,13 +28,17 @@ def test_read_csv_with_timestamp_and_label(tmp_path):
 def test_read_csv_non_numeric_column_is_an_error(tmp_path):
     p = tmp_path / "s.csv"
     pd.DataFrame({"a": [1.0, 2.0], "host": ["x", "y"]}).to_csv(p, index=False)
-    with pytest.raises(DataValidationError, match=r"expected numeric channels.*got non-numeric column\(s\) \['host'\]"):
+    with pytest.raises(
+        DataValidationError, match=r"expected numeric channels.*got non-numeric column\(s\) \['host'\]"
+    ):
         read_series(p)
 
 
 def test_read_parquet_npz_npy(tmp_path):
     X = np.random.default_rng(0).normal(size=(7, 3))
-    pd.DataFrame(X, columns=list("abc")).assign(label=[0, 1, 0, 0, 0, 0, 0]).to_parquet(tmp_path / "s.parquet")
+    pd.DataFrame(X, columns=list("abc")).assign(label=[0, 1, 0, 0, 0, 0, 0]).to_parquet(
+        tmp_path / "s.parquet"
+    )
     s = read_series(tmp_path / "s.parquet")
     np.testing.assert_allclose(s.values, X)
     assert s.labels.sum() == 1
@@ -59,7 +70,9 @@ def test_data_dir_from_env_or_error(tmp_path, monkeypatch):
 def test_unknown_collection_and_missing_files(tmp_path):
     with pytest.raises(DataValidationError, match=r"collection in \['SMD'"):
         load_dataset("FOO/x", tmp_path)
-    with pytest.raises(DataValidationError, match=r"SMD: expected npz/machine-1-1.npz or train/machine-1-1.txt.*OmniAnomaly"):
+    with pytest.raises(
+        DataValidationError, match=r"SMD: expected npz/machine-1-1.npz or train/machine-1-1.txt.*OmniAnomaly"
+    ):
         load_dataset("SMD/machine-1-1", tmp_path)
     with pytest.raises(DataValidationError, match="PSM/train.csv"):
         load_dataset("PSM", tmp_path)
@@ -89,10 +102,20 @@ def test_telemanom_original_layout(tmp_path):
     for chan, craft in (("A-1", "SMAP"), ("P-2", "SMAP"), ("M-1", "MSL")):
         np.save(root / "train" / f"{chan}.npy", rng.random((40, 3)))
         np.save(root / "test" / f"{chan}.npy", rng.random((50, 3)))
-        rows.append({"chan_id": chan, "spacecraft": craft, "anomaly_sequences": "[[10, 14], [30, 31]]", "class": "[point]", "num_values": 50})
+        rows.append(
+            {
+                "chan_id": chan,
+                "spacecraft": craft,
+                "anomaly_sequences": "[[10, 14], [30, 31]]",
+                "class": "[point]",
+                "num_values": 50,
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "labeled_anomalies.csv", index=False)
     one = load_dataset("SMAP/A-1", tmp_path)
-    assert one.test_labels.sum() == 7 and one.test_labels[14] == 1 and one.test_labels[15] == 0  # inclusive ends
+    assert (
+        one.test_labels.sum() == 7 and one.test_labels[14] == 1 and one.test_labels[15] == 0
+    )  # inclusive ends
     whole = load_dataset("SMAP", tmp_path)
     assert whole.train.shape == (40, 3) and whole.meta["channels_concatenated"] == ["A-1"]  # P-2 dropped
     assert load_dataset("MSL", tmp_path).test.shape == (50, 3)
@@ -105,7 +128,9 @@ def test_psm_layout(tmp_path):
     cols = {f"feature_{i}": rng.random(10) for i in range(3)}
     pd.DataFrame({"timestamp_(min)": np.arange(10), **cols}).to_csv(root / "train.csv", index=False)
     pd.DataFrame({"timestamp_(min)": np.arange(10, 20), **cols}).to_csv(root / "test.csv", index=False)
-    pd.DataFrame({"timestamp_(min)": np.arange(10, 20), "label": [0] * 8 + [1, 1]}).to_csv(root / "test_label.csv", index=False)
+    pd.DataFrame({"timestamp_(min)": np.arange(10, 20), "label": [0] * 8 + [1, 1]}).to_csv(
+        root / "test_label.csv", index=False
+    )
     ds = load_dataset("PSM", tmp_path)
     assert ds.train.shape == (10, 3) and ds.test_labels.sum() == 2
 
@@ -113,9 +138,17 @@ def test_psm_layout(tmp_path):
 def test_swat_layout(tmp_path):
     root = tmp_path / "SWaT"
     root.mkdir()
-    df = pd.DataFrame({" Timestamp": pd.date_range("2015-12-22", periods=6, freq="s").astype(str), "FIT101": np.arange(6.0), "LIT101": 1.0})
+    df = pd.DataFrame(
+        {
+            " Timestamp": pd.date_range("2015-12-22", periods=6, freq="s").astype(str),
+            "FIT101": np.arange(6.0),
+            "LIT101": 1.0,
+        }
+    )
     df.assign(**{"Normal/Attack": "Normal"}).to_csv(root / "SWaT_Dataset_Normal_v1.csv", index=False)
-    df.assign(**{"Normal/Attack": ["Normal", "Attack", "A ttack", "Normal", "Normal", "Normal"]}).to_csv(root / "SWaT_Dataset_Attack_v0.csv", index=False)
+    df.assign(**{"Normal/Attack": ["Normal", "Attack", "A ttack", "Normal", "Normal", "Normal"]}).to_csv(
+        root / "SWaT_Dataset_Attack_v0.csv", index=False
+    )
     ds = load_dataset("SWaT", tmp_path)
     assert ds.test.shape == (6, 2) and ds.test_labels.tolist() == [0, 1, 1, 0, 0, 0]
 
@@ -211,7 +244,9 @@ def test_tsb_ad_matches_readme(shared_data):
         ds = load_dataset("TSB-AD/" + key.split("/")[1].removesuffix(".csv"), shared_data)
         rows, feats = map(int, shape.split(" x "))
         assert ds.test.shape == (rows, feats) and ds.test_labels.sum() == int(n_anom)
-        assert round(100 * ds.anomaly_ratio, 2) == float(pct) and np.flatnonzero(ds.test_labels)[0] == int(first)
+        assert round(100 * ds.anomaly_ratio, 2) == float(pct) and np.flatnonzero(ds.test_labels)[0] == int(
+            first
+        )
 
 
 def test_adbench_matches_readme(shared_data):
@@ -220,7 +255,11 @@ def test_adbench_matches_readme(shared_data):
     assert len(datasets) == 35
     for ds in datasets:
         _, n, d, _, n_anom, pct, _ = table[ds.entity + ".npz"]
-        assert ds.kind == "tabular" and ds.train.shape == (int(n), int(d)) and ds.test_labels.sum() == int(n_anom)
+        assert (
+            ds.kind == "tabular"
+            and ds.train.shape == (int(n), int(d))
+            and ds.test_labels.sum() == int(n_anom)
+        )
         assert round(100 * ds.anomaly_ratio, 2) == float(pct)
     assert load_dataset("ADBench/shuttle", shared_data).name == "ADBench/32_shuttle"
 
@@ -231,7 +270,13 @@ def test_mvtec_tire_images_match_readme(shared_data):
     s = load_images("MVTec3D/tire", shared_data)
     assert s.train.shape == (10, 3, 800, 600) and s.train.dtype == np.uint8
     assert s.test.shape == (14, 3, 800, 600) and s.test_masks.shape == (14, 800, 600)
-    assert s.test_kinds.count("good") == 2 and set(s.test_kinds) == {"combined", "contamination", "cut", "good", "hole"}
+    assert s.test_kinds.count("good") == 2 and set(s.test_kinds) == {
+        "combined",
+        "contamination",
+        "cut",
+        "good",
+        "hole",
+    }
     cut0 = s.test_masks[s.test_kinds.index("cut")]
     assert int((cut0 > 0).sum()) == 947 and set(np.unique(cut0)) == {0, 254}
     for kind, m in zip(s.test_kinds, s.test_masks, strict=True):

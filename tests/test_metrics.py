@@ -76,7 +76,16 @@ def test_perfect_scores_give_one():
     y[300:360] = 1
     s = y.astype(float)
     r = evaluate(y, s, preds=y, window=20)
-    for k in ("AUC-PR", "AUC-ROC", "Standard-F1", "PA-F1", "R-based-F1", "Event-based-F1", "Standard-F1 (oracle)", "PA-F1 (oracle)"):
+    for k in (
+        "AUC-PR",
+        "AUC-ROC",
+        "Standard-F1",
+        "PA-F1",
+        "R-based-F1",
+        "Event-based-F1",
+        "Standard-F1 (oracle)",
+        "PA-F1 (oracle)",
+    ):
         assert r[k] == pytest.approx(1.0, abs=1e-4), k
     assert r["Affiliation-F"] == pytest.approx(1.0, abs=1e-9)
     assert r["ADD"] == 0
@@ -89,7 +98,14 @@ def test_key_names_and_order():
     r = evaluate(y, s, preds=(s > 0.5).astype(int), window=10)
     assert list(r) == [k for k in (*HONEST_KEYS, *PAPER_KEYS) if k in r]
     assert set(r) == set(HONEST_KEYS) | set(PAPER_KEYS)
-    assert set(evaluate(y, s, window=10, oracle=False)) == {"AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "R-AUC-PR", "R-AUC-ROC"}
+    assert set(evaluate(y, s, window=10, oracle=False)) == {
+        "AUC-PR",
+        "AUC-ROC",
+        "VUS-PR",
+        "VUS-ROC",
+        "R-AUC-PR",
+        "R-AUC-ROC",
+    }
 
 
 def test_degenerate_inputs_give_clear_errors_or_defined_values():

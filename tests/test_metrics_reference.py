@@ -17,7 +17,9 @@ def _cases():
     return sorted(json.loads((FIXTURES / "expected.json").read_text()).items())
 
 
-@pytest.mark.skipif(not (FIXTURES / "expected.json").is_file(), reason=f"metric fixtures not found at {FIXTURES}")
+@pytest.mark.skipif(
+    not (FIXTURES / "expected.json").is_file(), reason=f"metric fixtures not found at {FIXTURES}"
+)
 @pytest.mark.parametrize("key,expected", _cases(), ids=[k for k, _ in _cases()])
 def test_matches_reference(key, expected):
     z = np.load(FIXTURES / "cases.npz")

@@ -8,8 +8,19 @@ from diffad.training import seeded
 
 def _net(**kw):
     with seeded(0):
-        return ImTransformer(ImTransformerConfig(n_features=3, n_blocks=2, channels=8, heads=2, ff_dim=16, diffusion_embedding_dim=16,
-                                                 time_embedding_dim=8, feature_embedding_dim=4, **kw))
+        return ImTransformer(
+            ImTransformerConfig(
+                n_features=3,
+                n_blocks=2,
+                channels=8,
+                heads=2,
+                ff_dim=16,
+                diffusion_embedding_dim=16,
+                time_embedding_dim=8,
+                feature_embedding_dim=4,
+                **kw,
+            )
+        )
 
 
 def test_shapes_and_zero_output_at_initialisation():
@@ -22,9 +33,17 @@ def test_shapes_and_zero_output_at_initialisation():
 def test_switches_change_the_network():
     x, cond, t, p = torch.randn(2, 2, 3, 12), torch.ones(2, 3, 12), torch.tensor([1, 2]), torch.tensor([0, 1])
     outs = {}
-    for name, kw in {"both": {}, "no temporal": dict(temporal=False), "no spatial": dict(spatial=False)}.items():
+    for name, kw in {
+        "both": {},
+        "no temporal": dict(temporal=False),
+        "no spatial": dict(spatial=False),
+    }.items():
         net = _net(**kw)
         torch.nn.init.normal_(net.output_proj.weight, generator=torch.Generator().manual_seed(1))
         outs[name] = net(x, cond, t, p)
-    assert not torch.equal(outs["both"], outs["no temporal"]) and not torch.equal(outs["both"], outs["no spatial"])
-    assert sum(p.numel() for p in _net(temporal=False).parameters()) < sum(p.numel() for p in _net().parameters())
+    assert not torch.equal(outs["both"], outs["no temporal"]) and not torch.equal(
+        outs["both"], outs["no spatial"]
+    )
+    assert sum(p.numel() for p in _net(temporal=False).parameters()) < sum(
+        p.numel() for p in _net().parameters()
+    )

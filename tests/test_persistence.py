@@ -14,7 +14,13 @@ from diffad import (
 )
 from diffad.persistence import atomic_write_text
 
-DETECTORS = [RandomDetector(random_state=1), PCADetector(), IsolationForestDetector(n_estimators=20, random_state=3), KNNDetector(), LOFDetector(n_neighbors=10)]
+DETECTORS = [
+    RandomDetector(random_state=1),
+    PCADetector(),
+    IsolationForestDetector(n_estimators=20, random_state=3),
+    KNNDetector(),
+    LOFDetector(n_neighbors=10),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,11 @@ def test_save_load_gives_identical_scores(det, data, tmp_path):
 def test_envelope_and_no_pickle(data, tmp_path):
     PCADetector().fit(data[0]).save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "detector.json").read_text())
-    assert meta["format"] == "diffad-detector" and meta["class"] == "PCADetector" and meta["diffad_version"] == diffad.__version__
+    assert (
+        meta["format"] == "diffad-detector"
+        and meta["class"] == "PCADetector"
+        and meta["diffad_version"] == diffad.__version__
+    )
     with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as z:
         assert "components_" in z.files
 

@@ -22,10 +22,18 @@ def test_write_run_from_python_is_one_unit_and_refuses_foreign_folders(tmp_path)
         write_run(tmp_path / "r", det, X, labels=np.zeros(5))
     assert not (tmp_path / "r").exists()
     result = write_run(tmp_path / "r", det, X, labels=(X[:, 0] > 2).astype(int))
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["metrics.json", "plot.png", "report.html", "run.json", "scores.csv"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "metrics.json",
+        "plot.png",
+        "report.html",
+        "run.json",
+        "scores.csv",
+    ]
     assert all(f.parent == tmp_path / "r" and f.is_file() for f in result["files"])
     run = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert run["format"] == "diffad-run" and run["detector"] == "PCADetector" and "report.html" in run["files"]
+    assert (
+        run["format"] == "diffad-run" and run["detector"] == "PCADetector" and "report.html" in run["files"]
+    )
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert "AUC-PR" in metrics["honest"] and "PA-F1" not in metrics["honest"]
 
@@ -42,6 +50,14 @@ def test_the_report_names_the_channels_to_blame_and_tags_the_paper_protocol(tmp_
 
 def test_plot_detection_writes_a_png(tmp_path):
     rng = np.random.default_rng(0)
-    plot_detection(rng.normal(size=(100, 2)), rng.random(100), (rng.random(100) > 0.9).astype(int), tmp_path / "p.png",
-                   labels=(rng.random(100) > 0.95).astype(int), threshold=0.9, channels=["a", "b"], title="t")
+    plot_detection(
+        rng.normal(size=(100, 2)),
+        rng.random(100),
+        (rng.random(100) > 0.9).astype(int),
+        tmp_path / "p.png",
+        labels=(rng.random(100) > 0.95).astype(int),
+        threshold=0.9,
+        channels=["a", "b"],
+        title="t",
+    )
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

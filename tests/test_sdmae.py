@@ -13,8 +13,18 @@ from diffad.experiments.sdmae import suite_configs
 from diffad.metrics import auc_roc
 from diffad.nn.sdmae import MASKINGS, make_mask
 
-TINY = dict(window=20, patch=5, d_model=16, heads=2, encoder_layers=1, teacher_layers=2, student_layers=1,
-            train_stride=2, max_epochs=3, batch_size=32)
+TINY = dict(
+    window=20,
+    patch=5,
+    d_model=16,
+    heads=2,
+    encoder_layers=1,
+    teacher_layers=2,
+    student_layers=1,
+    train_stride=2,
+    max_epochs=3,
+    batch_size=32,
+)
 
 
 @pytest.mark.parametrize("strategy", list(MASKINGS))
@@ -63,7 +73,9 @@ def test_fit_score_contract_and_determinism(fitted, series):
     s = fitted.decision_function(series.test)
     assert s.shape == (400,) and np.isfinite(s).all()
     assert set(np.unique(fitted.predict(series.test))) <= {0, 1}
-    np.testing.assert_array_equal(s, SelfDistilledMAEDetector(**TINY).fit(series.train).decision_function(series.test))
+    np.testing.assert_array_equal(
+        s, SelfDistilledMAEDetector(**TINY).fit(series.train).decision_function(series.test)
+    )
     terms = fitted.score_terms(series.test)
     np.testing.assert_allclose(terms["reconstruction"] + terms["discrepancy"], s)
     assert fitted.history_["best_epoch"] >= 0 and fitted.threshold_ > 0
@@ -72,7 +84,11 @@ def test_fit_score_contract_and_determinism(fitted, series):
 def test_sequence_level_scores(fitted, series):
     starts, ws = fitted.window_scores(series.test)
     assert len(starts) == len(ws) and starts[0] == 0 and starts[-1] == 400 - 20
-    seq = SelfDistilledMAEDetector(**TINY, score_level="sequence").fit(series.train).decision_function(series.test)
+    seq = (
+        SelfDistilledMAEDetector(**TINY, score_level="sequence")
+        .fit(series.train)
+        .decision_function(series.test)
+    )
     for s, v in zip(starts, ws, strict=True):  # each point gets the largest score of the windows covering it
         assert np.all(seq[s : s + 20] >= v - 1e-9)
 
@@ -80,7 +96,9 @@ def test_sequence_level_scores(fitted, series):
 def test_save_load_roundtrip(fitted, series, tmp_path):
     fitted.save(tmp_path / "m")
     back = diffad.load(tmp_path / "m")
-    np.testing.assert_allclose(back.decision_function(series.test), fitted.decision_function(series.test), rtol=1e-6)
+    np.testing.assert_allclose(
+        back.decision_function(series.test), fitted.decision_function(series.test), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name,params", suite_configs("ablation")[1:])
@@ -127,15 +145,48 @@ def test_learns_the_synthetic_series():
 
 
 def test_experiment_cli_writes_results_and_plots(tmp_path):
-    args = ["experiment", "sdmae", "--suite", "masking", "--seeds", "0", "--out", str(tmp_path), "--quiet",
-            "--set", "max_epochs=1", "--set", "window=20", "--set", "patch=5", "--set", "d_model=16", "--set", "heads=2",
-            "--set", "train_stride=10", "--set", "encoder_layers=1", "--set", "teacher_layers=1"]
+    args = [
+        "experiment",
+        "sdmae",
+        "--suite",
+        "masking",
+        "--seeds",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--set",
+        "max_epochs=1",
+        "--set",
+        "window=20",
+        "--set",
+        "patch=5",
+        "--set",
+        "d_model=16",
+        "--set",
+        "heads=2",
+        "--set",
+        "train_stride=10",
+        "--set",
+        "encoder_layers=1",
+        "--set",
+        "teacher_layers=1",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     folder = next(tmp_path.iterdir())
     data = json.loads((folder / "results.json").read_text())
-    assert {r["config"] for r in data["records"]} == {"masking=patch", "masking=token", "masking=temporal", "masking=feature", "PCA", "IForest"}
-    assert all("AUC-ROC" in r["metrics"] and not any("PA" in k for k in r["metrics"]) for r in data["records"])
+    assert {r["config"] for r in data["records"]} == {
+        "masking=patch",
+        "masking=token",
+        "masking=temporal",
+        "masking=feature",
+        "PCA",
+        "IForest",
+    }
+    assert all(
+        "AUC-ROC" in r["metrics"] and not any("PA" in k for k in r["metrics"]) for r in data["records"]
+    )
     assert (folder / "comparison.png").is_file() and (folder / "training_curves.png").is_file()
     assert "masking=token" in res.output
     bad = CliRunner().invoke(app, ["experiment", "sdmae", "--suite", "nope", "--out", str(tmp_path)])
@@ -147,9 +198,24 @@ def test_experiment_cli_writes_results_and_plots(tmp_path):
 def test_grid_plots(tmp_path):
     from diffad.experiments.sdmae import GRID, plot_suite
 
-    records = [{"config": n, "params": p, "dataset": "d", "seed": 0, "val_loss": [1.0, 0.5], "train_loss": [],
-                "metrics": {"AUC-ROC": 0.5 + 0.01 * i, "AUC-PR": 0.3, "VUS-PR": 0.2}} for i, (n, p) in enumerate(suite_configs("grid"))]
+    records = [
+        {
+            "config": n,
+            "params": p,
+            "dataset": "d",
+            "seed": 0,
+            "val_loss": [1.0, 0.5],
+            "train_loss": [],
+            "metrics": {"AUC-ROC": 0.5 + 0.01 * i, "AUC-PR": 0.3, "VUS-PR": 0.2},
+        }
+        for i, (n, p) in enumerate(suite_configs("grid"))
+    ]
     assert len(records) == np.prod([len(v) for v in GRID.values()])
     (tmp_path / "results.json").write_text(json.dumps({"records": records}))
     written = plot_suite(tmp_path, "grid")
-    assert {p.name for p in written} == {"comparison.png", "training_curves.png", "grid_heatmap.png", "hyperparameters.png"}
+    assert {p.name for p in written} == {
+        "comparison.png",
+        "training_curves.png",
+        "grid_heatmap.png",
+        "hyperparameters.png",
+    }

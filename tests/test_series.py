@@ -18,7 +18,12 @@ def test_windows_cover_every_point_and_match_slices():
 
 
 @settings(max_examples=50, deadline=None)
-@given(n=st.integers(10, 300), window=st.integers(2, 10), stride_frac=st.floats(0.1, 1.0), rule=st.sampled_from(["mean", "central"]))
+@given(
+    n=st.integers(10, 300),
+    window=st.integers(2, 10),
+    stride_frac=st.floats(0.1, 1.0),
+    rule=st.sampled_from(["mean", "central"]),
+)
 def test_reassemble_of_identity_windows_gives_back_the_series(n, window, stride_frac, rule):
     x = np.random.default_rng(n).normal(size=n)
     stride = max(1, int(window * stride_frac))
@@ -33,7 +38,14 @@ def test_central_rule_keeps_central_half_with_half_stride():
     out = reassemble(vals, starts, n, rule="central")
     # point 7 lies at offset 7 of window 0 (centre 3.5) and offset 3 of window 1 (centre 7.5): window 1
     # window 1 keeps its central half, offsets 2..5 = points 6..9
-    assert out[6] == 1 and out[9] == 1 and out[5] == 0 and out[10] == 2 and out[2] == 0 and out[23] == len(starts) - 1
+    assert (
+        out[6] == 1
+        and out[9] == 1
+        and out[5] == 0
+        and out[10] == 2
+        and out[2] == 0
+        and out[23] == len(starts) - 1
+    )
 
 
 def test_mean_rule_averages_overlaps():
@@ -65,6 +77,8 @@ def test_scalers_fit_on_train_and_are_safe_on_constant_channels():
         s = make_scaler(kind).fit(train)
         out = s.transform(test)
         assert np.isfinite(out).all() and np.all(out[:, 1] == 0)
-    assert make_scaler("minmax").fit(train).transform(test)[0, 0] > 1  # test values beyond the training range stay beyond
+    assert (
+        make_scaler("minmax").fit(train).transform(test)[0, 0] > 1
+    )  # test values beyond the training range stay beyond
     with pytest.raises(DataValidationError, match="one of"):
         make_scaler("robust")

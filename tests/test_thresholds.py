@@ -48,7 +48,9 @@ def test_dspot_follows_drift():
     d = DSPOT(q=1e-4, depth=30).fit(x[:4000])
     _, alarms = d.run(x[4000:])
     assert alarms[2000] == 1 and alarms.sum() <= 10
-    assert (x[4000:] > SPOT(q=1e-4).fit(x[:4000]).threshold_).mean() > 0.5  # without drift correction most later points exceed it
+    assert (
+        x[4000:] > SPOT(q=1e-4).fit(x[:4000]).threshold_
+    ).mean() > 0.5  # without drift correction most later points exceed it
 
 
 def test_vote_ratios_and_thresholds():

@@ -14,30 +14,67 @@ def _problem(seed=0):
     g = torch.Generator().manual_seed(seed)
     X, w = torch.randn(64, 3, generator=g), torch.tensor([[1.0], [-2.0], [0.5]])
     y = X @ w
-    return model, (lambda idx: ((model(X[idx]) - y[idx]) ** 2).mean()), (lambda: float(((model(X) - y) ** 2).mean()))
+    return (
+        model,
+        (lambda idx: ((model(X[idx]) - y[idx]) ** 2).mean()),
+        (lambda: float(((model(X) - y) ** 2).mean())),
+    )
 
 
 def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
     model, train, _ = _problem()
     vals = iter([5.0, 3.0, 4.0, 4.5, 6.0, 7.0, 8.0, 9.0])
-    history, best = fit_loop(model, train, lambda: next(vals), 64, FitSettings(max_epochs=8, patience=2, batch_size=16),
-                             np.random.default_rng(0))
+    history, best = fit_loop(
+        model,
+        train,
+        lambda: next(vals),
+        64,
+        FitSettings(max_epochs=8, patience=2, batch_size=16),
+        np.random.default_rng(0),
+    )
     assert best == 1 and len(history["val_loss"]) == 4  # epochs 2 and 3 without improvement, then stop
 
 
 def test_a_resumed_fit_equals_an_uninterrupted_one(tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     model, train, val = _problem()
-    full, _ = fit_loop(model, train, val, 64, FitSettings(max_epochs=4, batch_size=16, fingerprint="a"), np.random.default_rng(0))
+    full, _ = fit_loop(
+        model,
+        train,
+        val,
+        64,
+        FitSettings(max_epochs=4, batch_size=16, fingerprint="a"),
+        np.random.default_rng(0),
+    )
     model, train, val = _problem()
-    fit_loop(model, train, val, 64, FitSettings(max_epochs=2, batch_size=16, checkpoint=ckpt, fingerprint="a"), np.random.default_rng(0))
+    fit_loop(
+        model,
+        train,
+        val,
+        64,
+        FitSettings(max_epochs=2, batch_size=16, checkpoint=ckpt, fingerprint="a"),
+        np.random.default_rng(0),
+    )
     assert (tmp_path / "checkpoint.json").is_file()
     model, train, val = _problem()
-    resumed, _ = fit_loop(model, train, val, 64, FitSettings(max_epochs=4, batch_size=16, checkpoint=ckpt, resume=True, fingerprint="a"),
-                          np.random.default_rng(0))
+    resumed, _ = fit_loop(
+        model,
+        train,
+        val,
+        64,
+        FitSettings(max_epochs=4, batch_size=16, checkpoint=ckpt, resume=True, fingerprint="a"),
+        np.random.default_rng(0),
+    )
     assert resumed["val_loss"] == full["val_loss"]
     with pytest.raises(PersistenceError, match="other training data or other parameters"):
-        fit_loop(model, train, val, 64, FitSettings(max_epochs=5, checkpoint=ckpt, resume=True, fingerprint="b"), np.random.default_rng(0))
+        fit_loop(
+            model,
+            train,
+            val,
+            64,
+            FitSettings(max_epochs=5, checkpoint=ckpt, resume=True, fingerprint="b"),
+            np.random.default_rng(0),
+        )
 
 
 def test_seeded_restores_the_callers_stream():

@@ -21,7 +21,9 @@ def test_datetime_index_is_returned():
 
 
 def test_wrong_rank():
-    with pytest.raises(DataValidationError, match=r"expected a 2-D array.*got a 3-D array of shape \(2, 3, 4\)"):
+    with pytest.raises(
+        DataValidationError, match=r"expected a 2-D array.*got a 3-D array of shape \(2, 3, 4\)"
+    ):
         check_array(np.zeros((2, 3, 4)))
 
 
@@ -45,7 +47,9 @@ def test_feature_count_differs_from_fit():
 
 def test_non_numeric_columns():
     df = pd.DataFrame({"a": [1.0, 2.0], "host": ["x", "y"]})
-    with pytest.raises(DataValidationError, match=r"expected numeric columns only, got non-numeric column\(s\) \['host'\]"):
+    with pytest.raises(
+        DataValidationError, match=r"expected numeric columns only, got non-numeric column\(s\) \['host'\]"
+    ):
         check_array(df)
     with pytest.raises(DataValidationError, match="expected numeric data"):
         check_array(np.array([["a", "b"], ["c", "d"]]))
@@ -66,12 +70,17 @@ def test_nan_rejected_unless_allowed_and_all_nan_channel_always_rejected():
     arr, _ = check_array(X, allow_nan=True)
     assert np.isnan(arr[1, 0])
     X[:, 2] = np.nan
-    with pytest.raises(DataValidationError, match=r"expected every channel to have at least one observed value, got all-NaN channel\(s\) at column index \[2\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"expected every channel to have at least one observed value, got all-NaN channel\(s\) at column index \[2\]",
+    ):
         check_array(X, allow_nan=True)
 
 
 def test_all_constant_data():
-    with pytest.raises(DataValidationError, match="expected at least one channel that varies, got all channels constant"):
+    with pytest.raises(
+        DataValidationError, match="expected at least one channel that varies, got all channels constant"
+    ):
         check_array(np.ones((10, 3)), reject_constant=True)
     check_array(np.c_[np.ones(10), np.arange(10.0)], reject_constant=True)  # one constant channel is fine
 

@@ -47,8 +47,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".json":
             return json.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path}: expected valid {path.suffix[1:].upper()}, got a parse error: {exc}") from None
-    raise ConfigError(f"config file: expected a .toml or .json file, got {path.name!r}. Rename or convert it.")
+        raise ConfigError(
+            f"config file {path}: expected valid {path.suffix[1:].upper()}, got a parse error: {exc}"
+        ) from None
+    raise ConfigError(
+        f"config file: expected a .toml or .json file, got {path.name!r}. Rename or convert it."
+    )
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:
@@ -104,7 +108,8 @@ def from_mapping(cls: type[T], mapping: Any, *, where: str = "config") -> T:
     hints = typing.get_type_hints(cls)
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in mapping.items()}
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
@@ -114,6 +119,7 @@ def from_mapping(cls: type[T], mapping: Any, *, where: str = "config") -> T:
 
 def to_mapping(obj: Any) -> dict[str, Any]:
     """The inverse of :func:`from_mapping` (tuples become lists, so the result is JSON/TOML-ready)."""
+
     def conv(v: Any) -> Any:
         if isinstance(v, tuple | list):
             return [conv(x) for x in v]

@@ -113,10 +113,14 @@ def _foreign_entries(path: Path, kind: str) -> list[str] | None:
     if not names:
         return []
     if kind == "model":
-        marked = read_envelope(path / "detector.json", MODEL_FORMAT) or read_envelope(path / "checkpoint.json", CHECKPOINT_FORMAT)
+        marked = read_envelope(path / "detector.json", MODEL_FORMAT) or read_envelope(
+            path / "checkpoint.json", CHECKPOINT_FORMAT
+        )
         if marked is None:
             return None
-        return [n for n in names if n not in MODEL_FILES or not (path / n).is_file() or (path / n).is_symlink()]
+        return [
+            n for n in names if n not in MODEL_FILES or not (path / n).is_file() or (path / n).is_symlink()
+        ]
     run = read_envelope(path / "run.json", RUN_FORMAT)
     listed = {"run.json", "model"}
     if run is None:
@@ -157,19 +161,32 @@ def check_output(target: str | Path, kind: str, option: str = "path") -> Path:
         try:
             foreign = _foreign_entries(target, kind)
         except PermissionError:
-            raise PersistenceError(f"{kind} folder {str(target)!r}: expected a folder diffad can read, got permission denied. Choose another {option}.") from None
+            raise PersistenceError(
+                f"{kind} folder {str(target)!r}: expected a folder diffad can read, got permission denied. Choose another {option}."
+            ) from None
         if foreign is None:
             listing = sorted(p.name for p in target.iterdir())
-            raise _refusal(target, kind, f"a folder that diffad did not write (it holds {_names(listing)})", option)
+            raise _refusal(
+                target, kind, f"a folder that diffad did not write (it holds {_names(listing)})", option
+            )
         if foreign:
-            raise _refusal(target, kind, f"a diffad {kind} folder that also holds other files ({_names(foreign)})", option)
+            raise _refusal(
+                target,
+                kind,
+                f"a diffad {kind} folder that also holds other files ({_names(foreign)})",
+                option,
+            )
     ancestor = target.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise PersistenceError(f"{option} {str(target)!r}: expected a path inside a folder, got {str(ancestor)!r}, which is a file. Choose another {option}.")
+        raise PersistenceError(
+            f"{option} {str(target)!r}: expected a path inside a folder, got {str(ancestor)!r}, which is a file. Choose another {option}."
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PersistenceError(f"{option} {str(target)!r}: expected a folder diffad can write in, got {str(ancestor)!r}, which is not writable. Choose another {option}.")
+        raise PersistenceError(
+            f"{option} {str(target)!r}: expected a folder diffad can write in, got {str(ancestor)!r}, which is not writable. Choose another {option}."
+        )
     return target
 
 
@@ -206,8 +223,10 @@ def _lock(target: Path, option: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise PersistenceError(f"{option} {str(target)!r}: another diffad process is writing this folder now. "
-                                   f"Wait for it to finish, or choose another {option}.") from None
+            raise PersistenceError(
+                f"{option} {str(target)!r}: another diffad process is writing this folder now. "
+                f"Wait for it to finish, or choose another {option}."
+            ) from None
         try:  # the holder before us may have removed the file after we opened it: lock the live one
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                 break
@@ -264,7 +283,7 @@ def _sweep_stale_stages(target: Path) -> None:
     """Remove staging folders that a killed diffad process left beside ``target`` (its pid is gone)."""
     prefix = f".{target.name}.partial."
     for p in target.parent.glob(f"{glob_escape(prefix)}*"):
-        pid = p.name[len(prefix):].split(".")[0]
+        pid = p.name[len(prefix) :].split(".")[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
@@ -296,7 +315,9 @@ def output_folder(target: str | Path, kind: str, *, option: str = "path") -> Ite
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PersistenceError(f"{option} {str(target)!r}: cannot create its parent folder ({exc.strerror}). Choose another {option}.") from None
+        raise PersistenceError(
+            f"{option} {str(target)!r}: cannot create its parent folder ({exc.strerror}). Choose another {option}."
+        ) from None
     with _lock(target, option):
         _sweep_stale_stages(target)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial.{os.getpid()}.", dir=target.parent))
@@ -318,6 +339,8 @@ def claim(target: str | Path, kind: str, *, option: str = "path") -> Iterator[Pa
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PersistenceError(f"{option} {str(target)!r}: cannot create its parent folder ({exc.strerror}). Choose another {option}.") from None
+        raise PersistenceError(
+            f"{option} {str(target)!r}: cannot create its parent folder ({exc.strerror}). Choose another {option}."
+        ) from None
     with _lock(target, option):
         yield target

@@ -17,8 +17,15 @@ import numpy as np
 from .metrics import average_detection_delay, pa_f1_oracle, pa_precision_recall, range_auc
 from .thresholds import ensemble_vote, fit_vote_thresholds, oracle_vote_xi
 
-__all__ = ["PAPER_TAG", "PA_TAG", "PAPER_IMDIFFUSION_RULES", "PER_ENTITY_RATIOS", "paper_imdiffusion_rule", "paper_vote",
-           "paper_metrics"]
+__all__ = [
+    "PAPER_TAG",
+    "PA_TAG",
+    "PAPER_IMDIFFUSION_RULES",
+    "PER_ENTITY_RATIOS",
+    "paper_imdiffusion_rule",
+    "paper_vote",
+    "paper_metrics",
+]
 
 PAPER_TAG = "paper-protocol (uses test labels)"
 PA_TAG = "point-adjusted (inflated by design)"
@@ -26,8 +33,12 @@ PA_TAG = "point-adjusted (inflated by design)"
 # ImDiffusion's published protocol per collection: the per-step error (max or sum over channels) and the
 # last-step ratio r, a number or "per-entity" (chosen on the test labels from PER_ENTITY_RATIOS).
 PAPER_IMDIFFUSION_RULES: dict[str, tuple[str, float | str]] = {
-    "SMD": ("max", "per-entity"), "GCP": ("max", "per-entity"), "PSM": ("max", 0.02),
-    "SMAP": ("sum", 0.02), "MSL": ("sum", 0.02), "SWaT": ("sum", 0.02),
+    "SMD": ("max", "per-entity"),
+    "GCP": ("max", "per-entity"),
+    "PSM": ("max", 0.02),
+    "SMAP": ("sum", 0.02),
+    "MSL": ("sum", 0.02),
+    "SWaT": ("sum", 0.02),
 }
 PER_ENTITY_RATIOS = np.round(np.arange(0.0005, 0.0396, 0.001), 4)  # 0.05 % .. 3.95 %
 
@@ -43,7 +54,7 @@ def paper_vote(labels: np.ndarray, step_errors: np.ndarray, rule_r: float | str)
     is "per-entity", from ``PER_ENTITY_RATIOS``) chosen for the best point-adjusted F1 on the test labels."""
     y = np.asarray(labels)
     best: tuple[float, float, int, np.ndarray] | None = None
-    for ratio in (PER_ENTITY_RATIOS if rule_r == "per-entity" else [float(rule_r)]):
+    for ratio in PER_ENTITY_RATIOS if rule_r == "per-entity" else [float(rule_r)]:
         votes, _ = ensemble_vote(step_errors, fit_vote_thresholds(step_errors, float(ratio)), 0)
         xi, f1 = oracle_vote_xi(y, votes, len(step_errors))
         if best is None or f1 > best[0]:
@@ -51,11 +62,26 @@ def paper_vote(labels: np.ndarray, step_errors: np.ndarray, rule_r: float | str)
     f1, ratio, xi, votes = best
     preds = (votes > xi).astype(int)
     precision, recall, _ = pa_precision_recall(y, preds)
-    return {"PA-F1": f1, "xi": xi, "r": ratio, "ADD": average_detection_delay(y, preds), "PA-precision": precision, "PA-recall": recall}
+    return {
+        "PA-F1": f1,
+        "xi": xi,
+        "r": ratio,
+        "ADD": average_detection_delay(y, preds),
+        "PA-precision": precision,
+        "PA-recall": recall,
+    }
 
 
-def paper_metrics(det: Any, test: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, window: int = 100,
-                  default_r: float = 0.02, dataset: str | None = None) -> dict[str, Any]:
+def paper_metrics(
+    det: Any,
+    test: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    window: int = 100,
+    default_r: float = 0.02,
+    dataset: str | None = None,
+) -> dict[str, Any]:
     """The published protocol of the paper being reproduced; every number here uses the test labels.
 
     ImDiffusion (a detector with ``step_errors``): :func:`paper_vote` with the per-step error and r of

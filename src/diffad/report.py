@@ -26,6 +26,7 @@ from .validation import check_labels
 
 __all__ = ["write_run", "write_run_files", "PAPER_TAG", "RUN_FORMAT"]
 
+
 def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, Any]:
     """Honest metrics, and beside them (tagged) the point-adjusted and oracle values of ``evaluate`` and
     the detector's paper protocol (:func:`diffad.protocols.paper_metrics`)."""
@@ -40,7 +41,9 @@ def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, 
     return out
 
 
-def write_run(out: str | Path, detector: Any, test_values: np.ndarray, *, option: str = "path", **files: Any) -> dict[str, Any]:
+def write_run(
+    out: str | Path, detector: Any, test_values: np.ndarray, *, option: str = "path", **files: Any
+) -> dict[str, Any]:
     """Score ``test_values`` with a fitted detector and write the run folder ``out`` as one unit.
 
     ``files`` are the keyword arguments of :func:`write_run_files` (``index``, ``channels``, ``labels``,
@@ -71,7 +74,10 @@ def write_run_files(
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(K)]
     scores = np.asarray(detector.decision_function(test_values), dtype=float)
     preds = np.asarray(detector.predict(test_values), dtype=int)
-    table = pd.DataFrame({"score": scores, "label": preds}, index=index if index is not None else pd.RangeIndex(n, name="index"))
+    table = pd.DataFrame(
+        {"score": scores, "label": preds},
+        index=index if index is not None else pd.RangeIndex(n, name="index"),
+    )
     explain = getattr(detector, "explain", None)
     blamed: list[tuple[str, float]] = []
     if explain is not None:
@@ -80,7 +86,9 @@ def write_run_files(
             table[f"attribution_{name}"] = attr[:, k]
         blamed = _blamed_channels(attr, preds, names)
     buf = io.StringIO()
-    table.to_csv(buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index"))
+    table.to_csv(
+        buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index")
+    )
     atomic_write_text(folder / "scores.csv", buf.getvalue())
     files = [folder / "scores.csv"]
     metrics = None
@@ -89,8 +97,17 @@ def write_run_files(
         atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
         files.append(folder / "metrics.json")
     threshold = 1.0 if hasattr(detector, "step_thresholds_") else getattr(detector, "threshold_", None)
-    plot_detection(test_values, scores, preds, folder / "plot.png", labels=labels, threshold=threshold,
-                   index=index, channels=names, title=f"{type(detector).__name__}")
+    plot_detection(
+        test_values,
+        scores,
+        preds,
+        folder / "plot.png",
+        labels=labels,
+        threshold=threshold,
+        index=index,
+        channels=names,
+        title=f"{type(detector).__name__}",
+    )
     files.append(folder / "plot.png")
     atomic_write_text(folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed))
     files.append(folder / "report.html")
@@ -106,7 +123,9 @@ def write_run_files(
     return {"scores": scores, "preds": preds, "metrics": metrics, "files": files}
 
 
-def _blamed_channels(attribution: np.ndarray, preds: np.ndarray, names: list[str], most: int = 10) -> list[tuple[str, float]]:
+def _blamed_channels(
+    attribution: np.ndarray, preds: np.ndarray, names: list[str], most: int = 10
+) -> list[tuple[str, float]]:
     """The channels with the largest mean share of the score over the flagged points, with that share."""
     flagged = preds.astype(bool)
     if not flagged.any():
@@ -116,20 +135,31 @@ def _blamed_channels(attribution: np.ndarray, preds: np.ndarray, names: list[str
     return [(names[k], float(share[k])) for k in order if share[k] > 0]
 
 
-def _html(detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int, blamed: list[tuple[str, float]] = ()) -> str:
+def _html(
+    detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int, blamed: list[tuple[str, float]] = ()
+) -> str:
     blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
     rows = ""
     if metrics:
         for section, values in metrics.items():
             rows += f"<tr><th colspan=2>{html.escape(section)}</th></tr>"
-            rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
-                            f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in values.items())
+            rows += "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>"
+                if isinstance(v, float)
+                else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                for k, v in values.items()
+            )
     params = html.escape(json.dumps(detector.get_params(), default=str, indent=1))
-    return (f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
-            f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
-            f"<img src=plot.png style='max-width:100%'>"
-            + (f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "
-               f"(from <code>explain</code>).</p><table border=1 cellpadding=3><tr><th>channel</th><th>share</th></tr>{blame}</table>"
-               if blame else "")
-            + (f"<h2>Metrics</h2><table border=1 cellpadding=3>{rows}</table>" if rows else "")
-            + f"<h2>Parameters</h2><pre>{params}</pre>")
+    return (
+        f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
+        f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
+        f"<img src=plot.png style='max-width:100%'>"
+        + (
+            f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "
+            f"(from <code>explain</code>).</p><table border=1 cellpadding=3><tr><th>channel</th><th>share</th></tr>{blame}</table>"
+            if blame
+            else ""
+        )
+        + (f"<h2>Metrics</h2><table border=1 cellpadding=3>{rows}</table>" if rows else "")
+        + f"<h2>Parameters</h2><pre>{params}</pre>"
+    )

@@ -26,7 +26,9 @@ __all__ = ["allocator_setting", "keep_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes a C int: give memory back only when 2 GiB lie free at the heap's top
+_TRIM_THRESHOLD = (
+    2**31 - 1
+)  # mallopt takes a C int: give memory back only when 2 GiB lie free at the heap's top
 
 _applied: bool | None = None
 
@@ -49,7 +51,9 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    _applied = bool(libc.mallopt(_M_MMAP_MAX, 0))  # what matters; the trim threshold only keeps the heap's top
+    _applied = bool(
+        libc.mallopt(_M_MMAP_MAX, 0)
+    )  # what matters; the trim threshold only keeps the heap's top
     if _applied:
         libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     return _applied

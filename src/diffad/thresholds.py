@@ -152,7 +152,12 @@ class DSPOT(SPOT):
     def fit(self, calibration) -> DSPOT:
         s = _clean(calibration, "calibration scores")
         if s.size <= self.depth:
-            raise fail("calibration scores", f"more than depth={self.depth} values", str(s.size), "Pass more calibration data or a smaller depth.")
+            raise fail(
+                "calibration scores",
+                f"more than depth={self.depth} values",
+                str(s.size),
+                "Pass more calibration data or a smaller depth.",
+            )
         window = np.lib.stride_tricks.sliding_window_view(s[:-1], self.depth).mean(axis=1)  # (m - depth,)
         super().fit(s[self.depth :] - window)
         self._window = list(s[-self.depth :])
@@ -175,11 +180,18 @@ def vote_ratios(step_errors, r: float) -> np.ndarray:
     """
     E = np.asarray(step_errors, dtype=np.float64)
     if E.ndim != 2:
-        raise fail("step_errors", "shape (n_steps, n_points)", f"shape {E.shape}", "Stack one error row per step.")
+        raise fail(
+            "step_errors", "shape (n_steps, n_points)", f"shape {E.shape}", "Stack one error row per step."
+        )
     check_fraction(r, name="r")
     means = np.nanmean(E, axis=1)
     if not (means > 0).all():
-        raise fail("step_errors", "positive mean error on every step", f"means {means.tolist()}", "Check the imputation errors.")
+        raise fail(
+            "step_errors",
+            "positive mean error on every step",
+            f"means {means.tolist()}",
+            "Check the imputation errors.",
+        )
     return np.minimum(r * means[0] / means, 1.0)
 
 
@@ -199,7 +211,12 @@ def ensemble_vote(step_errors, thresholds, xi: int) -> tuple[np.ndarray, np.ndar
     E = np.asarray(step_errors, dtype=np.float64)
     th = np.asarray(thresholds, dtype=np.float64)
     if th.shape != (E.shape[0],):
-        raise fail("thresholds", f"one per step, shape ({E.shape[0]},)", f"shape {th.shape}", "Fit them on errors with the same steps.")
+        raise fail(
+            "thresholds",
+            f"one per step, shape ({E.shape[0]},)",
+            f"shape {th.shape}",
+            "Fit them on errors with the same steps.",
+        )
     if not 0 <= xi < E.shape[0]:
         raise fail("xi", f"an integer in [0, {E.shape[0] - 1}]", repr(xi), "Votes range from 0 to n_steps.")
     with np.errstate(invalid="ignore"):

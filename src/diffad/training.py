@@ -33,18 +33,28 @@ def resolve_device(device: str | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise DataValidationError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps' (or None for CUDA when available), got {device!r}. "
-                                  "Use one of those.") from None
+        raise DataValidationError(
+            f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps' (or None for CUDA when available), got {device!r}. "
+            "Use one of those."
+        ) from None
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (dev.index is not None and dev.index >= count):
             have = f"{count} CUDA device(s)" if count else "no CUDA device (or a CPU-only torch)"
-            raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but it has {have}. "
-                                      f"Use {param_hint('device', 'cpu')}, or leave the device unset to use CUDA only where it is available.")
-    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DataValidationError(f"device: expected a device this machine has, got {device!r}, but MPS is not available. Use 'cpu'.")
+            raise DataValidationError(
+                f"device: expected a device this machine has, got {device!r}, but it has {have}. "
+                f"Use {param_hint('device', 'cpu')}, or leave the device unset to use CUDA only where it is available."
+            )
+    elif dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise DataValidationError(
+            f"device: expected a device this machine has, got {device!r}, but MPS is not available. Use 'cpu'."
+        )
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise DataValidationError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}. Use one of those.")
+        raise DataValidationError(
+            f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}. Use one of those."
+        )
     return dev
 
 
@@ -63,7 +73,9 @@ def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None
 def chunked_mean(loss: Callable[[slice], torch.Tensor | float], n: int, size: int) -> float:
     """Mean of a per-row-averaged ``loss(rows)`` over ``n`` rows taken ``size`` at a time (a
     validation loss too large for one batch), each chunk weighted by its number of rows."""
-    return sum(float(loss(slice(i, min(i + size, n)))) * (min(i + size, n) - i) for i in range(0, n, size)) / n
+    return (
+        sum(float(loss(slice(i, min(i + size, n)))) * (min(i + size, n) - i) for i in range(0, n, size)) / n
+    )
 
 
 @dataclass(frozen=True)
@@ -91,18 +103,26 @@ def _check_checkpoint_path(path: Path) -> None:
     of diffad's checkpoints (never overwrite a file diffad did not write)."""
     folder = path.parent
     if folder.exists() and not folder.is_dir():
-        raise DataValidationError(f"checkpoint_dir: expected a folder (or a path to create one), got {str(folder)!r}, which is a file. "
-                                  "Choose another checkpoint folder.")
+        raise DataValidationError(
+            f"checkpoint_dir: expected a folder (or a path to create one), got {str(folder)!r}, which is a file. "
+            "Choose another checkpoint folder."
+        )
     if path.exists() and read_envelope(_marker(path), CHECKPOINT_FORMAT) is None:
-        raise PersistenceError(f"checkpoint: expected {str(path)!r} to be absent or a diffad checkpoint, got a file diffad did not write "
-                               f"(no {_marker(path).name} beside it). diffad does not overwrite it: choose another checkpoint folder.")
+        raise PersistenceError(
+            f"checkpoint: expected {str(path)!r} to be absent or a diffad checkpoint, got a file diffad did not write "
+            f"(no {_marker(path).name} beside it). diffad does not overwrite it: choose another checkpoint folder."
+        )
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_text(_marker(path), json.dumps({"format": CHECKPOINT_FORMAT, "epoch": state["epoch"],
-                                                 "fingerprint": state["fingerprint"]}))
+    atomic_write_text(
+        _marker(path),
+        json.dumps(
+            {"format": CHECKPOINT_FORMAT, "epoch": state["epoch"], "fingerprint": state["fingerprint"]}
+        ),
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -132,23 +152,35 @@ def fit_loop(
         try:
             state = torch.load(ckpt, map_location=next(model.parameters()).device, weights_only=True)
         except Exception as exc:
-            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint ({type(exc).__name__}: {exc}). Fit without resume to start over.") from None
+            raise PersistenceError(
+                f"resume: {ckpt} is not a readable checkpoint ({type(exc).__name__}: {exc}). Fit without resume to start over."
+            ) from None
         if state.get("fingerprint", "") != settings.fingerprint:
-            raise PersistenceError(f"resume: the checkpoint {ckpt} was written for other training data or other parameters "
-                                   "(their fingerprints differ), so it cannot continue this fit. Fit the same data with the same "
-                                   "parameters to resume, or fit without resume to start over (the checkpoint is then replaced).")
+            raise PersistenceError(
+                f"resume: the checkpoint {ckpt} was written for other training data or other parameters "
+                "(their fingerprints differ), so it cannot continue this fit. Fit the same data with the same "
+                "parameters to resume, or fit without resume to start over (the checkpoint is then replaced)."
+            )
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         except Exception as exc:
-            raise PersistenceError(f"resume: {ckpt} is not a readable checkpoint of this model ({type(exc).__name__}: {exc}). Fit without resume to start over.") from None
+            raise PersistenceError(
+                f"resume: {ckpt} is not a readable checkpoint of this model ({type(exc).__name__}: {exc}). Fit without resume to start over."
+            ) from None
         history = {k: list(v) for k, v in state["history"].items()}
         best_val, best_epoch, start_epoch = state["best_val"], state["best_epoch"], state["epoch"] + 1
         best_state = state["best_model"]
         rng.bit_generator.state = state["rng"]
         for g, gs in zip(generators, state["generators"], strict=True):
             g.set_state(gs)
-    bar = tqdm(range(start_epoch, settings.max_epochs), desc=settings.desc, disable=not settings.verbose, initial=start_epoch, total=settings.max_epochs)
+    bar = tqdm(
+        range(start_epoch, settings.max_epochs),
+        desc=settings.desc,
+        disable=not settings.verbose,
+        initial=start_epoch,
+        total=settings.max_epochs,
+    )
     for epoch in bar:
         if best_epoch >= 0 and epoch - best_epoch > settings.patience:
             break
@@ -177,11 +209,21 @@ def fit_loop(
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(train=f"{history['train_loss'][-1]:.4f}", val=f"{val:.4f}", best=best_epoch)
         if ckpt is not None:
-            _save_checkpoint(Path(ckpt), {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "epoch": epoch,
-                "best_val": best_val, "best_epoch": best_epoch, "best_model": best_state, "rng": rng.bit_generator.state,
-                "generators": [g.get_state() for g in generators], "fingerprint": settings.fingerprint,
-            })
+            _save_checkpoint(
+                Path(ckpt),
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                    "epoch": epoch,
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "best_model": best_state,
+                    "rng": rng.bit_generator.state,
+                    "generators": [g.get_state() for g in generators],
+                    "fingerprint": settings.fingerprint,
+                },
+            )
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -77,7 +77,11 @@ def check_array(
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
-        bad = [str(c) for c in X.columns if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
+        bad = [
+            str(c)
+            for c in X.columns
+            if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+        ]
         if bad:
             raise fail(
                 f"{name} columns",
@@ -91,7 +95,12 @@ def check_array(
     elif type(X).__module__.startswith("torch"):
         X = X.detach().cpu().numpy()
     if np.iscomplexobj(X):
-        raise fail(name, "real numbers", f"complex values ({_describe(X)})", "Pass the real part, the magnitude (np.abs) or both as separate channels.")
+        raise fail(
+            name,
+            "real numbers",
+            f"complex values ({_describe(X)})",
+            "Pass the real part, the magnitude (np.abs) or both as separate channels.",
+        )
     try:
         arr = np.asarray(X)
         if arr.dtype.kind in "OUSV":
@@ -119,7 +128,12 @@ def check_array(
         raise fail(name, f"at least {min_rows} rows", f"{arr.shape[0]}", "Pass more rows.")
     if np.isinf(arr).any():
         where = np.argwhere(np.isinf(arr))[:3].tolist()
-        raise fail(name, "finite values (NaN allowed only as missing data)", f"infinities at {where}", "Replace them with NaN or finite values.")
+        raise fail(
+            name,
+            "finite values (NaN allowed only as missing data)",
+            f"infinities at {where}",
+            "Replace them with NaN or finite values.",
+        )
     nan = np.isnan(arr)
     if nan.any():
         if not allow_nan:
@@ -142,7 +156,12 @@ def check_array(
     if reject_constant and arr.shape[0] > 1:
         spread = np.nanmax(arr, axis=0) - np.nanmin(arr, axis=0)
         if np.all(spread == 0):
-            raise fail(name, "at least one channel that varies", "all channels constant", "Check that the right data was loaded.")
+            raise fail(
+                name,
+                "at least one channel that varies",
+                "all channels constant",
+                "Check that the right data was loaded.",
+            )
     return arr, index
 
 
@@ -162,15 +181,28 @@ def check_index(index: pd.DatetimeIndex, *, name: str = "X") -> pd.DatetimeIndex
     point twice, would be windowed and scored as if it were in order."""
     if index.hasnans:
         where = np.flatnonzero(index.isna())[:3].tolist()
-        raise fail(f"{name} timestamps", "a timestamp on every row", f"missing timestamps at rows {where}", "Fill or drop those rows.")
+        raise fail(
+            f"{name} timestamps",
+            "a timestamp on every row",
+            f"missing timestamps at rows {where}",
+            "Fill or drop those rows.",
+        )
     if not index.is_unique:
         dup = index[index.duplicated()]
-        raise fail(f"{name} timestamps", "strictly increasing timestamps", f"{len(dup)} repeated timestamp(s), first {dup[0]}",
-                   "Drop or aggregate the repeated rows (e.g. df.groupby(level=0).mean()).")
+        raise fail(
+            f"{name} timestamps",
+            "strictly increasing timestamps",
+            f"{len(dup)} repeated timestamp(s), first {dup[0]}",
+            "Drop or aggregate the repeated rows (e.g. df.groupby(level=0).mean()).",
+        )
     if not index.is_monotonic_increasing:
         step = np.flatnonzero(np.diff(index.asi8) < 0)[0]
-        raise fail(f"{name} timestamps", "strictly increasing timestamps", f"{index[step + 1]} after {index[step]} (row {step + 1})",
-                   "Sort the rows by time first (e.g. df.sort_index()).")
+        raise fail(
+            f"{name} timestamps",
+            "strictly increasing timestamps",
+            f"{index[step + 1]} after {index[step]} (row {step + 1})",
+            "Sort the rows by time first (e.g. df.sort_index()).",
+        )
     return index
 
 
@@ -192,14 +224,26 @@ def check_labels(y: Any, n: int, *, name: str = "labels") -> np.ndarray:
     if arr.ndim != 1:
         raise fail(name, "a 1-D vector", f"shape {arr.shape}", "Pass one label per row.")
     if arr.shape[0] != n:
-        raise fail(f"{name} length", f"{n} (one per row of the data)", f"{arr.shape[0]}", "Align labels with the data.")
+        raise fail(
+            f"{name} length",
+            f"{n} (one per row of the data)",
+            f"{arr.shape[0]}",
+            "Align labels with the data.",
+        )
     try:
         num = arr.astype(np.float64)
     except (TypeError, ValueError):
-        raise fail(name, "0/1 values", f"dtype {arr.dtype}", "Encode anomalies as 1 and normal points as 0.") from None
+        raise fail(
+            name, "0/1 values", f"dtype {arr.dtype}", "Encode anomalies as 1 and normal points as 0."
+        ) from None
     values = np.unique(num[~np.isnan(num)])
     if np.isnan(num).any() or not np.isin(values, (0.0, 1.0)).all():
-        raise fail(name, "only 0 and 1", f"values {values[:10].tolist()}", "Encode anomalies as 1 and normal points as 0.")
+        raise fail(
+            name,
+            "only 0 and 1",
+            f"values {values[:10].tolist()}",
+            "Encode anomalies as 1 and normal points as 0.",
+        )
     return num.astype(np.int8)
 
 
@@ -210,7 +254,9 @@ def check_option(value: Any, valid: Iterable[Any], *, name: str) -> Any:
     return value
 
 
-def check_fraction(value: float, *, name: str, low: float = 0.0, high: float = 1.0, inclusive: bool = False) -> float:
+def check_fraction(
+    value: float, *, name: str, low: float = 0.0, high: float = 1.0, inclusive: bool = False
+) -> float:
     ok = (low <= value <= high) if inclusive else (low < value < high)
     if not ok or not np.isfinite(value):
         br = "[]" if inclusive else "()"
@@ -234,7 +280,12 @@ def check_is_fitted(estimator: Any, attributes: Iterable[str] = ("n_features_in_
 _SURFACE: ContextVar[str] = ContextVar("diffad_surface", default="python")
 
 #: How the command line spells a parameter that it takes as an option of its own.
-_CLI_OPTIONS = {"timestamp_col": "--timestamp-col", "label_col": "--label-col", "device": "--device", "random_state": "--seed"}
+_CLI_OPTIONS = {
+    "timestamp_col": "--timestamp-col",
+    "label_col": "--label-col",
+    "device": "--device",
+    "random_state": "--seed",
+}
 
 
 @contextlib.contextmanager
@@ -290,7 +341,14 @@ class Integer(Constraint):
 class Real(Constraint):
     """A finite number (int or float, not bool) in a range; ``open`` bounds exclude the end."""
 
-    def __init__(self, low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False):
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+    ):
         self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
         parts = []
         if low is not None:
@@ -313,7 +371,10 @@ class Options(Constraint):
         self.text = f"one of {list(values)}"
 
     def ok(self, v: Any) -> bool:
-        return any(v is x if isinstance(x, bool) or x is None else (type(v) is type(x) and v == x) for x in self.values)
+        return any(
+            v is x if isinstance(x, bool) or x is None else (type(v) is type(x) and v == x)
+            for x in self.values
+        )
 
 
 class Boolean(Options):

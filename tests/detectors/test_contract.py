@@ -91,7 +91,9 @@ def test_pandas_in_pandas_out(fitted, series):
     idx = pd.date_range("2024-01-01", periods=200, freq="min")
     frame = pd.DataFrame(series.test, index=idx)
     s, p = det.decision_function(frame), det.predict(frame)
-    assert isinstance(s, pd.Series) and s.index.equals(idx) and isinstance(p, pd.Series) and p.index.equals(idx)
+    assert (
+        isinstance(s, pd.Series) and s.index.equals(idx) and isinstance(p, pd.Series) and p.index.equals(idx)
+    )
     np.testing.assert_array_equal(s.to_numpy(), det.decision_function(series.test))
 
 

@@ -4,4 +4,15 @@ from .config import BenchConfig, DetectorSpec, load_config, preset_names
 from .report import collect, tables, write_report
 from .runner import plan, run_bench, tabular_split
 
-__all__ = ["BenchConfig", "DetectorSpec", "collect", "load_config", "plan", "preset_names", "run_bench", "tables", "tabular_split", "write_report"]
+__all__ = [
+    "BenchConfig",
+    "DetectorSpec",
+    "collect",
+    "load_config",
+    "plan",
+    "preset_names",
+    "run_bench",
+    "tables",
+    "tabular_split",
+    "write_report",
+]

@@ -23,16 +23,22 @@ class DetectorSpec:
     detector: str  # registered class name, e.g. "ImDiffusionDetector"
     preset: str | None = None  # optional class-method preset, e.g. "fast"
     params: dict[str, Any] = field(default_factory=dict)  # constructor parameters (override the preset)
-    seeds: tuple[int, ...] | None = None  # this detector's seeds (default: the run's), e.g. fewer for a slow one
+    seeds: tuple[int, ...] | None = (
+        None  # this detector's seeds (default: the run's), e.g. fewer for a slow one
+    )
 
     def build(self, seed: int):
         cls = registry().get(self.detector)
         if cls is None:
-            raise ConfigError(f"detector {self.name!r}: unknown class {self.detector!r}; valid: {sorted(registry())}.")
+            raise ConfigError(
+                f"detector {self.name!r}: unknown class {self.detector!r}; valid: {sorted(registry())}."
+            )
         valid = set(cls().get_params())
         unknown = sorted(set(self.params) - valid)
         if unknown:
-            raise ConfigError(f"detector {self.name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}.")
+            raise ConfigError(
+                f"detector {self.name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}."
+            )
         params = dict(self.params)
         if "random_state" in valid:
             params["random_state"] = seed
@@ -63,7 +69,9 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if self.tabular_protocol not in TABULAR_PROTOCOLS:
-            raise ConfigError(f"tabular_protocol: unknown {self.tabular_protocol!r}; valid: {list(TABULAR_PROTOCOLS)}.")
+            raise ConfigError(
+                f"tabular_protocol: unknown {self.tabular_protocol!r}; valid: {list(TABULAR_PROTOCOLS)}."
+            )
         if self.max_rows is not None and self.max_rows < 100:
             raise ConfigError(f"max_rows: expected at least 100 or none, got {self.max_rows}.")
         bad = [p for p in self.protocols if p not in PROTOCOLS]
@@ -79,29 +87,40 @@ class BenchConfig:
         known = set(self.seeds).union(*(d.seeds or () for d in self.detectors))
         unknown = sorted(set(seeds) - known)
         if unknown or not seeds:
-            raise ConfigError(f"seeds: {sorted(seeds)} are not all seeds of run {self.name!r}; its seeds: {sorted(known)}.")
+            raise ConfigError(
+                f"seeds: {sorted(seeds)} are not all seeds of run {self.name!r}; its seeds: {sorted(known)}."
+            )
         keep = [s for s in self.seeds if s in seeds]
-        detectors = tuple(replace(d, seeds=tuple(s for s in d.seeds if s in seeds)) if d.seeds is not None else d for d in self.detectors)
+        detectors = tuple(
+            replace(d, seeds=tuple(s for s in d.seeds if s in seeds)) if d.seeds is not None else d
+            for d in self.detectors
+        )
         return replace(self, seeds=tuple(keep), detectors=detectors)
-
 
     def only_datasets(self, names: tuple[str, ...]) -> BenchConfig:
         """The same run restricted to these datasets (each one of the run's datasets or an entity of one of
         its collections, e.g. ``SMD/machine-1-2`` of ``SMD``), e.g. one machine at a time."""
         outside = [n for n in names if not any(n == d or n.startswith(d + "/") for d in self.datasets)]
         if outside or not names:
-            raise ConfigError(f"datasets: {list(outside) or 'none'} not datasets of run {self.name!r}; its datasets: {list(self.datasets)}.")
+            raise ConfigError(
+                f"datasets: {list(outside) or 'none'} not datasets of run {self.name!r}; its datasets: {list(self.datasets)}."
+            )
         return replace(self, datasets=tuple(names))
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in resources.files("diffad.bench.presets").iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.stem for p in resources.files("diffad.bench.presets").iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None) -> BenchConfig:
     """Load a config file or a built-in preset (``diffad/bench/presets/<preset>.toml``)."""
     if (path is None) == (preset is None):
-        raise ConfigError("bench: expected a config file or --preset NAME (one of them), got " + ("both." if path else "neither."))
+        raise ConfigError(
+            "bench: expected a config file or --preset NAME (one of them), got "
+            + ("both." if path else "neither.")
+        )
     if preset is not None:
         if preset not in preset_names():
             raise ConfigError(f"bench preset: unknown {preset!r}; valid: {preset_names()}.")

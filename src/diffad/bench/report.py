@@ -26,7 +26,12 @@ def collect(run_dir: str | Path) -> list[dict[str, Any]]:
     if not run_dir.is_dir():
         from ..validation import fail
 
-        raise fail("bench run", "a folder written by `diffad bench`", repr(str(run_dir)), "Check the path (results/<run name>).")
+        raise fail(
+            "bench run",
+            "a folder written by `diffad bench`",
+            repr(str(run_dir)),
+            "Check the path (results/<run name>).",
+        )
     return [json.loads(p.read_text()) for p in sorted(run_dir.glob("*/*/*/done.json"))]
 
 
@@ -47,31 +52,50 @@ def _fmt_over_datasets(sel: list[dict[str, Any]], section: str, key: str) -> str
     return f"{mean:.3f} ± {np.std([np.mean([v[s] for v in by_ds.values()]) for s in full]):.3f}"
 
 
-def _section_table(cells: list[dict[str, Any]], section: str, cols: tuple[str, ...], timing: tuple[str, str, str]) -> list[str]:
+def _section_table(
+    cells: list[dict[str, Any]], section: str, cols: tuple[str, ...], timing: tuple[str, str, str]
+) -> list[str]:
     """Rows per dataset and detector (mean ± std over seeds), then the mean over datasets (labelled
     "mean over k of n datasets" for a detector that has not finished every dataset of the run, so that
     its mean is not read beside the others as if it covered the same sets)."""
     detectors = list(dict.fromkeys(c["detector"] for c in cells))
     datasets = list(dict.fromkeys(c["dataset"] for c in cells if section in c))
     tkey, tname, tfmt = timing
-    out = [f"### {section}\n", "| dataset | detector | " + " | ".join(cols) + f" | fit s | {tname} |", "|" + "---|" * (len(cols) + 4)]
+    out = [
+        f"### {section}\n",
+        "| dataset | detector | " + " | ".join(cols) + f" | fit s | {tname} |",
+        "|" + "---|" * (len(cols) + 4),
+    ]
     for ds in [*datasets, None]:
         for det in detectors:
-            sel = [c for c in cells if c["detector"] == det and (ds is None or c["dataset"] == ds) and section in c]
+            sel = [
+                c
+                for c in cells
+                if c["detector"] == det and (ds is None or c["dataset"] == ds) and section in c
+            ]
             if not sel:
                 continue
             if ds is None:
                 covered = len({c["dataset"] for c in sel})
-                label = "mean over datasets" if covered == len(datasets) else f"mean over {covered} of {len(datasets)} datasets"
+                label = (
+                    "mean over datasets"
+                    if covered == len(datasets)
+                    else f"mean over {covered} of {len(datasets)} datasets"
+                )
                 texts = [_fmt_over_datasets(sel, section, k) for k in cols]
             else:
                 label, texts = ds, [_fmt([c[section][k] for c in sel]) for k in cols]
-            out.append(f"| {label} | {det} | " + " | ".join(texts)
-                       + f" | {np.mean([c['fit_s'] for c in sel]):.1f} | {np.mean([c[tkey] for c in sel]):{tfmt}} |")
+            out.append(
+                f"| {label} | {det} | "
+                + " | ".join(texts)
+                + f" | {np.mean([c['fit_s'] for c in sel]):.1f} | {np.mean([c[tkey] for c in sel]):{tfmt}} |"
+            )
     return [*out, ""]
 
 
-def _seed_means(cells: list[dict[str, Any]], key: str, section: str) -> tuple[list[str], list[str], np.ndarray]:
+def _seed_means(
+    cells: list[dict[str, Any]], key: str, section: str
+) -> tuple[list[str], list[str], np.ndarray]:
     """(datasets, detectors, (datasets, detectors) array of the seed-mean of ``section[key]``; NaN where
     a detector has no finished cell on a dataset)."""
     detectors = list(dict.fromkeys(c["detector"] for c in cells))
@@ -80,7 +104,9 @@ def _seed_means(cells: list[dict[str, Any]], key: str, section: str) -> tuple[li
     for c in cells:
         if section in c:
             vals.setdefault((c["dataset"], c["detector"]), []).append(c[section][key])
-    means = np.array([[np.mean(vals[d, m]) if (d, m) in vals else np.nan for m in detectors] for d in datasets])
+    means = np.array(
+        [[np.mean(vals[d, m]) if (d, m) in vals else np.nan for m in detectors] for d in datasets]
+    )
     return datasets, detectors, means
 
 
@@ -109,11 +135,18 @@ def matrix_table(cells: list[dict[str, Any]], key: str = "AUC-ROC", section: str
     """Markdown: one row per dataset, one column per detector, the seed-mean of ``section[key]``
     (best of each row in bold)."""
     datasets, detectors, table = _seed_means(cells, key, section)
-    out = [f"### {key} ({section}) by dataset, mean over seeds\n", "| dataset | " + " | ".join(detectors) + " |",
-           "|---|" + "---|" * len(detectors)]
+    out = [
+        f"### {key} ({section}) by dataset, mean over seeds\n",
+        "| dataset | " + " | ".join(detectors) + " |",
+        "|---|" + "---|" * len(detectors),
+    ]
     for ds, means in zip(datasets, table, strict=True):
         best = np.nanmax(means)
-        out.append(f"| {ds} | " + " | ".join("" if np.isnan(m) else (f"**{m:.3f}**" if m == best else f"{m:.3f}") for m in means) + " |")
+        out.append(
+            f"| {ds} | "
+            + " | ".join("" if np.isnan(m) else (f"**{m:.3f}**" if m == best else f"{m:.3f}") for m in means)
+            + " |"
+        )
     return "\n".join([*out, ""])
 
 
@@ -129,8 +162,12 @@ def tables(cells: list[dict[str, Any]]) -> str:
             out += _section_table(series, section, cols, ("score_s", "score s", ".0f"))
     explained = [c for c in series if "HitRate@100%" in c.get("interpretation", {})]
     if explained:  # root-cause hints against interpretation labels, beside the z-score baseline
-        out += _section_table(explained, "interpretation", INTERPRETATION_COLUMNS, ("score_s", "score s", ".0f"))
-    if len({c["dataset"] for c in series if "honest" in c}) > 1:  # many entities (SMD's machines...): ranks and matrices
+        out += _section_table(
+            explained, "interpretation", INTERPRETATION_COLUMNS, ("score_s", "score s", ".0f")
+        )
+    if (
+        len({c["dataset"] for c in series if "honest" in c}) > 1
+    ):  # many entities (SMD's machines...): ranks and matrices
         keys = ("AUC-PR", "VUS-PR")
         out += [rank_table(series, k) for k in keys] + [matrix_table(series, k) for k in keys]
     for protocol in dict.fromkeys(c["protocol"] for c in tabular):

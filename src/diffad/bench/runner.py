@@ -36,7 +36,6 @@ from .config import BenchConfig, DetectorSpec
 __all__ = ["Cell", "plan", "run_bench", "cell_dir", "tabular_split"]
 
 
-
 def _safe(name: str) -> str:
     return name.replace("/", "__")
 
@@ -53,11 +52,17 @@ def plan(cfg: BenchConfig) -> list[Cell]:
     entities: list[str] = []
     for name in cfg.datasets:
         entities += [e for e in list_entities(name, cfg.data_dir) if e not in entities]
-    return [(d, e, s) for d in cfg.detectors for e in entities for s in (d.seeds if d.seeds is not None else cfg.seeds)]
+    return [
+        (d, e, s)
+        for d in cfg.detectors
+        for e in entities
+        for s in (d.seeds if d.seeds is not None else cfg.seeds)
+    ]
 
 
-def tabular_split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_rows: int | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tabular_split(
+    X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_rows: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, test, test labels) of a tabular set under ``protocol``, standardised with statistics of
     the training part (scikit-learn's StandardScaler). Sets above ``max_rows`` rows are first cut to a
     stratified random subsample of ``max_rows`` rows (drawn with ``seed``)."""
@@ -65,7 +70,12 @@ def tabular_split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_ro
 
     rng = np.random.default_rng(seed)
     if max_rows is not None and len(X) > max_rows:
-        keep = np.concatenate([rng.choice(np.flatnonzero(y == c), int(round(max_rows * np.mean(y == c))), replace=False) for c in (0, 1)])
+        keep = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(y == c), int(round(max_rows * np.mean(y == c))), replace=False)
+                for c in (0, 1)
+            ]
+        )
         keep.sort()
         X, y = X[keep], y[keep]
     if protocol == "unsupervised":
@@ -79,7 +89,9 @@ def tabular_split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_ro
     return scaler.transform(train), scaler.transform(test), y_test
 
 
-def _tabular_metrics(y: np.ndarray, scores: np.ndarray, preds: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+def _tabular_metrics(
+    y: np.ndarray, scores: np.ndarray, preds: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
     """Honest (threshold-free AUCs, F1 at the detector's own threshold) and the published protocol's
     F1 at the true anomaly count (which reads the test labels)."""
     k = int(y.sum())
@@ -103,9 +115,18 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
     scores = np.asarray(det.decision_function(test), dtype=np.float64)
     score_s = time.perf_counter() - t0
     preds = np.asarray(det.predict(test), dtype=np.int64)
-    summary: dict[str, Any] = {"detector": spec.name, "dataset": dataset, "seed": seed, "fit_s": fit_s, "score_s": score_s,
-                               "points_per_s": len(test) / max(score_s, 1e-9), "n_train": len(train), "n_test": len(test),
-                               "ran_on": _ran_on(det), **_epochs(det)}
+    summary: dict[str, Any] = {
+        "detector": spec.name,
+        "dataset": dataset,
+        "seed": seed,
+        "fit_s": fit_s,
+        "score_s": score_s,
+        "points_per_s": len(test) / max(score_s, 1e-9),
+        "n_train": len(train),
+        "n_test": len(test),
+        "ran_on": _ran_on(det),
+        **_epochs(det),
+    }
     if ds.kind == "tabular":
         summary["protocol"] = cfg.tabular_protocol
         summary["score_s_per_1000"] = 1000.0 * score_s / len(test)
@@ -119,8 +140,15 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
             honest = evaluate(labels, scores, preds, window=cfg.metric_window, oracle=False)
             summary["honest"] = {k: v for k, v in honest.items() if k in HONEST_KEYS}
         if "paper" in cfg.protocols:
-            summary[PAPER_TAG] = paper_metrics(det, ds.test, ds.test_labels, scores, window=cfg.metric_window,
-                                               default_r=cfg.vote_ratio_paper, dataset=ds.name)
+            summary[PAPER_TAG] = paper_metrics(
+                det,
+                ds.test,
+                ds.test_labels,
+                scores,
+                window=cfg.metric_window,
+                default_r=cfg.vote_ratio_paper,
+                dataset=ds.name,
+            )
         if ds.meta.get("interpretation"):
             summary["interpretation"] = _interpretation(det, train, test, ds.meta["interpretation"])
     out.mkdir(parents=True, exist_ok=True)
@@ -130,16 +158,26 @@ def run_cell(cfg: BenchConfig, spec: DetectorSpec, dataset: str, seed: int, out:
         buf = io.BytesIO()
         np.save(buf, arr)
         atomic_write_bytes(out / name, buf.getvalue())
-    atomic_write_text(out / "config.json", json.dumps({"bench": cfg.name, "detector": asdict(spec), "seed": seed,
-                                                       "params": _plain_params(det)}, indent=1, default=str))
-    atomic_write_text(out / "done.json", json.dumps(summary, indent=1, default=float))  # last: marks the cell finished
+    atomic_write_text(
+        out / "config.json",
+        json.dumps(
+            {"bench": cfg.name, "detector": asdict(spec), "seed": seed, "params": _plain_params(det)},
+            indent=1,
+            default=str,
+        ),
+    )
+    atomic_write_text(
+        out / "done.json", json.dumps(summary, indent=1, default=float)
+    )  # last: marks the cell finished
     return summary
 
 
 def _interpretation(det: Any, train: np.ndarray, test: np.ndarray, segments) -> dict[str, float]:
     """HitRate@100% / @150% of the detector's ``explain`` (where it has one) against the interpretation
     labels, beside the per-channel absolute z-score baseline (``z-score HitRate@...``)."""
-    out = {f"z-score {k}": v for k, v in interpretation_scores(zscore_attribution(train, test), segments).items()}
+    out = {
+        f"z-score {k}": v for k, v in interpretation_scores(zscore_attribution(train, test), segments).items()
+    }
     if hasattr(det, "explain"):
         out = {**interpretation_scores(det.explain(test), segments), **out}
     return out
@@ -151,16 +189,26 @@ def _ran_on(det: Any) -> dict[str, Any]:
     setting (``diffad.runtime``)."""
     import torch
 
-    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(getattr(det, "device_", "cpu")),
-            "malloc": allocator_setting()}
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(getattr(det, "device_", "cpu")),
+        "malloc": allocator_setting(),
+    }
 
 
 def _epochs(det: Any) -> dict[str, int]:
     """How long a network detector trained, so that its fit time can be read: the epochs run (early
     stopping ends them before ``max_epochs``) and the best one, whose weights were kept. Empty for
     detectors without a training loop."""
-    hist = getattr(det, "history_", None) or {}  # fit_loop's history plus best_epoch, for every network detector
-    return {"epochs": len(hist["train_loss"]), "best_epoch": int(hist["best_epoch"])} if hist.get("train_loss") else {}
+    hist = (
+        getattr(det, "history_", None) or {}
+    )  # fit_loop's history plus best_epoch, for every network detector
+    return (
+        {"epochs": len(hist["train_loss"]), "best_epoch": int(hist["best_epoch"])}
+        if hist.get("train_loss")
+        else {}
+    )
 
 
 def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | None]:
@@ -198,14 +246,20 @@ def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cel
         then = {**_plain_params(type(det)()), **then}
         diff = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
         if diff:
-            stale.append(f"{spec.name}/{dataset}/{seed} ({', '.join(f'{k}: {then.get(k)!r} then, {now.get(k)!r} now' for k in diff[:3])})")
+            stale.append(
+                f"{spec.name}/{dataset}/{seed} ({', '.join(f'{k}: {then.get(k)!r} then, {now.get(k)!r} now' for k in diff[:3])})"
+            )
     if stale:
-        raise ConfigError(f"run {cfg.name!r}: {len(stale)} finished cell(s) ran with other detector settings than the config gives "
-                          f"now, e.g. {stale[0]}. Pin the old settings in the config's params, use a new run name, or delete "
-                          f"those cell folders under {results / cfg.name} to recompute them.")
+        raise ConfigError(
+            f"run {cfg.name!r}: {len(stale)} finished cell(s) ran with other detector settings than the config gives "
+            f"now, e.g. {stale[0]}. Pin the old settings in the config's params, use a new run name, or delete "
+            f"those cell folders under {results / cfg.name} to recompute them."
+        )
 
 
-def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, verbose: bool = True) -> dict[str, Any]:
+def run_bench(
+    cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, verbose: bool = True
+) -> dict[str, Any]:
     """Run every unfinished cell (``jobs`` > 1: in parallel processes). Returns counts and errors.
 
     Finished cells are skipped after checking that they ran with the settings the config resolves to
@@ -216,18 +270,32 @@ def run_bench(cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, 
     _check_finished_settings(cfg, results, done)
     todo = [c for c in cells if c not in done]
     errors: dict[str, str] = {}
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"bench {cfg.name}", disable=not verbose, unit="cell")
+    bar = tqdm(
+        total=len(cells),
+        initial=len(cells) - len(todo),
+        desc=f"bench {cfg.name}",
+        disable=not verbose,
+        unit="cell",
+    )
     if jobs <= 1:
         for spec, dataset, seed in todo:
             bar.set_postfix_str(f"{spec.name} {dataset} seed {seed}")
-            _, err = _run_cell_safe(cfg, spec, dataset, seed, cell_dir(results, cfg.name, spec.name, dataset, seed))
+            _, err = _run_cell_safe(
+                cfg, spec, dataset, seed, cell_dir(results, cfg.name, spec.name, dataset, seed)
+            )
             if err:
                 errors[f"{spec.name}/{dataset}/{seed}"] = err
             bar.update()
     else:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(jobs,)) as pool:
-            futures = {pool.submit(_run_cell_safe, cfg, s, d, seed, cell_dir(results, cfg.name, s.name, d, seed)): (s.name, d, seed)
-                       for s, d, seed in todo}
+            futures = {
+                pool.submit(_run_cell_safe, cfg, s, d, seed, cell_dir(results, cfg.name, s.name, d, seed)): (
+                    s.name,
+                    d,
+                    seed,
+                )
+                for s, d, seed in todo
+            }
             for fut in as_completed(futures):
                 _, err = fut.result()
                 name, dataset, seed = futures[fut]

@@ -30,10 +30,13 @@ def user_errors(fn):
                 exit_error(exc)
             except OSError as exc:
                 where = f" ({exc.filename})" if exc.filename else ""
-                exit_error(DiffadError(f"{exc.strerror or exc}{where}. Check the path and its permissions, and the free disk space."))
+                exit_error(
+                    DiffadError(
+                        f"{exc.strerror or exc}{where}. Check the path and its permissions, and the free disk space."
+                    )
+                )
 
     return wrapper
-
 
 
 def parse_list(text: str, option: str, kind: type = int) -> tuple:
@@ -42,7 +45,9 @@ def parse_list(text: str, option: str, kind: type = int) -> tuple:
         return tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
         what, example = ("integers", "0,1,2") if kind is int else ("numbers", "0,0.5,1")
-        raise DiffadError(f"{option}: expected comma-separated {what} such as {example}, got {text!r}.") from None
+        raise DiffadError(
+            f"{option}: expected comma-separated {what} such as {example}, got {text!r}."
+        ) from None
 
 
 def parse_ints(text: str, option: str) -> tuple[int, ...]:

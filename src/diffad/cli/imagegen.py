@@ -15,13 +15,24 @@ from ..config import parse_assignments
 from ..exceptions import DiffadError
 from ._common import exit_error, parse_ints, parse_list
 
-imagegen_app = typer.Typer(help='Few-shot anomaly image generation (AnomalyDiffusion); needs `pip install "diffad[image]"`.',
-                           no_args_is_help=True)
+imagegen_app = typer.Typer(
+    help='Few-shot anomaly image generation (AnomalyDiffusion); needs `pip install "diffad[image]"`.',
+    no_args_is_help=True,
+)
 
 Model = Annotated[Path, typer.Option(help="Model folder.")]
-Sets = Annotated[list[str] | None, typer.Option("--set", help="Configuration KEY=VALUE (repeatable), e.g. prior_steps=200.")]
-Sampling = Annotated[list[str] | None, typer.Option("--set", help="Sampling setting KEY=VALUE for this run (repeatable): "
-                                                                   "sample_steps, mask_sample_steps, resample or guidance, e.g. resample=4.")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Configuration KEY=VALUE (repeatable), e.g. prior_steps=200."),
+]
+Sampling = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Sampling setting KEY=VALUE for this run (repeatable): "
+        "sample_steps, mask_sample_steps, resample or guidance, e.g. resample=4.",
+    ),
+]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda ... (default: cuda when available).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
@@ -39,7 +50,9 @@ def _load(model: Path, device: str | None, quiet: bool, sampling: list[str] | No
     from ..imagegen import AnomalyDiffusion
 
     if not (model / "data.json").is_file():
-        raise DiffadError(f"{model}: not a model folder (no data.json); run `diffad imagegen train-prior --model {model}` first")
+        raise DiffadError(
+            f"{model}: not a model folder (no data.json); run `diffad imagegen train-prior --model {model}` first"
+        )
     changes = parse_assignments(sampling)
     gen = AnomalyDiffusion.load(model, device=device, verbose=not quiet)
     gen.config = gen.config.with_sampling(changes)
@@ -51,13 +64,22 @@ def train_prior(
     model: Model = Path("diffad-out/imagegen"),
     data: Annotated[str, typer.Option(help="Image set: SYNTH-IMG/<seed> or MVTec3D/tire.")] = "SYNTH-IMG/0",
     size: Annotated[int, typer.Option(help="Image side in pixels (images are resized to size x size).")] = 32,
-    crop: Annotated[int | None, typer.Option(help="Train on square crops of this many pixels (resized to --size) instead of "
-                                              "whole images: for small defects on large images (MVTec3D/tire: 128).")] = None,
-    fraction: Annotated[float, typer.Option(help="Share of each defect type's images used to train (the rest is held out).")] = 1 / 3,
+    crop: Annotated[
+        int | None,
+        typer.Option(
+            help="Train on square crops of this many pixels (resized to --size) instead of "
+            "whole images: for small defects on large images (MVTec3D/tire: 128)."
+        ),
+    ] = None,
+    fraction: Annotated[
+        float, typer.Option(help="Share of each defect type's images used to train (the rest is held out).")
+    ] = 1 / 3,
     set_: Sets = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Device = None,
-    data_dir: Annotated[str | None, typer.Option(help="Data folder (default: $DIFFAD_DATA or ../shared/data).")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Data folder (default: $DIFFAD_DATA or ../shared/data).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Stage 1: train the diffusion prior on the normal images and freeze it."""
@@ -66,25 +88,38 @@ def train_prior(
     try:
         cfg = ImageGenConfig.from_dict({"size": size, **parse_assignments(set_)})
         model.mkdir(parents=True, exist_ok=True)
-        (model / "data.json").write_text(json.dumps({"name": data, "size": size, "crop": crop, "fraction": fraction,
-                                                             "data_dir": data_dir}))
+        (model / "data.json").write_text(
+            json.dumps({"name": data, "size": size, "crop": crop, "fraction": fraction, "data_dir": data_dir})
+        )
         split = _split(model)
         gen = AnomalyDiffusion(cfg, seed=seed, device=device, verbose=not quiet).fit_prior(split.normal)
         gen.save(model)
     except (DiffadError, ValueError) as exc:
         exit_error(exc)
-    typer.echo(f"prior: {gen.n_parameters['prior']:,} parameters, {len(split.normal)} normal images, "
-               f"{cfg.prior_steps} steps in {gen.timings['prior']:.0f} s, final loss {gen.history['prior'][-1]:.4f}; saved to {model}")
+    typer.echo(
+        f"prior: {gen.n_parameters['prior']:,} parameters, {len(split.normal)} normal images, "
+        f"{cfg.prior_steps} steps in {gen.timings['prior']:.0f} s, final loss {gen.history['prior'][-1]:.4f}; saved to {model}"
+    )
 
 
 @imagegen_app.command("train-anomaly")
 def train_anomaly(
     model: Model = Path("diffad-out/imagegen"),
-    data: Annotated[str | None, typer.Option(help="Learn the defects of this image set instead of the prior's (it must have the "
-                                                  "same normal images, e.g. SYNTH-IMG-FAINT/0 on a SYNTH-IMG/0 prior).")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn the defects of this image set instead of the prior's (it must have the "
+            "same normal images, e.g. SYNTH-IMG-FAINT/0 on a SYNTH-IMG/0 prior)."
+        ),
+    ] = None,
     set_: Sets = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of these two stages (default: the prior's), to repeat them "
-                                                  "on one prior with other random draws.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of these two stages (default: the prior's), to repeat them "
+            "on one prior with other random draws."
+        ),
+    ] = None,
     device: Device = None,
     quiet: Quiet = False,
 ) -> None:
@@ -103,8 +138,10 @@ def train_anomaly(
         if data is not None:
             other = _split(model, name=data)
             if other.normal.shape != split.normal.shape or not np.array_equal(other.normal, split.normal):
-                raise DiffadError(f"--data {data}: its normal images differ from those the prior was trained on; "
-                                  "train a prior on it (diffad imagegen train-prior --data ...).")
+                raise DiffadError(
+                    f"--data {data}: its normal images differ from those the prior was trained on; "
+                    "train a prior on it (diffad imagegen train-prior --data ...)."
+                )
             spec = json.loads((model / "data.json").read_text())
             (model / "data.json").write_text(json.dumps({**spec, "name": data}))
             split = other
@@ -114,15 +151,19 @@ def train_anomaly(
     except (DiffadError, ValueError, TypeError, RuntimeError) as exc:
         exit_error(exc)
     counts = {k: split.train_kinds.count(k) for k in gen.kinds}
-    typer.echo(f"anomaly types {counts} (few-shot images per type); embeddings {gen.timings['anomaly']:.0f} s, "
-               f"mask model {gen.timings['masks']:.0f} s; saved to {model}")
+    typer.echo(
+        f"anomaly types {counts} (few-shot images per type); embeddings {gen.timings['anomaly']:.0f} s, "
+        f"mask model {gen.timings['masks']:.0f} s; saved to {model}"
+    )
 
 
 @imagegen_app.command()
 def calibrate(
     model: Model = Path("diffad-out/imagegen"),
     n_per_kind: Annotated[int, typer.Option(help="Generated pairs per anomaly type and grid value.")] = 16,
-    grid: Annotated[str, typer.Option(help="Outside-mask weights to try, comma-separated, each in [0, 1].")] = "0,0.25,0.5,0.75,1",
+    grid: Annotated[
+        str, typer.Option(help="Outside-mask weights to try, comma-separated, each in [0, 1].")
+    ] = "0,0.25,0.5,0.75,1",
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     device: Device = None,
     quiet: Quiet = False,
@@ -134,8 +175,15 @@ def calibrate(
         values = parse_list(grid, "--grid", float)
         gen = _load(model, device, quiet)
         split = _split(model)
-        res = gen.calibrate_reweighting(split.normal, split.train_images, split.train_masks, split.train_kinds,
-                                        grid=values, n_per_kind=n_per_kind, seed=seed)
+        res = gen.calibrate_reweighting(
+            split.normal,
+            split.train_images,
+            split.train_masks,
+            split.train_kinds,
+            grid=values,
+            n_per_kind=n_per_kind,
+            seed=seed,
+        )
     except (DiffadError, ValueError, RuntimeError) as exc:
         exit_error(exc)
     gen.save(model)
@@ -151,7 +199,9 @@ def calibrate(
 def generate(
     model: Model = Path("diffad-out/imagegen"),
     n: Annotated[int, typer.Option("--n", help="Number of (image, mask) pairs.")] = 32,
-    kind: Annotated[str | None, typer.Option(help="Only this anomaly type (default: all types in turn).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this anomaly type (default: all types in turn).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: MODEL/generated).")] = None,
     reweight: Annotated[bool, typer.Option(help="Adaptive attention re-weighting.")] = True,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -174,10 +224,18 @@ def generate(
     except (DiffadError, ValueError, RuntimeError) as exc:
         exit_error(exc)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "pairs.npz", images=res["images"], masks=res["masks"], kinds=np.array(res["kinds"]))
+    np.savez_compressed(
+        out / "pairs.npz", images=res["images"], masks=res["masks"], kinds=np.array(res["kinds"])
+    )
     k = min(n, 32)
-    grid = save_grid(res["images"][:k], res["masks"][:k], out / "grid.png", titles=res["kinds"][:k],
-                     normal=split.normal[res["normal_index"][:k]], columns=4)
+    grid = save_grid(
+        res["images"][:k],
+        res["masks"][:k],
+        out / "grid.png",
+        titles=res["kinds"][:k],
+        normal=split.normal[res["normal_index"][:k]],
+        columns=4,
+    )
     typer.echo(f"{n} pairs -> {out / 'pairs.npz'}; grid {grid}")
 
 
@@ -185,7 +243,9 @@ def generate(
 def evaluate(
     model: Model = Path("diffad-out/imagegen"),
     out: Annotated[Path | None, typer.Option(help="Output folder (default: MODEL/evaluation).")] = None,
-    n_per_kind: Annotated[int, typer.Option(help="Generated (and crop-and-paste) pairs per anomaly type.")] = 64,
+    n_per_kind: Annotated[
+        int, typer.Option(help="Generated (and crop-and-paste) pairs per anomaly type.")
+    ] = 64,
     seeds: Annotated[str, typer.Option(help="Segmenter seeds, comma-separated.")] = "0,1,2",
     seg_steps: Annotated[int, typer.Option(help="Segmenter training steps.")] = 600,
     set_: Sampling = None,
@@ -207,37 +267,76 @@ def evaluate(
         split = _split(model)
 
         seed_list = parse_ints(seeds, "--seeds")
-        res, samples = evaluate_generator(gen, split, n_per_kind=n_per_kind, seeds=seed_list, seg_steps=seg_steps,
-                                          device=str(gen.device), verbose=not quiet)
+        res, samples = evaluate_generator(
+            gen,
+            split,
+            n_per_kind=n_per_kind,
+            seeds=seed_list,
+            seg_steps=seg_steps,
+            device=str(gen.device),
+            verbose=not quiet,
+        )
     except (DiffadError, ValueError, RuntimeError) as exc:
         exit_error(exc)
-    res["model"] = {"config": gen.config.to_dict(), "kinds": gen.kinds, "timings": gen.timings, "parameters": gen.n_parameters,
-                    "outside_weights": gen.outside_weights,
-                    "data": json.loads((model / "data.json").read_text()),
-                    "few_shot": {k: split.train_kinds.count(k) for k in gen.kinds},
-                    "held_out": {k: split.test_kinds.count(k) for k in sorted(set(split.test_kinds))}}
+    res["model"] = {
+        "config": gen.config.to_dict(),
+        "kinds": gen.kinds,
+        "timings": gen.timings,
+        "parameters": gen.n_parameters,
+        "outside_weights": gen.outside_weights,
+        "data": json.loads((model / "data.json").read_text()),
+        "few_shot": {k: split.train_kinds.count(k) for k in gen.kinds},
+        "held_out": {k: split.test_kinds.count(k) for k in sorted(set(split.test_kinds))},
+    }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "evaluation.json", json.dumps(res, indent=2))
     for name, s in samples.items():
         idx = np.concatenate([np.flatnonzero(np.asarray(s["kinds"]) == k)[:8] for k in gen.kinds])
-        save_grid(s["images"][idx], s["masks"][idx], out / f"grid_{name}.png", titles=[s["kinds"][i] for i in idx])
+        save_grid(
+            s["images"][idx], s["masks"][idx], out / f"grid_{name}.png", titles=[s["kinds"][i] for i in idx]
+        )
     if gen.outside_weights:
-        typer.echo("generated with calibrated outside weights: " + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights.items()))
-    types = sorted({k.split("/", 1)[1] for r in res["downstream"].values() for k in r["mean"] if k.startswith("pixel_AP/")})
-    typer.echo(f"{'training set of the segmenter':<30} {'pixel AUROC':>16} {'pixel AP':>16}"
-               + "".join(f" {'AP ' + t:>16}" for t in types))
+        typer.echo(
+            "generated with calibrated outside weights: "
+            + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights.items())
+        )
+    types = sorted(
+        {
+            k.split("/", 1)[1]
+            for r in res["downstream"].values()
+            for k in r["mean"]
+            if k.startswith("pixel_AP/")
+        }
+    )
+    typer.echo(
+        f"{'training set of the segmenter':<30} {'pixel AUROC':>16} {'pixel AP':>16}"
+        + "".join(f" {'AP ' + t:>16}" for t in types)
+    )
     for name, r in res["downstream"].items():
         m, sd = r["mean"], r["std"]
-        typer.echo(f"{name:<30} {m['pixel_AUROC']:>8.3f} ± {sd['pixel_AUROC']:.3f} {m['pixel_AP']:>8.3f} ± {sd['pixel_AP']:.3f}"
-                   + "".join(f" {m.get('pixel_AP/' + t, float('nan')):>16.3f}" for t in types))
+        typer.echo(
+            f"{name:<30} {m['pixel_AUROC']:>8.3f} ± {sd['pixel_AUROC']:.3f} {m['pixel_AP']:>8.3f} ± {sd['pixel_AP']:.3f}"
+            + "".join(f" {m.get('pixel_AP/' + t, float('nan')):>16.3f}" for t in types)
+        )
     iou = res["nearest_mask_iou"]
-    typer.echo(f"nearest training mask IoU: mean {iou['mean']:.3f}, max {iou['max']:.3f}; mask fill "
-               + ", ".join(f"{k} {v:.3f}" for k, v in res["mask_fill"].items()))
-    typer.echo("signed defect contrast (mask minus its surroundings; real few-shot / generated): "
-               + ", ".join(f"{k} {v.get('real few-shot', float('nan')):+.3f} / {v['generated']:+.3f}" for k, v in res["signed_contrast"].items()))
-    flipped = [k for k, v in res["signed_contrast"].items() if v.get("real few-shot", 0.0) * v["generated"] < 0]
+    typer.echo(
+        f"nearest training mask IoU: mean {iou['mean']:.3f}, max {iou['max']:.3f}; mask fill "
+        + ", ".join(f"{k} {v:.3f}" for k, v in res["mask_fill"].items())
+    )
+    typer.echo(
+        "signed defect contrast (mask minus its surroundings; real few-shot / generated): "
+        + ", ".join(
+            f"{k} {v.get('real few-shot', float('nan')):+.3f} / {v['generated']:+.3f}"
+            for k, v in res["signed_contrast"].items()
+        )
+    )
+    flipped = [
+        k for k, v in res["signed_contrast"].items() if v.get("real few-shot", 0.0) * v["generated"] < 0
+    ]
     if flipped:
-        typer.echo(f"note: generated {', '.join(flipped)} differ in sign from the real ones (darker where they are brighter, "
-                   "or the reverse); the options that act on this are ImageGenConfig.spatial_embedding and "
-                   "anomaly_loss (train-anomaly --set spatial_embedding=typed --set anomaly_loss=defect)")
+        typer.echo(
+            f"note: generated {', '.join(flipped)} differ in sign from the real ones (darker where they are brighter, "
+            "or the reverse); the options that act on this are ImageGenConfig.spatial_embedding and "
+            "anomaly_loss (train-anomaly --set spatial_embedding=typed --set anomaly_loss=defect)"
+        )
     typer.echo(f"written: {out / 'evaluation.json'}")

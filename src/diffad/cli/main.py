@@ -16,14 +16,24 @@ from ..exceptions import ConfigError, DiffadError
 from ..runtime import allocator_setting, keep_freed_memory
 from ._common import exit_error, parse_ints, user_errors
 
-app = typer.Typer(help="diffad: anomaly detection with diffusion and masked-modelling models.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Benchmark datasets: what is registered, what is found, what is inside.", no_args_is_help=True)
+app = typer.Typer(
+    help="diffad: anomaly detection with diffusion and masked-modelling models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Benchmark datasets: what is registered, what is found, what is inside.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Folder holding SMD/, SMAP_MSL/, NAB/ ... (default: $DIFFAD_DATA).", show_default=False),
+    typer.Option(
+        "--data-dir",
+        help="Folder holding SMD/, SMAP_MSL/, NAB/ ... (default: $DIFFAD_DATA).",
+        show_default=False,
+    ),
 ]
 
 
@@ -35,7 +45,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """diffad: anomaly detection with diffusion and masked-modelling models."""
 
@@ -55,7 +67,8 @@ def info() -> None:
         "torch threads": str(torch.get_num_threads()),
         "cpu cores": str(os.cpu_count()),
         "malloc": "heap (freed memory kept for reuse; DIFFAD_MALLOC=system turns it off)"
-        if allocator_setting() == "heap" else "system (glibc's default)",
+        if allocator_setting() == "heap"
+        else "system (glibc's default)",
         "DIFFAD_DATA": os.environ.get("DIFFAD_DATA", "(not set)"),
     }
     width = max(map(len, rows))
@@ -76,14 +89,23 @@ def data_list(data_dir: DataDir = None) -> None:
     typer.echo(f"{'collection':<10}  {'kind':<8}  {'found':>5}  examples")
     for name, coll in COLLECTIONS.items():
         found = coll.entities(root) if (root is not None or not coll.needs_files) else []
-        sample = ", ".join(f"{name}/{e}" if e != name else e for e in found[:2]) + (" ..." if len(found) > 2 else "")
-        typer.echo(f"{name:<10}  {coll.kind:<8}  {len(found):>5}  {sample or '(not found: ' + coll.source + ')'}")
+        sample = ", ".join(f"{name}/{e}" if e != name else e for e in found[:2]) + (
+            " ..." if len(found) > 2 else ""
+        )
+        typer.echo(
+            f"{name:<10}  {coll.kind:<8}  {len(found):>5}  {sample or '(not found: ' + coll.source + ')'}"
+        )
 
 
 @data_app.command("show")
 @user_errors
 def data_show(
-    name: Annotated[str, typer.Argument(help="e.g. SMD/machine-1-2, SMAP, SMAP/A-1, NAB/realKnownCause/nyc_taxi, UCR/135, ADBench/6_cardio")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="e.g. SMD/machine-1-2, SMAP, SMAP/A-1, NAB/realKnownCause/nyc_taxi, UCR/135, ADBench/6_cardio"
+        ),
+    ],
     data_dir: DataDir = None,
     segments: Annotated[int, typer.Option(help="How many anomaly segments to list.")] = 10,
 ) -> None:
@@ -95,7 +117,9 @@ def data_show(
         if names != [name]:  # a collection: one line per entity
             typer.echo(f"{'entity':<40}  {'train':>12}  {'test':>12}  {'anomaly %':>9}")
             for ds in load_datasets(name, data_dir):
-                typer.echo(f"{ds.name:<40}  {ds.train.shape[0]:>7} x {ds.train.shape[1]:<3}  {ds.test.shape[0]:>7} x {ds.test.shape[1]:<3}  {100 * ds.anomaly_ratio:>9.2f}")
+                typer.echo(
+                    f"{ds.name:<40}  {ds.train.shape[0]:>7} x {ds.train.shape[1]:<3}  {ds.test.shape[0]:>7} x {ds.test.shape[1]:<3}  {100 * ds.anomaly_ratio:>9.2f}"
+                )
             return
         ds = load_dataset(name, data_dir)
     except DiffadError as exc:
@@ -135,9 +159,16 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
         try:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise fail(f"{what} file {path}", "a readable .npy file of numbers", f"{type(exc).__name__}: {str(exc)[:200]}", "Check the file.") from None
+            raise fail(
+                f"{what} file {path}",
+                "a readable .npy file of numbers",
+                f"{type(exc).__name__}: {str(exc)[:200]}",
+                "Check the file.",
+            ) from None
         if arr.ndim != 1 and not (arr.ndim == 2 and arr.shape[1] == 1):
-            raise fail(f"{what} in {path}", "a 1-D array", f"shape {arr.shape}", "Save one value per time point.")
+            raise fail(
+                f"{what} in {path}", "a 1-D array", f"shape {arr.shape}", "Save one value per time point."
+            )
         return arr.ravel()
     df = read_csv_table(path)
     lower = {c.lower(): c for c in df.columns}
@@ -150,10 +181,20 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
     else:
         name = next((lower[c] for c in preferred if c in lower), None)
         if name is None:
-            raise fail(f"{what} column in {path}", f"a column named one of {list(preferred)} (or --{what}-col)", f"columns {list(df.columns)}", f"Pass --{what}-col NAME.")
+            raise fail(
+                f"{what} column in {path}",
+                f"a column named one of {list(preferred)} (or --{what}-col)",
+                f"columns {list(df.columns)}",
+                f"Pass --{what}-col NAME.",
+            )
     values = df[name]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
-        raise fail(f"{what} column {name!r} of {path}", "numbers", f"values like {values.head(3).tolist()}", "Check the file and its delimiter.")
+        raise fail(
+            f"{what} column {name!r} of {path}",
+            "numbers",
+            f"values like {values.head(3).tolist()}",
+            "Check the file and its delimiter.",
+        )
     return values.to_numpy()
 
 
@@ -162,12 +203,17 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
 def evaluate(
     scores: Annotated[Path, typer.Option(help="Scores: .npy, or a CSV with a 'score' column.")],
     labels: Annotated[Path, typer.Option(help="True 0/1 labels: .npy, or a CSV with a 'label' column.")],
-    preds: Annotated[Path | None, typer.Option(help="0/1 decisions from a threshold fitted without test labels (.npy or CSV).")] = None,
+    preds: Annotated[
+        Path | None,
+        typer.Option(help="0/1 decisions from a threshold fitted without test labels (.npy or CSV)."),
+    ] = None,
     window: Annotated[int, typer.Option(help="Window of VUS and range-AUC.")] = 100,
     scores_col: Annotated[str | None, typer.Option(help="Column of the scores CSV.")] = None,
     labels_col: Annotated[str | None, typer.Option(help="Column of the labels CSV.")] = None,
     preds_col: Annotated[str | None, typer.Option(help="Column of the preds CSV.")] = None,
-    oracle: Annotated[bool, typer.Option(help="Also report best-over-thresholds (oracle) values, tagged.")] = True,
+    oracle: Annotated[
+        bool, typer.Option(help="Also report best-over-thresholds (oracle) values, tagged.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Metrics of a scored series: honest ones first, then point-adjusted and oracle numbers, tagged."""
@@ -178,7 +224,11 @@ def evaluate(
     try:
         s = _read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
         y = _read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), labels_col, "labels")
-        p = _read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds") if preds else None
+        p = (
+            _read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds")
+            if preds
+            else None
+        )
         result = run_metrics(y, s, p, window=window, oracle=oracle)
     except DiffadError as exc:
         exit_error(exc)
@@ -209,7 +259,9 @@ def _metrics_table(honest: dict[str, float], tagged: dict[str, tuple[float, str]
 
 
 def _split_tagged(result: dict[str, float]) -> tuple[dict[str, float], dict[str, tuple[float, str]]]:
-    return {k: v for k, v in result.items() if not _tag(k)}, {k: (v, _tag(k)) for k, v in result.items() if _tag(k)}
+    return {k: v for k, v in result.items() if not _tag(k)}, {
+        k: (v, _tag(k)) for k, v in result.items() if _tag(k)
+    }
 
 
 # ------------------------------------------------------------------------------ detect / fit / score
@@ -226,7 +278,9 @@ def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, labe
     frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
     y = series.labels
     if labels is not None:
-        y = check_labels(_read_column(labels, LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}")
+        y = check_labels(
+            _read_column(labels, LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}"
+        )
     return frame, y
 
 
@@ -237,11 +291,15 @@ def _make_detector(preset: str, overrides: dict, device: str | None, seed: int, 
     from ..validation import check_option
 
     check_option(preset, PRESETS, name="--preset")
-    valid = sorted(set(ImDiffusionDetector().get_params()) - {"checkpoint_dir", "device", "random_state", "verbose"})
+    valid = sorted(
+        set(ImDiffusionDetector().get_params()) - {"checkpoint_dir", "device", "random_state", "verbose"}
+    )
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ConfigError(f"--set: expected parameters of ImDiffusionDetector, got unknown {unknown}. Valid: {', '.join(valid)} "
-                          "(the device, seed and progress bars have options of their own: --device, --seed, --quiet).")
+        raise ConfigError(
+            f"--set: expected parameters of ImDiffusionDetector, got unknown {unknown}. Valid: {', '.join(valid)} "
+            "(the device, seed and progress bars have options of their own: --device, --seed, --quiet)."
+        )
     factory = ImDiffusionDetector.fast if preset == "fast" else ImDiffusionDetector.paper
     det = factory(**overrides, device=device, random_state=seed, verbose=verbose)
     det._check_params()
@@ -253,16 +311,28 @@ def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str)
     """Fit with a checkpoint after every epoch in folder ``checkpoint``; Ctrl-C says how to resume."""
     ckpt = checkpoint / "checkpoint.pt"
     if resume and not ckpt.is_file():
-        typer.secho(f"note: --resume: no checkpoint in {checkpoint}; training from the first epoch.", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"note: --resume: no checkpoint in {checkpoint}; training from the first epoch.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     det.set_params(checkpoint_dir=str(checkpoint))
     try:
         det.fit(frame, resume=resume)
     except KeyboardInterrupt:
         if ckpt.is_file():
-            typer.secho(f"interrupted: the last finished epoch is saved in {ckpt}. Run the same command with --resume to continue:\n"
-                        f"  {command} --resume", fg=typer.colors.YELLOW, err=True)
+            typer.secho(
+                f"interrupted: the last finished epoch is saved in {ckpt}. Run the same command with --resume to continue:\n"
+                f"  {command} --resume",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
         else:
-            typer.secho("interrupted before the first epoch finished: nothing was saved.", fg=typer.colors.YELLOW, err=True)
+            typer.secho(
+                "interrupted before the first epoch finished: nothing was saved.",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
         raise typer.Exit(code=130) from None
     det.set_params(checkpoint_dir=None)  # the saved model does not point at this folder
     return det
@@ -271,10 +341,16 @@ def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str)
 def _report(result: dict, out: Path, has_model: bool) -> None:
     metrics = result["metrics"]
     if metrics:
-        paper = {k: (v, PA_TAG if k == "PA-F1" else PAPER_TAG) for k, v in metrics[PAPER_TAG].items() if isinstance(v, float)}
+        paper = {
+            k: (v, PA_TAG if k == "PA-F1" else PAPER_TAG)
+            for k, v in metrics[PAPER_TAG].items()
+            if isinstance(v, float)
+        }
         typer.echo(_metrics_table(metrics["honest"], paper))
     typer.echo(f"flagged {int(result['preds'].sum())} of {len(result['preds'])} points")
-    typer.echo(f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}{', model/' if has_model else ''}, run.json)")
+    typer.echo(
+        f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}{', model/' if has_model else ''}, run.json)"
+    )
 
 
 def _command_line() -> str:
@@ -288,11 +364,21 @@ def _check_outside(out: Path, **inputs: Path | None) -> None:
     """An input inside the run folder would be deleted when the new run replaces it."""
     for option, path in inputs.items():
         if path is not None and out.exists() and path.resolve().is_relative_to(out.resolve()):
-            raise DiffadError(f"--{option}: expected a file outside --out {str(out)!r}, got {str(path)!r}, which is inside it: the new run "
-                              "replaces that folder whole, so the file would be lost. Copy it elsewhere first, or choose another --out.")
+            raise DiffadError(
+                f"--{option}: expected a file outside --out {str(out)!r}, got {str(path)!r}, which is inside it: the new run "
+                "replaces that folder whole, so the file would be lost. Copy it elsewhere first, or choose another --out."
+            )
 
 
-def _detect(train: pd.DataFrame, test: pd.DataFrame, y, out: Path, det, resume: bool, extra: dict[str, str] | None = None) -> None:
+def _detect(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    y,
+    out: Path,
+    det,
+    resume: bool,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from ..fsio import atomic_write_text, check_output, claim, output_folder
     from ..persistence import write_model
@@ -300,27 +386,54 @@ def _detect(train: pd.DataFrame, test: pd.DataFrame, y, out: Path, det, resume: 
 
     check_output(out, "run", "--out")
     if y is not None and len(y) != len(test):
-        raise DiffadError(f"labels: expected {len(test)} (one per row of the test series), got {len(y)}. Align the labels with --test.")
+        raise DiffadError(
+            f"labels: expected {len(test)} (one per row of the test series), got {len(y)}. Align the labels with --test."
+        )
     with claim(out, "run", option="--out"):
         _fit(det, train, out / "model", resume, _command_line())
         with output_folder(out, "run", option="--out") as stage:
             write_model(det, stage / "model")
             for name, text in (extra or {}).items():
                 atomic_write_text(stage / name, text)
-            result = write_run_files(stage, det, test, index=test.index if isinstance(test.index, pd.DatetimeIndex) else None,
-                                     channels=list(test.columns), labels=y, window=100)
+            result = write_run_files(
+                stage,
+                det,
+                test,
+                index=test.index if isinstance(test.index, pd.DatetimeIndex) else None,
+                channels=list(test.columns),
+                labels=y,
+                window=100,
+            )
     _report(result, out, has_model=True)
 
 
-Preset = Annotated[str, typer.Option(help="Detector settings: fast (CPU-friendly) or paper (published settings, for a GPU).")]
+Preset = Annotated[
+    str, typer.Option(help="Detector settings: fast (CPU-friendly) or paper (published settings, for a GPU).")
+]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 Seed = Annotated[int, typer.Option(help="Random seed (0 to 2**32 - 1).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 TrainSeries = Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")]
-Set = Annotated[list[str] | None, typer.Option("--set", help="Detector parameter KEY=VALUE (repeatable), e.g. --set window=50 --set max_epochs=5.")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit from the checkpoint in the model folder.")]
-TimestampCol = Annotated[str | None, typer.Option(help="Timestamp column of the CSV/Parquet files (default: one named timestamp, time, date ...).")]
-LabelCol = Annotated[str | None, typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...).")]
+Set = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Detector parameter KEY=VALUE (repeatable), e.g. --set window=50 --set max_epochs=5."
+    ),
+]
+Resume = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue an interrupted fit from the checkpoint in the model folder."),
+]
+TimestampCol = Annotated[
+    str | None,
+    typer.Option(
+        help="Timestamp column of the CSV/Parquet files (default: one named timestamp, time, date ...)."
+    ),
+]
+LabelCol = Annotated[
+    str | None,
+    typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...)."),
+]
 
 
 @app.command()
@@ -328,8 +441,12 @@ LabelCol = Annotated[str | None, typer.Option(help="Label column of the CSV/Parq
 def detect(
     train: TrainSeries,
     test: Annotated[Path, typer.Option(help="Series to score.")],
-    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")],
-    labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")
+    ],
+    labels: Annotated[
+        Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")
+    ] = None,
     preset: Preset = "fast",
     set_: Set = None,
     device: Device = None,
@@ -354,7 +471,12 @@ def detect(
 @user_errors
 def fit(
     train: TrainSeries,
-    model: Annotated[Path, typer.Option(help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced).")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced)."
+        ),
+    ],
     preset: Preset = "fast",
     set_: Set = None,
     device: Device = None,
@@ -383,7 +505,9 @@ def fit(
 def score(
     model: Annotated[Path, typer.Option(help="Folder written by `diffad fit` or `diffad detect`.")],
     test: Annotated[Path, typer.Option(help="Series to score.")],
-    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")],
+    out: Annotated[
+        Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")
+    ],
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series.")] = None,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
@@ -403,15 +527,24 @@ def score(
     with output_folder(out, "run", option="--out") as stage:
         if inside:  # scoring with the model of the run being replaced: the new run keeps it
             shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
-        result = write_run_files(stage, det, te, index=te.index if isinstance(te.index, pd.DatetimeIndex) else None,
-                                 channels=list(te.columns), labels=y, window=100)
+        result = write_run_files(
+            stage,
+            det,
+            te,
+            index=te.index if isinstance(te.index, pd.DatetimeIndex) else None,
+            channels=list(te.columns),
+            labels=y,
+            window=100,
+        )
     _report(result, out, has_model=inside)
 
 
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")] = Path("diffad-out/demo"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")
+    ] = Path("diffad-out/demo"),
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -423,25 +556,54 @@ def demo(
     data = make_series(n_train=3000, n_test=3000, n_channels=8, n_anomalies=12, seed=seed)
     cols = [f"metric_{i}" for i in range(data.train.shape[1])]
     train, test = pd.DataFrame(data.train, columns=cols), pd.DataFrame(data.test, columns=cols)
-    extra = {"train.csv": train.to_csv(index=False), "test.csv": test.assign(label=data.labels).to_csv(index=False)}
-    typer.echo(f"synthetic series: train {data.train.shape}, test {data.test.shape}, {len(data.segments)} anomalies "
-               f"({', '.join(sorted({s.kind for s in data.segments}))}); train.csv and test.csv go into {out}")
-    _detect(train, test, data.labels, out, _make_detector("fast", {}, None, seed, not quiet), resume=False, extra=extra)
+    extra = {
+        "train.csv": train.to_csv(index=False),
+        "test.csv": test.assign(label=data.labels).to_csv(index=False),
+    }
+    typer.echo(
+        f"synthetic series: train {data.train.shape}, test {data.test.shape}, {len(data.segments)} anomalies "
+        f"({', '.join(sorted({s.kind for s in data.segments}))}); train.csv and test.csv go into {out}"
+    )
+    _detect(
+        train,
+        test,
+        data.labels,
+        out,
+        _make_detector("fast", {}, None, seed, not quiet),
+        resume=False,
+        extra=extra,
+    )
 
 
 # ------------------------------------------------------------------------------------------- bench
 @app.command()
 @user_errors
 def bench(
-    target: Annotated[str | None, typer.Argument(help="CONFIG.toml to run, or `report` followed by a run folder.")] = None,
-    run_dir: Annotated[Path | None, typer.Argument(help="With `report`: the run folder (results/<name>).")] = None,
-    preset: Annotated[str | None, typer.Option(help="A built-in config instead of a file (see --list).")] = None,
+    target: Annotated[
+        str | None, typer.Argument(help="CONFIG.toml to run, or `report` followed by a run folder.")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="With `report`: the run folder (results/<name>).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="A built-in config instead of a file (see --list).")
+    ] = None,
     results: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
     jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
     data_dir: DataDir = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in configs.")] = False,
-    seeds: Annotated[str | None, typer.Option(help="Run only these of the config's seeds, e.g. 0 or 0,1 (same run folder: a later full run resumes).")] = None,
-    datasets: Annotated[str | None, typer.Option(help="Run only these of the config's datasets, e.g. SMD/machine-1-2,SMD/machine-2-1 (same run folder).")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only these of the config's seeds, e.g. 0 or 0,1 (same run folder: a later full run resumes)."
+        ),
+    ] = None,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only these of the config's datasets, e.g. SMD/machine-1-2,SMD/machine-2-1 (same run folder)."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a benchmark (detectors x datasets x seeds; finished cells are skipped on re-runs), or
@@ -457,7 +619,9 @@ def bench(
             return
         if target == "report":
             if run_dir is None:
-                raise DiffadError("bench report: expected a run folder, got none. Usage: diffad bench report results/<run>")
+                raise DiffadError(
+                    "bench report: expected a run folder, got none. Usage: diffad bench report results/<run>"
+                )
             path = write_report(run_dir)
             typer.echo(tables(collect(run_dir)))
             typer.echo(f"written: {path}")
@@ -472,7 +636,9 @@ def bench(
         summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
     except DiffadError as exc:
         exit_error(exc)
-    typer.echo(f"{summary['cells']} cells: {summary['ran']} run, {summary['skipped']} already finished, {len(summary['errors'])} failed")
+    typer.echo(
+        f"{summary['cells']} cells: {summary['ran']} run, {summary['skipped']} already finished, {len(summary['errors'])} failed"
+    )
     for cell, err in summary["errors"].items():
         typer.secho(f"failed: {cell}\n{err}", fg=typer.colors.RED, err=True)
     typer.echo(tables(collect(results / cfg.name)))
@@ -481,7 +647,9 @@ def bench(
         raise typer.Exit(code=1)
 
 
-experiment_app = typer.Typer(help="Experiment suites of a detector (results/<detector>/<timestamp>/).", no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Experiment suites of a detector (results/<detector>/<timestamp>/).", no_args_is_help=True
+)
 app.add_typer(experiment_app, name="experiment")
 
 
@@ -489,11 +657,18 @@ app.add_typer(experiment_app, name="experiment")
 @user_errors
 def experiment_sdmae(
     suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
-    dataset: Annotated[list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")
+    ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Shared detector parameter KEY=VALUE (repeatable), e.g. max_epochs=10.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Shared detector parameter KEY=VALUE (repeatable), e.g. max_epochs=10."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/sdmae"),
-    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip PCA and Isolation Forest.")] = False,
+    no_baselines: Annotated[
+        bool, typer.Option("--no-baselines", help="Skip PCA and Isolation Forest.")
+    ] = False,
     metric_window: Annotated[int, typer.Option(help="Window of VUS.")] = 100,
     data_dir: DataDir = None,
     quiet: Quiet = False,
@@ -505,8 +680,17 @@ def experiment_sdmae(
 
     try:
         seed_list = list(parse_ints(seeds, "--seeds"))
-        folder = run_suite(suite, dataset or ["SYNTH/0"], seed_list, out, parse_assignments(set_), baselines=not no_baselines,
-                           data_dir=str(data_dir) if data_dir else None, metric_window=metric_window, verbose=not quiet)
+        folder = run_suite(
+            suite,
+            dataset or ["SYNTH/0"],
+            seed_list,
+            out,
+            parse_assignments(set_),
+            baselines=not no_baselines,
+            data_dir=str(data_dir) if data_dir else None,
+            metric_window=metric_window,
+            verbose=not quiet,
+        )
     except (DiffadError, ValueError) as exc:
         exit_error(exc)
     import json
@@ -533,7 +717,10 @@ def _log_internal_error(exc: BaseException) -> Path | None:
 
     text = "".join(traceback.format_exception(exc))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for folder in (Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "diffad", Path(tempfile.gettempdir()) / "diffad"):
+    for folder in (
+        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "diffad",
+        Path(tempfile.gettempdir()) / "diffad",
+    ):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"error-{stamp}-{os.getpid()}.log"
@@ -557,7 +744,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # an error in diffad itself, not in the user's input
         log = _log_internal_error(exc)
-        where = f"The full traceback is in {log}." if log else "The traceback could not be written to a log file."
-        typer.secho(f"internal error: {type(exc).__name__}: {exc}\n{where} Please report it with that file: this is a bug in diffad, "
-                    "not in your input.", fg=typer.colors.RED, err=True)
+        where = (
+            f"The full traceback is in {log}." if log else "The traceback could not be written to a log file."
+        )
+        typer.secho(
+            f"internal error: {type(exc).__name__}: {exc}\n{where} Please report it with that file: this is a bug in diffad, "
+            "not in your input.",
+            fg=typer.colors.RED,
+            err=True,
+        )
         sys.exit(1)

@@ -40,7 +40,9 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
         data_dir = env
     path = Path(data_dir).expanduser()
     if not path.is_dir():
-        raise fail("data directory", "an existing folder", repr(str(path)), "Check DIFFAD_DATA or --data-dir.")
+        raise fail(
+            "data directory", "an existing folder", repr(str(path)), "Check DIFFAD_DATA or --data-dir."
+        )
     return path
 
 
@@ -125,7 +127,9 @@ class _PerEntityFolders(Collection):
             raise self.missing(data_dir, f"train/, test/ and test_label/ files for {entity!r} in {root}")
         y = self._read_matrix(lab)[:, -1].astype(np.int8)
         train, test = self._read_matrix(tr), self._read_matrix(te)
-        return Dataset(f"{self.name}/{entity}", train, test, y, tuple(f"ch{i}" for i in range(train.shape[1])))
+        return Dataset(
+            f"{self.name}/{entity}", train, test, y, tuple(f"ch{i}" for i in range(train.shape[1]))
+        )
 
 
 def _natural(s: str) -> list[Any]:
@@ -158,7 +162,10 @@ class SMD(_PerEntityFolders):
         elif (root / "train" / f"{entity}.txt").is_file():
             ds = super().load(data_dir, entity)
         else:
-            raise self.missing(data_dir, f"npz/{entity}.npz or train/{entity}.txt + test/{entity}.txt + test_label/{entity}.txt")
+            raise self.missing(
+                data_dir,
+                f"npz/{entity}.npz or train/{entity}.txt + test/{entity}.txt + test_label/{entity}.txt",
+            )
         interp = root / "interpretation_label" / f"{entity}.txt"
         if interp.is_file():
             ds.meta["interpretation"] = _read_interpretation(interp)
@@ -185,7 +192,9 @@ class Telemanom(Collection):
     """NASA SMAP or MSL: per-channel entities and the concatenated OmniAnomaly convention."""
 
     folders = ("SMAP_MSL", "telemanom", "SMAP", "MSL")
-    source = "https://github.com/khundman/telemanom (labeled_anomalies.csv and data.zip with train/ and test/)"
+    source = (
+        "https://github.com/khundman/telemanom (labeled_anomalies.csv and data.zip with train/ and test/)"
+    )
     dropped = ("P-2", "T-10")  # the OmniAnomaly / ImDiffusion concatenation leaves these out
 
     def __init__(self, spacecraft: str):
@@ -217,7 +226,10 @@ class Telemanom(Collection):
         rows = df[df["chan_id"] == chan]
         tr, te = _find_npy(root / "train", chan), _find_npy(root / "test", chan)
         if rows.empty or tr is None or te is None:
-            raise self.missing(root.parent, f"train/{chan}.npy, test/{chan}.npy and a {self.name} row for {chan} in labeled_anomalies.csv")
+            raise self.missing(
+                root.parent,
+                f"train/{chan}.npy, test/{chan}.npy and a {self.name} row for {chan} in labeled_anomalies.csv",
+            )
         test = _load_npy(te).astype(np.float64)
         segs = [s for seq in rows["anomaly_sequences"] for s in ast.literal_eval(seq)]
         return _load_npy(tr).astype(np.float64), test, _segments_to_labels(len(test), segs)
@@ -230,7 +242,10 @@ class Telemanom(Collection):
             train = np.concatenate([p[0] for p in parts])
             test = np.concatenate([p[1] for p in parts])
             y = np.concatenate([p[2] for p in parts])
-            meta = {"channels_concatenated": chans, "convention": "OmniAnomaly: csv order, P-2 and T-10 dropped"}
+            meta = {
+                "channels_concatenated": chans,
+                "convention": "OmniAnomaly: csv order, P-2 and T-10 dropped",
+            }
             name = self.name
         else:
             train, test, y = self._channel(root, df, entity)
@@ -272,7 +287,14 @@ class NAB(Collection):
             y[((ts >= pd.Timestamp(start)) & (ts <= pd.Timestamp(end))).to_numpy()] = 1
         values = df[["value"]].to_numpy(np.float64)
         cut = int(len(values) * self.probation)
-        return Dataset(f"NAB/{key}", values[:cut], values, y, ("value",), meta={"index": pd.DatetimeIndex(ts), "train_end": cut})
+        return Dataset(
+            f"NAB/{key}",
+            values[:cut],
+            values,
+            y,
+            ("value",),
+            meta={"index": pd.DatetimeIndex(ts), "train_end": cut},
+        )
 
 
 class UCR(Collection):
@@ -288,7 +310,11 @@ class UCR(Collection):
         root = self.root(data_dir)
         if root is None:
             return {}
-        return {p.stem: p for p in sorted(root.rglob("*.txt"), key=lambda p: _natural(p.name)) if self.pattern.match(p.stem)}
+        return {
+            p.stem: p
+            for p in sorted(root.rglob("*.txt"), key=lambda p: _natural(p.name))
+            if self.pattern.match(p.stem)
+        }
 
     def entities(self, data_dir: Path) -> list[str]:
         return list(self._files(data_dir))
@@ -297,7 +323,9 @@ class UCR(Collection):
         files = self._files(data_dir)
         key = entity if entity in files else next((k for k in files if k.split("_")[0] == entity), None)
         if key is None:
-            raise self.missing(data_dir, f"{entity}*.txt named <id>_UCR_Anomaly_<name>_<train_end>_<begin>_<end>.txt")
+            raise self.missing(
+                data_dir, f"{entity}*.txt named <id>_UCR_Anomaly_<name>_<train_end>_<begin>_<end>.txt"
+            )
         _, _, train_end, begin, end = self.pattern.match(key).groups()
         values = np.loadtxt(files[key], dtype=np.float64).ravel()[:, None]
         y = np.zeros(len(values), dtype=np.int8)
@@ -330,12 +358,24 @@ class TSBAD(Collection):
             raise self.missing(data_dir, f"TSB-AD-U/{entity}.csv or TSB-AD-M/{entity}.csv")
         m = self.pattern.search(entity)
         if m is None:
-            raise fail(f"TSB-AD file name {entity!r}", "..._tr_<train_end>_1st_<first_anomaly>", "no train_end in the name", "Rename the file as TSB-AD does.")
+            raise fail(
+                f"TSB-AD file name {entity!r}",
+                "..._tr_<train_end>_1st_<first_anomaly>",
+                "no train_end in the name",
+                "Rename the file as TSB-AD does.",
+            )
         train_end = int(m.group(1) or m.group(3))
         df = pd.read_csv(files[entity])
         y = df.pop("Label").to_numpy().astype(np.int8)
         values = df.to_numpy(np.float64)
-        return Dataset(f"TSB-AD/{entity}", values[:train_end], values, y, tuple(map(str, df.columns)), meta={"train_end": train_end})
+        return Dataset(
+            f"TSB-AD/{entity}",
+            values[:train_end],
+            values,
+            y,
+            tuple(map(str, df.columns)),
+            meta={"train_end": train_end},
+        )
 
 
 class PSM(Collection):
@@ -345,7 +385,9 @@ class PSM(Collection):
 
     def entities(self, data_dir: Path) -> list[str]:
         root = self.root(data_dir)
-        ok = root is not None and all((root / f).is_file() for f in ("train.csv", "test.csv", "test_label.csv"))
+        ok = root is not None and all(
+            (root / f).is_file() for f in ("train.csv", "test.csv", "test_label.csv")
+        )
         return ["PSM"] if ok else []
 
     def load(self, data_dir: Path, entity: str) -> Dataset:
@@ -355,7 +397,14 @@ class PSM(Collection):
         train = read_series(root / "train.csv")
         test = read_series(root / "test.csv")
         y = _label_vector(pd.read_csv(root / "test_label.csv")["label"], "PSM/test_label.csv")
-        return Dataset("PSM", train.values, test.values, y, train.channels, meta={"note": "PSM's train.csv has missing values (NaN, kept)"})
+        return Dataset(
+            "PSM",
+            train.values,
+            test.values,
+            y,
+            train.channels,
+            meta={"note": "PSM's train.csv has missing values (NaN, kept)"},
+        )
 
 
 class SWaT(Collection):
@@ -372,7 +421,10 @@ class SWaT(Collection):
         root = self.root(data_dir)
         if root is None:
             return None
-        return next(((root / a, root / b) for a, b in self.pairs if (root / a).is_file() and (root / b).is_file()), None)
+        return next(
+            ((root / a, root / b) for a, b in self.pairs if (root / a).is_file() and (root / b).is_file()),
+            None,
+        )
 
     def entities(self, data_dir: Path) -> list[str]:
         return ["SWaT"] if self._pair(data_dir) else []
@@ -380,10 +432,14 @@ class SWaT(Collection):
     def load(self, data_dir: Path, entity: str) -> Dataset:
         pair = self._pair(data_dir)
         if pair is None:
-            raise self.missing(data_dir, "SWaT_Dataset_Normal_v1.csv + SWaT_Dataset_Attack_v0.csv (or train.csv + test.csv)")
+            raise self.missing(
+                data_dir, "SWaT_Dataset_Normal_v1.csv + SWaT_Dataset_Attack_v0.csv (or train.csv + test.csv)"
+            )
         train, test = read_series(pair[0]), read_series(pair[1])
         if test.labels is None:
-            raise fail(f"{pair[1]}", "a label column (Normal/Attack or label)", "none", "Add the label column.")
+            raise fail(
+                f"{pair[1]}", "a label column (Normal/Attack or label)", "none", "Add the label column."
+            )
         return Dataset("SWaT", train.values, test.values, test.labels, test.channels)
 
 
@@ -404,7 +460,11 @@ class ADBench(Collection):
 
     def load(self, data_dir: Path, entity: str) -> Dataset:
         files = self._files(data_dir)
-        key = entity if entity in files else next((k for k in files if k.split("_", 1)[-1].lower() == entity.lower()), None)
+        key = (
+            entity
+            if entity in files
+            else next((k for k in files if k.split("_", 1)[-1].lower() == entity.lower()), None)
+        )
         if key is None:
             raise self.missing(data_dir, f"Classical/{entity}.npz")
         with np.load(files[key], allow_pickle=False) as z:
@@ -431,9 +491,17 @@ class Synthetic(Collection):
         if not entity.isdigit():
             raise fail("SYNTH entity", "a seed, e.g. SYNTH/0", repr(entity), "Use SYNTH/<integer>.")
         s = make_series(n_train=2000, n_test=2000, n_channels=4, n_anomalies=10, seed=int(entity))
-        return Dataset(f"SYNTH/{entity}", s.train, s.test, s.labels, tuple(f"ch{i}" for i in range(4)),
-                       meta={"segments": [(g.start, g.end, g.kind) for g in s.segments],
-                             "interpretation": [(g.start, g.end - 1, tuple(g.channels)) for g in s.segments if g.channels]})
+        return Dataset(
+            f"SYNTH/{entity}",
+            s.train,
+            s.test,
+            s.labels,
+            tuple(f"ch{i}" for i in range(4)),
+            meta={
+                "segments": [(g.start, g.end, g.kind) for g in s.segments],
+                "interpretation": [(g.start, g.end - 1, tuple(g.channels)) for g in s.segments if g.channels],
+            },
+        )
 
 
 class SyntheticTabular(Synthetic):
@@ -446,13 +514,36 @@ class SyntheticTabular(Synthetic):
 
     def load(self, data_dir: Path | None, entity: str) -> Dataset:
         if not entity.isdigit():
-            raise fail("SYNTH-TAB entity", "a seed, e.g. SYNTH-TAB/0", repr(entity), "Use SYNTH-TAB/<integer>.")
+            raise fail(
+                "SYNTH-TAB entity", "a seed, e.g. SYNTH-TAB/0", repr(entity), "Use SYNTH-TAB/<integer>."
+            )
         kind = TABULAR_ANOMALY_KINDS[int(entity) % len(TABULAR_ANOMALY_KINDS)]
         X, y = make_tabular(1000, 8, kind=kind, contamination=0.05, seed=int(entity))
-        return Dataset(f"SYNTH-TAB/{entity}", X, X, y.astype(np.int8), tuple(f"f{i}" for i in range(8)), kind="tabular", meta={"kind": kind})
+        return Dataset(
+            f"SYNTH-TAB/{entity}",
+            X,
+            X,
+            y.astype(np.int8),
+            tuple(f"f{i}" for i in range(8)),
+            kind="tabular",
+            meta={"kind": kind},
+        )
 
 
 COLLECTIONS: dict[str, Collection] = {
     c.name: c
-    for c in (SMD(), Telemanom("SMAP"), Telemanom("MSL"), NAB(), UCR(), TSBAD(), PSM(), SWaT(), GCP(), ADBench(), Synthetic(), SyntheticTabular())
+    for c in (
+        SMD(),
+        Telemanom("SMAP"),
+        Telemanom("MSL"),
+        NAB(),
+        UCR(),
+        TSBAD(),
+        PSM(),
+        SWaT(),
+        GCP(),
+        ADBench(),
+        Synthetic(),
+        SyntheticTabular(),
+    )
 }

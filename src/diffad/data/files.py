@@ -30,45 +30,82 @@ def _label_vector(col: pd.Series, where: str) -> np.ndarray:
         known = {"normal": 0, "attack": 1, "anomaly": 1, "0": 0, "1": 1, "true": 1, "false": 0}
         bad = sorted(set(text) - set(known))
         if bad:
-            raise fail(f"label column of {where}", "0/1 (or Normal/Attack)", f"values {bad[:5]}", "Encode labels as 0 and 1.")
+            raise fail(
+                f"label column of {where}",
+                "0/1 (or Normal/Attack)",
+                f"values {bad[:5]}",
+                "Encode labels as 0 and 1.",
+            )
         return text.map(known).to_numpy(np.int8)
     vals = col.to_numpy(dtype=np.float64)
     if np.isnan(vals).any() or not np.isin(np.unique(vals), (0.0, 1.0)).all():
-        raise fail(f"label column of {where}", "0/1 values", f"values {np.unique(vals)[:5].tolist()}", "Encode labels as 0 and 1.")
+        raise fail(
+            f"label column of {where}",
+            "0/1 values",
+            f"values {np.unique(vals)[:5].tolist()}",
+            "Encode labels as 0 and 1.",
+        )
     return vals.astype(np.int8)
 
 
-def _frame_to_series(df: pd.DataFrame, where: str, timestamp_col: str | None, label_col: str | None) -> SeriesData:
+def _frame_to_series(
+    df: pd.DataFrame, where: str, timestamp_col: str | None, label_col: str | None
+) -> SeriesData:
     lower = {str(c).strip().lower(): c for c in df.columns}
     for arg, kind in ((timestamp_col, "timestamp"), (label_col, "label")):
         if arg is not None and arg not in df.columns:
-            raise fail(f"{kind} column of {where}", f"one of the columns {list(map(str, df.columns))[:20]}", repr(arg), "Check the column name.")
-    ts = timestamp_col if timestamp_col is not None else next((lower[n] for n in TIMESTAMP_NAMES if n in lower), None)
+            raise fail(
+                f"{kind} column of {where}",
+                f"one of the columns {list(map(str, df.columns))[:20]}",
+                repr(arg),
+                "Check the column name.",
+            )
+    ts = (
+        timestamp_col
+        if timestamp_col is not None
+        else next((lower[n] for n in TIMESTAMP_NAMES if n in lower), None)
+    )
     lab = label_col if label_col is not None else next((lower[n] for n in LABEL_NAMES if n in lower), None)
     index = None
     if ts is not None:
         raw = df[ts]
         if pd.api.types.is_numeric_dtype(raw) and timestamp_col is None:
-            index = None  # integer step counters (e.g. PSM's timestamp_(min)) are dropped, not parsed as dates
+            index = (
+                None  # integer step counters (e.g. PSM's timestamp_(min)) are dropped, not parsed as dates
+            )
         else:
             try:
                 index = pd.DatetimeIndex(pd.to_datetime(raw), name=str(ts))
             except (ValueError, TypeError, OverflowError):
-                raise fail(f"timestamp column {ts!r} of {where}", "parseable dates", f"values like {raw.iloc[:2].tolist()}",
-                           f"Fix the column or name another with {param_hint('timestamp_col', 'NAME')}.") from None
+                raise fail(
+                    f"timestamp column {ts!r} of {where}",
+                    "parseable dates",
+                    f"values like {raw.iloc[:2].tolist()}",
+                    f"Fix the column or name another with {param_hint('timestamp_col', 'NAME')}.",
+                ) from None
             check_index(index, name=where)
     labels = _label_vector(df[lab], where) if lab is not None else None
     data = df.drop(columns=[c for c in (ts, lab) if c is not None])
-    bad = [str(c) for c in data.columns if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_complex_dtype(data[c])]
+    bad = [
+        str(c)
+        for c in data.columns
+        if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_complex_dtype(data[c])
+    ]
     if bad:
-        raise fail(f"columns of {where}", "numeric channels (plus an optional timestamp and label column)", f"non-numeric column(s) {bad[:10]}",
-                   f"Drop or encode them; name the timestamp column with {param_hint('timestamp_col', 'NAME')}.")
+        raise fail(
+            f"columns of {where}",
+            "numeric channels (plus an optional timestamp and label column)",
+            f"non-numeric column(s) {bad[:10]}",
+            f"Drop or encode them; name the timestamp column with {param_hint('timestamp_col', 'NAME')}.",
+        )
     if data.shape[1] == 0:
         raise fail(where, "at least one numeric channel", "none", "Check the file.")
     return SeriesData(data.to_numpy(np.float64), index, tuple(str(c).strip() for c in data.columns), labels)
 
 
-def read_series(path: str | Path, *, timestamp_col: str | None = None, label_col: str | None = None) -> SeriesData:
+def read_series(
+    path: str | Path, *, timestamp_col: str | None = None, label_col: str | None = None
+) -> SeriesData:
     """Read a series from CSV, Parquet, NPZ or NPY.
 
     CSV / Parquet: numeric channels; a timestamp column (named ``timestamp``, ``time``, ``date``... or
@@ -87,9 +124,16 @@ def read_series(path: str | Path, *, timestamp_col: str | None = None, label_col
         try:
             df = pd.read_parquet(path)
         except ImportError:
-            raise DataValidationError("reading Parquet needs pyarrow: pip install 'diffad[parquet]'") from None
+            raise DataValidationError(
+                "reading Parquet needs pyarrow: pip install 'diffad[parquet]'"
+            ) from None
         except Exception as exc:  # pyarrow's errors (ArrowInvalid, ...) on a damaged or foreign file
-            raise fail(f"Parquet file {path}", "a readable Parquet file", f"{type(exc).__name__}: {str(exc)[:200]}", "Check the file.") from None
+            raise fail(
+                f"Parquet file {path}",
+                "a readable Parquet file",
+                f"{type(exc).__name__}: {str(exc)[:200]}",
+                "Check the file.",
+            ) from None
         return _frame_to_series(df, str(path), timestamp_col, label_col)
     if suffix in (".npz", ".npy", ".npy.gz"):
         values, labels = _read_numpy(path, suffix)
@@ -104,9 +148,16 @@ def _read_numpy(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.files)
-                vkey = next((k for k in ("values", "X", "data") if k in keys), keys[0] if len(keys) == 1 else None)
+                vkey = next(
+                    (k for k in ("values", "X", "data") if k in keys), keys[0] if len(keys) == 1 else None
+                )
                 if vkey is None:
-                    raise fail(f"NPZ file {path}", "an array named 'values', 'X' or 'data'", f"arrays {keys}", "Rename the array.")
+                    raise fail(
+                        f"NPZ file {path}",
+                        "an array named 'values', 'X' or 'data'",
+                        f"arrays {keys}",
+                        "Rename the array.",
+                    )
                 lkey = next((k for k in ("labels", "label", "y") if k in keys), None)
                 raw, raw_labels = z[vkey], (z[lkey] if lkey else None)
         else:
@@ -116,16 +167,32 @@ def _read_numpy(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]
     except DataValidationError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise fail(f"file {path}", f"a readable {suffix} file of numbers", f"{type(exc).__name__}: {str(exc)[:200]}",
-                   "Check the file (object arrays, which need pickle, are not read).") from None
+        raise fail(
+            f"file {path}",
+            f"a readable {suffix} file of numbers",
+            f"{type(exc).__name__}: {str(exc)[:200]}",
+            "Check the file (object arrays, which need pickle, are not read).",
+        ) from None
     if raw.dtype.kind not in "biuf":
-        raise fail(f"values in {path}", "numbers (int, float or bool)", f"dtype {raw.dtype}", "Save the values as numbers.")
+        raise fail(
+            f"values in {path}",
+            "numbers (int, float or bool)",
+            f"dtype {raw.dtype}",
+            "Save the values as numbers.",
+        )
     values = np.asarray(raw, dtype=np.float64)
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2 or values.size == 0:
-        raise fail(f"values in {path}", "a non-empty 2-D array (time points x channels)", f"shape {raw.shape}", "Reshape it.")
-    labels = check_labels(raw_labels, len(values), name=f"labels in {path}") if raw_labels is not None else None
+        raise fail(
+            f"values in {path}",
+            "a non-empty 2-D array (time points x channels)",
+            f"shape {raw.shape}",
+            "Reshape it.",
+        )
+    labels = (
+        check_labels(raw_labels, len(values), name=f"labels in {path}") if raw_labels is not None else None
+    )
     return values, labels
 
 
@@ -141,7 +208,12 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             head = fh.read(64 * 1024)
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise fail(f"CSV file {path}", "a text file (UTF-8)", f"{type(exc).__name__}: {str(exc)[:200]}", "Check that it is a CSV file.") from None
+        raise fail(
+            f"CSV file {path}",
+            "a text file (UTF-8)",
+            f"{type(exc).__name__}: {str(exc)[:200]}",
+            "Check that it is a CSV file.",
+        ) from None
     lines = [ln for ln in head.splitlines() if ln.strip()]
     if not lines:
         raise fail(f"CSV file {path}", "a header row and data rows", "an empty file", "Check the file.")
@@ -151,8 +223,25 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
         sep = ","
     try:
         df = pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError, EOFError) as exc:
-        raise fail(f"CSV file {path}", "a readable CSV with a header row", f"a parse error ({str(exc)[:200]})", "Check the file.") from None
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        pd.errors.EmptyDataError,
+        ValueError,
+        OSError,
+        EOFError,
+    ) as exc:
+        raise fail(
+            f"CSV file {path}",
+            "a readable CSV with a header row",
+            f"a parse error ({str(exc)[:200]})",
+            "Check the file.",
+        ) from None
     if len(df) == 0:
-        raise fail(f"CSV file {path}", "data rows below the header", f"only a header ({list(map(str, df.columns))[:10]})", "Check the file.")
+        raise fail(
+            f"CSV file {path}",
+            "data rows below the header",
+            f"only a header ({list(map(str, df.columns))[:10]})",
+            "Check the file.",
+        )
     return df

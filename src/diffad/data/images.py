@@ -28,7 +28,9 @@ def _read_png(path: Path, size: tuple[int, int] | None, mask: bool) -> np.ndarra
         return np.asarray(im, dtype=np.uint8)
 
 
-def load_images(name: str = "MVTec3D/tire", data_dir: str | Path | None = None, size: tuple[int, int] | None = None) -> ImageSet:
+def load_images(
+    name: str = "MVTec3D/tire", data_dir: str | Path | None = None, size: tuple[int, int] | None = None
+) -> ImageSet:
     """Read an MVTec-style image set: ``train/good/rgb/*.png`` and ``test/<kind>/rgb|gt/*.png`` (the
     MVTec 3D-AD layout). ``size=(H, W)`` resizes (bilinear for images, nearest for masks).
 
@@ -41,23 +43,40 @@ def load_images(name: str = "MVTec3D/tire", data_dir: str | Path | None = None, 
             raise fail(f"{family} set", f"a seed, e.g. {family}/0", repr(name), f"Use {family}/<integer>.")
         if size is not None and size[0] != size[1]:
             raise fail(f"{family} size", "a square size", repr(size), "Use equal height and width.")
-        images = make_defect_images(size=size[0] if size else 32, seed=int(seed), contrast=FAINT_CONTRAST if family == "SYNTH-IMG-FAINT" else 1.0)
+        images = make_defect_images(
+            size=size[0] if size else 32,
+            seed=int(seed),
+            contrast=FAINT_CONTRAST if family == "SYNTH-IMG-FAINT" else 1.0,
+        )
         return replace(images, name=name)
     if name != "MVTec3D/tire":
-        raise fail("image set", "'MVTec3D/tire', 'SYNTH-IMG/<seed>' or 'SYNTH-IMG-FAINT/<seed>'", repr(name), "Use one of the registered image sets.")
+        raise fail(
+            "image set",
+            "'MVTec3D/tire', 'SYNTH-IMG/<seed>' or 'SYNTH-IMG-FAINT/<seed>'",
+            repr(name),
+            "Use one of the registered image sets.",
+        )
     root_dir = resolve_data_dir(data_dir)
-    root = next((root_dir / f for f in IMAGE_FOLDERS if (root_dir / f / "train" / "good" / "rgb").is_dir()), None)
+    root = next(
+        (root_dir / f for f in IMAGE_FOLDERS if (root_dir / f / "train" / "good" / "rgb").is_dir()), None
+    )
     if root is None:
         raise DataValidationError(
             f"MVTec3D/tire: expected train/good/rgb/*.png under one of {list(IMAGE_FOLDERS)} in {root_dir}, not found. "
             "Get MVTec 3D-AD (CC BY-NC-SA 4.0) from https://www.mvtec.com/company/research/datasets/mvtec-3d-ad."
         )
-    train = np.stack([_read_png(p, size, False) for p in sorted((root / "train" / "good" / "rgb").glob("*.png"))])
+    train = np.stack(
+        [_read_png(p, size, False) for p in sorted((root / "train" / "good" / "rgb").glob("*.png"))]
+    )
     imgs, masks, kinds = [], [], []
     for kind_dir in sorted(p for p in (root / "test").iterdir() if p.is_dir()):
         for p in sorted((kind_dir / "rgb").glob("*.png")):
             imgs.append(_read_png(p, size, False))
             gt = kind_dir / "gt" / p.name
-            masks.append(_read_png(gt, size, True) if gt.is_file() else np.zeros(imgs[-1].shape[:2], np.uint8))
+            masks.append(
+                _read_png(gt, size, True) if gt.is_file() else np.zeros(imgs[-1].shape[:2], np.uint8)
+            )
             kinds.append(kind_dir.name)
-    return ImageSet(name, train.transpose(0, 3, 1, 2), np.stack(imgs).transpose(0, 3, 1, 2), np.stack(masks), tuple(kinds))
+    return ImageSet(
+        name, train.transpose(0, 3, 1, 2), np.stack(imgs).transpose(0, 3, 1, 2), np.stack(masks), tuple(kinds)
+    )

@@ -41,7 +41,12 @@ def _split_name(name: str) -> tuple[Collection, str | None]:
     head, _, rest = name.partition("/")
     coll = COLLECTIONS.get(head)
     if coll is None:
-        raise fail("dataset name", f"<collection>[/<entity>] with a collection in {list(COLLECTIONS)}", repr(name), "Run `diffad data list` to see what is available.")
+        raise fail(
+            "dataset name",
+            f"<collection>[/<entity>] with a collection in {list(COLLECTIONS)}",
+            repr(name),
+            "Run `diffad data list` to see what is available.",
+        )
     return coll, rest or None
 
 

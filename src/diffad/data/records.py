@@ -26,7 +26,6 @@ class SeriesData:
     labels: np.ndarray | None
 
 
-
 @dataclass(frozen=True)
 class Dataset:
     """One benchmark entity.
@@ -51,7 +50,6 @@ class Dataset:
     @property
     def anomaly_ratio(self) -> float:
         return float(np.mean(self.test_labels)) if len(self.test_labels) else 0.0
-
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,12 @@ def reassemble(values: np.ndarray, starts: np.ndarray, n: int, rule: str = "mean
     B, L = values.shape[:2]
     starts = np.asarray(starts, dtype=np.int64)
     if starts.shape != (B,):
-        raise fail("starts", f"shape ({B},), one start per window", f"shape {starts.shape}", "Pass the starts returned with the windows.")
+        raise fail(
+            "starts",
+            f"shape ({B},), one start per window",
+            f"shape {starts.shape}",
+            "Pass the starts returned with the windows.",
+        )
     tail = values.shape[2:]
     if rule == "mean":
         idx = (starts[:, None] + np.arange(L)).ravel()  # (B*L,)
@@ -84,7 +89,9 @@ def reassemble(values: np.ndarray, starts: np.ndarray, n: int, rule: str = "mean
     pick = np.where(np.abs(t - centres[left]) <= np.abs(t - centres[right]), left, right)  # (n,)
     pos = t - starts[pick]
     if ((pos < 0) | (pos >= L)).any():
-        raise fail("windows", "windows that cover every time point", "gaps between windows", "Use stride <= window.")
+        raise fail(
+            "windows", "windows that cover every time point", "gaps between windows", "Use stride <= window."
+        )
     return values[pick, pos]
 
 
@@ -103,16 +110,27 @@ def time_split(X: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, n
     n = len(X)
     cut = n - int(round(n * validation_fraction))
     if cut <= 0 or cut >= n:
-        raise fail("validation split", "both parts non-empty", f"{cut} training and {n - cut} validation points", "Pass a longer series or change validation_fraction.")
+        raise fail(
+            "validation split",
+            "both parts non-empty",
+            f"{cut} training and {n - cut} validation points",
+            "Pass a longer series or change validation_fraction.",
+        )
     return X[:cut], X[cut:]
 
 
-def windowed_time_split(X: np.ndarray, validation_fraction: float, window: int) -> tuple[np.ndarray, np.ndarray]:
+def windowed_time_split(
+    X: np.ndarray, validation_fraction: float, window: int
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`time_split` for window models: both parts must hold at least one window."""
     check_window(len(X), window)
     train_part, val_part = time_split(X, validation_fraction)
     if len(val_part) < window or len(train_part) < window:
-        raise fail("training series", f"at least one window ({window} points) in both the training part and the validation tail "
-                   f"(validation_fraction={validation_fraction})", f"{len(train_part)} and {len(val_part)} points",
-                   "Pass a longer series, a smaller window or a different validation_fraction.")
+        raise fail(
+            "training series",
+            f"at least one window ({window} points) in both the training part and the validation tail "
+            f"(validation_fraction={validation_fraction})",
+            f"{len(train_part)} and {len(val_part)} points",
+            "Pass a longer series, a smaller window or a different validation_fraction.",
+        )
     return train_part, val_part

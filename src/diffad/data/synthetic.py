@@ -99,9 +99,19 @@ def make_series(
     for k in kinds:
         check_option(k, SERIES_ANOMALY_KINDS, name="anomaly kind")
     if n_channels < 2 and "correlation_break" in kinds:
-        raise fail("n_channels", ">= 2 for correlation_break anomalies", str(n_channels), "Add channels or drop that kind.")
+        raise fail(
+            "n_channels",
+            ">= 2 for correlation_break anomalies",
+            str(n_channels),
+            "Add channels or drop that kind.",
+        )
     if min(n_train, n_test, n_channels) < 1:
-        raise fail("sizes", "n_train, n_test, n_channels >= 1", f"{(n_train, n_test, n_channels)}", "Pass positive sizes.")
+        raise fail(
+            "sizes",
+            "n_train, n_test, n_channels >= 1",
+            f"{(n_train, n_test, n_channels)}",
+            "Pass positive sizes.",
+        )
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     X, factors, mix, periods, phases = _base_signal(rng, n, n_channels, n_factors=3, noise=noise)
@@ -113,11 +123,18 @@ def make_series(
 
     slot = n_test // max(n_anomalies, 1)
     if slot < 30:
-        raise fail("n_anomalies", f"at most {n_test // 30} for n_test={n_test}", str(n_anomalies), "Use fewer anomalies or a longer test part.")
+        raise fail(
+            "n_anomalies",
+            f"at most {n_test // 30} for n_test={n_test}",
+            str(n_anomalies),
+            "Use fewer anomalies or a longer test part.",
+        )
     t_test = np.arange(n_train, n, dtype=np.float64)
     for i in range(n_anomalies):
         kind = kinds[i % len(kinds)]
-        length = 1 + int(rng.integers(0, 3)) if kind == "spike" else int(rng.integers(15, min(80, slot - 10) + 1))
+        length = (
+            1 + int(rng.integers(0, 3)) if kind == "spike" else int(rng.integers(15, min(80, slot - 10) + 1))
+        )
         lo = i * slot + 10
         start = int(rng.integers(lo, max(lo + 1, (i + 1) * slot - length - 10)))
         end = start + length
@@ -230,7 +247,9 @@ def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarra
     u = xx * np.cos(tilt) + yy * np.sin(tilt)
     v = yy * np.cos(tilt) - xx * np.sin(tilt)
     freq = 6.0 * (1.0 + rng.normal(0.0, 0.03))
-    weave = 0.06 * np.sin(2 * np.pi * (freq * u + rng.uniform())) + 0.06 * np.sin(2 * np.pi * (freq * v + rng.uniform()))
+    weave = 0.06 * np.sin(2 * np.pi * (freq * u + rng.uniform())) + 0.06 * np.sin(
+        2 * np.pi * (freq * v + rng.uniform())
+    )
     shade = 0.04 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * u + rng.uniform()))
     grain = rng.normal(0.0, 0.015, size=(size, size))
     img = base[:, None, None] + (weave + shade + grain)[None]
@@ -327,10 +346,19 @@ def make_defect_images(
     for k in kinds:
         check_option(k, IMAGE_DEFECT_KINDS, name="defect kind")
     if n_normal < 1 or n_per_kind < 1 or n_good_test < 0:
-        raise fail("image counts", "n_normal >= 1, n_per_kind >= 1, n_good_test >= 0",
-                   f"{n_normal}, {n_per_kind}, {n_good_test}", "Pass positive counts.")
+        raise fail(
+            "image counts",
+            "n_normal >= 1, n_per_kind >= 1, n_good_test >= 0",
+            f"{n_normal}, {n_per_kind}, {n_good_test}",
+            "Pass positive counts.",
+        )
     if not 0.0 < contrast <= 1.0:
-        raise fail("contrast", "a number in (0, 1]", repr(contrast), "Use 1 for full-strength defects, e.g. 0.3 for faint ones.")
+        raise fail(
+            "contrast",
+            "a number in (0, 1]",
+            repr(contrast),
+            "Use 1 for full-strength defects, e.g. 0.3 for faint ones.",
+        )
     rng = np.random.default_rng(seed)
     base = np.array([0.62, 0.60, 0.55]) + rng.normal(0, 0.03, size=3)
 

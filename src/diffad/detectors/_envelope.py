@@ -67,4 +67,6 @@ def write_model(detector: Any, folder: Path) -> None:
         import torch
 
         torch.save({k: v.detach().cpu() for k, v in weights.items()}, folder / "weights.pt")
-    (folder / "detector.json").write_text(json.dumps(envelope, indent=2, default=json_default))  # the envelope last
+    (folder / "detector.json").write_text(
+        json.dumps(envelope, indent=2, default=json_default)
+    )  # the envelope last

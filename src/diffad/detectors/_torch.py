@@ -34,14 +34,20 @@ class TorchDetector(BaseDetector):
         attrs["device_"] = "cpu"
         return attrs, arrays, {k: v.cpu() for k, v in self._net.state_dict().items()}
 
-    def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None) -> None:
+    def _set_state(
+        self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None
+    ) -> None:
         super()._set_state(attrs, arrays, weights)
         dev = resolve_device(self.device)  # as in fit: None = CUDA when available
         self.device_ = str(dev)
-        with seeded(0, dev):  # initial weights, replaced by the saved ones: the caller's stream is not touched
+        with seeded(
+            0, dev
+        ):  # initial weights, replaced by the saved ones: the caller's stream is not touched
             self._build(int(self.n_features_in_), dev)
         try:
             self._net.load_state_dict(weights)
         except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-            raise PersistenceError(f"load: the saved weights do not fit {type(self).__name__}({self.n_features_in_} features): {exc}") from None
+            raise PersistenceError(
+                f"load: the saved weights do not fit {type(self).__name__}({self.n_features_in_} features): {exc}"
+            ) from None
         self._net.eval()

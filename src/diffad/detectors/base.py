@@ -74,7 +74,14 @@ class BaseDetector(BaseEstimator):
     _supports_resume: bool = False
     #: Parameters left out of the resume fingerprint: they do not change what an epoch computes
     #: (a resumed fit may train longer with a larger ``max_epochs``, or stop sooner with ``patience``).
-    _resume_ignores: tuple[str, ...] = ("verbose", "checkpoint_dir", "device", "inference_batch_size", "max_epochs", "patience")
+    _resume_ignores: tuple[str, ...] = (
+        "verbose",
+        "checkpoint_dir",
+        "device",
+        "inference_batch_size",
+        "max_epochs",
+        "patience",
+    )
 
     # ------------------------------------------------------------------ public API
     def fit(self, X: Any, y: Any = None, *, resume: bool = False, **fit_params: Any) -> BaseDetector:
@@ -86,8 +93,12 @@ class BaseDetector(BaseEstimator):
         self._check_params()
         if resume and not self._supports_resume:
             resumable = sorted(n for n, c in registry().items() if c._supports_resume)
-            raise fail("resume", f"a detector that writes training checkpoints ({', '.join(resumable)})",
-                       f"{type(self).__name__}, which trains in one go", "Fit without resume=True.")
+            raise fail(
+                "resume",
+                f"a detector that writes training checkpoints ({', '.join(resumable)})",
+                f"{type(self).__name__}, which trains in one go",
+                "Fit without resume=True.",
+            )
         names = _column_names(X)
         arr, _ = check_array(X, allow_nan=self._allow_nan, min_rows=self._min_rows, reject_constant=True)
         self.n_features_in_ = arr.shape[1]
@@ -121,8 +132,10 @@ class BaseDetector(BaseEstimator):
         """Save to a folder; reload with ``diffad.load(path)``. An earlier diffad model there is replaced
         in one step; anything else there is refused (:class:`PersistenceError`) and left untouched."""
         if registry().get(type(self).__name__) is not type(self):
-            raise PersistenceError(f"save: expected a registered diffad detector, got {type(self).__name__}. "
-                                   "Decorate its class with diffad.detectors.base.register.")
+            raise PersistenceError(
+                f"save: expected a registered diffad detector, got {type(self).__name__}. "
+                "Decorate its class with diffad.detectors.base.register."
+            )
         return save_model(self, path, option=option)
 
     # ------------------------------------------------------------------ shared mechanics
@@ -152,13 +165,21 @@ class BaseDetector(BaseEstimator):
         if fitted is None or names is None or names == list(fitted):
             return X
         if sorted(names) == sorted(fitted) and len(set(names)) == len(names):
-            warnings.warn(f"{type(self).__name__}: the columns of X are the training columns in another order; "
-                          "they are matched by name.", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: the columns of X are the training columns in another order; "
+                "they are matched by name.",
+                UserWarning,
+                stacklevel=3,
+            )
             return X[list(fitted)]
         missing = [c for c in fitted if c not in names]
         extra = [c for c in names if c not in fitted]
-        raise fail("X columns", f"the {len(fitted)} columns seen in fit, by name", f"missing {missing[:10]}, unexpected {extra[:10]}",
-                   "Pass the same columns as the training data (or a numpy array to match them by position).")
+        raise fail(
+            "X columns",
+            f"the {len(fitted)} columns seen in fit, by name",
+            f"missing {missing[:10]}, unexpected {extra[:10]}",
+            "Pass the same columns as the training data (or a numpy array to match them by position).",
+        )
 
     def _check_params(self) -> None:
         """Check every constructor parameter against ``_parameter_constraints`` (called first in ``fit``
@@ -218,6 +239,8 @@ class BaseDetector(BaseEstimator):
                 attrs[k] = v
         return attrs, arrays, None
 
-    def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None) -> None:
+    def _set_state(
+        self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: dict[str, Any] | None
+    ) -> None:
         for k, v in {**attrs, **arrays}.items():
             setattr(self, k, v)

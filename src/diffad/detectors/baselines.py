@@ -20,7 +20,14 @@ from ..exceptions import DataValidationError
 from ..validation import CONTAMINATION, FRACTION, NONE, POSITIVE, SEED, AnyOf, Options, Real
 from .base import BaseDetector, register
 
-__all__ = ["RandomDetector", "PCADetector", "IsolationForestDetector", "KNNDetector", "LOFDetector", "OCSVMDetector"]
+__all__ = [
+    "RandomDetector",
+    "PCADetector",
+    "IsolationForestDetector",
+    "KNNDetector",
+    "LOFDetector",
+    "OCSVMDetector",
+]
 
 
 class _Standardised(BaseDetector):
@@ -82,8 +89,10 @@ class PCADetector(_Standardised):
         Z = self._standardise_fit(X)
         n_max = min(Z.shape)
         if isinstance(self.n_components, int | np.integer) and self.n_components > n_max:
-            raise DataValidationError(f"PCADetector parameter n_components: expected at most min(n_rows, n_channels) = {n_max} for this data, "
-                                      f"got {self.n_components}. Use a smaller n_components, or a fraction of variance such as 0.9.")
+            raise DataValidationError(
+                f"PCADetector parameter n_components: expected at most min(n_rows, n_channels) = {n_max} for this data, "
+                f"got {self.n_components}. Use a smaller n_components, or a fraction of variance such as 0.9."
+            )
         pca = PCA(n_components=self.n_components, svd_solver="full").fit(Z)
         self.components_ = pca.components_  # (n_components, K)
         self.center_ = pca.mean_
@@ -108,8 +117,10 @@ class _RefitFromData(_Standardised):
         """A neighbour count must leave ``extra`` spare training rows (the point itself)."""
         n = len(self.train_)
         if k + extra > n:
-            raise DataValidationError(f"{type(self).__name__} parameter n_neighbors: expected at most {n - extra} for {n} training rows, "
-                                      f"got {k}. Use fewer neighbours or more training data.")
+            raise DataValidationError(
+                f"{type(self).__name__} parameter n_neighbors: expected at most {n - extra} for {n} training rows, "
+                f"got {k}. Use fewer neighbours or more training data."
+            )
 
     def _set_state(self, attrs: dict[str, Any], arrays: dict[str, np.ndarray], weights: Any) -> None:
         super()._set_state(attrs, arrays, weights)
@@ -137,21 +148,34 @@ class IsolationForestDetector(_RefitFromData):
     random_state : int or None, default=0
     """
 
-    _parameter_constraints = {"n_estimators": POSITIVE, "max_samples": AnyOf(POSITIVE, FRACTION, Options("auto")),
-                              "contamination": CONTAMINATION, "random_state": AnyOf(SEED, NONE)}
+    _parameter_constraints = {
+        "n_estimators": POSITIVE,
+        "max_samples": AnyOf(POSITIVE, FRACTION, Options("auto")),
+        "contamination": CONTAMINATION,
+        "random_state": AnyOf(SEED, NONE),
+    }
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return dict(n_estimators=20)
 
-    def __init__(self, *, n_estimators: int = 100, max_samples: int | str = "auto", contamination: float = 0.01, random_state: int | None = 0):
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 100,
+        max_samples: int | str = "auto",
+        contamination: float = 0.01,
+        random_state: int | None = 0,
+    ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.contamination = contamination
         self.random_state = random_state
 
     def _build(self) -> None:
-        self._model = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=self.random_state).fit(self.train_)
+        self._model = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=self.random_state
+        ).fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return -self._model.score_samples(self._standardise(X))
@@ -169,7 +193,11 @@ class KNNDetector(_RefitFromData):
     contamination : float, default=0.01
     """
 
-    _parameter_constraints = {"n_neighbors": POSITIVE, "method": Options("mean", "largest"), "contamination": CONTAMINATION}
+    _parameter_constraints = {
+        "n_neighbors": POSITIVE,
+        "method": Options("mean", "largest"),
+        "contamination": CONTAMINATION,
+    }
 
     def __init__(self, *, n_neighbors: int = 5, method: str = "mean", contamination: float = 0.01):
         self.n_neighbors = n_neighbors
@@ -222,8 +250,11 @@ class OCSVMDetector(_RefitFromData):
     contamination : float, default=0.01
     """
 
-    _parameter_constraints = {"nu": Real(0.0, 1.0, low_open=True), "gamma": AnyOf(Real(0.0, low_open=True), Options("scale", "auto")),
-                              "contamination": CONTAMINATION}
+    _parameter_constraints = {
+        "nu": Real(0.0, 1.0, low_open=True),
+        "gamma": AnyOf(Real(0.0, low_open=True), Options("scale", "auto")),
+        "contamination": CONTAMINATION,
+    }
 
     def __init__(self, *, nu: float = 0.5, gamma: float | str = "auto", contamination: float = 0.01):
         self.nu = nu
@@ -232,7 +263,9 @@ class OCSVMDetector(_RefitFromData):
 
     def _build(self) -> None:
         model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
-        model.random_state = 0  # libsvm's seed; otherwise drawn from numpy's global stream, which diffad never moves
+        model.random_state = (
+            0  # libsvm's seed; otherwise drawn from numpy's global stream, which diffad never moves
+        )
         self._model = model.fit(self.train_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:

@@ -24,7 +24,14 @@ from ._torch import TorchDetector
 from .base import register
 from .baselines import _RefitFromData, _Standardised
 
-__all__ = ["DTENonParametric", "DTECategorical", "DTEInverseGamma", "DDPMTabular", "diffusion_sigmas", "inverse_gamma_logpdf"]
+__all__ = [
+    "DTENonParametric",
+    "DTECategorical",
+    "DTEInverseGamma",
+    "DDPMTabular",
+    "diffusion_sigmas",
+    "inverse_gamma_logpdf",
+]
 
 
 def diffusion_sigmas(n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01) -> np.ndarray:
@@ -39,15 +46,29 @@ def inverse_gamma_logpdf(s: np.ndarray, alpha: float, beta: np.ndarray) -> np.nd
     return alpha * np.log(b) - gammaln(alpha) - (alpha + 1.0) * np.log(s) - b / s
 
 
-_SCHEDULE = {"n_steps": POSITIVE, "beta_start": Real(0.0, 1.0, low_open=True, high_open=True),
-             "beta_end": Real(0.0, 1.0, low_open=True, high_open=True)}
-_NET = {**_SCHEDULE, **TRAINING, "hidden": IntTuple(1), "dropout": Real(0.0, 1.0, high_open=True),
-        "validation_fraction": Real(0.0, 0.5), "contamination": CONTAMINATION}
+_SCHEDULE = {
+    "n_steps": POSITIVE,
+    "beta_start": Real(0.0, 1.0, low_open=True, high_open=True),
+    "beta_end": Real(0.0, 1.0, low_open=True, high_open=True),
+}
+_NET = {
+    **_SCHEDULE,
+    **TRAINING,
+    "hidden": IntTuple(1),
+    "dropout": Real(0.0, 1.0, high_open=True),
+    "validation_fraction": Real(0.0, 0.5),
+    "contamination": CONTAMINATION,
+}
 
 
 def _check_alpha(d: int) -> None:
     if d < 3:
-        raise fail("features", "at least 3 (the inverse gamma needs alpha = d/2 - 1 > 0)", str(d), "Use DTE on data with 3 or more features.")
+        raise fail(
+            "features",
+            "at least 3 (the inverse gamma needs alpha = d/2 - 1 > 0)",
+            str(d),
+            "Use DTE on data with 3 or more features.",
+        )
 
 
 @register
@@ -79,10 +100,23 @@ class DTENonParametric(_RefitFromData):
     Livernoche, Jain, Hezaveh, Ravanbakhsh, "On Diffusion Modeling for Anomaly Detection", ICLR 2024.
     """
 
-    _parameter_constraints = {"n_neighbors": POSITIVE, **_SCHEDULE, "score": Options("mode", "mean"), "contamination": CONTAMINATION}
+    _parameter_constraints = {
+        "n_neighbors": POSITIVE,
+        **_SCHEDULE,
+        "score": Options("mode", "mean"),
+        "contamination": CONTAMINATION,
+    }
 
-    def __init__(self, *, n_neighbors: int = 5, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
-                 score: str = "mean", contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 5,
+        n_steps: int = 300,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.01,
+        score: str = "mean",
+        contamination: float = 0.01,
+    ):
         self.n_neighbors = n_neighbors
         self.n_steps = n_steps
         self.beta_start = beta_start
@@ -176,8 +210,15 @@ class _TabularNet(_Standardised, TorchDetector):
             vgen = torch.Generator(device=dev).manual_seed(vseed)
             return chunked_mean(lambda s: self._loss(va[s], vgen), len(va), 4096)
 
-        settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                               patience=self.patience if n_val else self.max_epochs, verbose=self.verbose, desc=f"{type(self).__name__} fit")
+        settings = FitSettings(
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience if n_val else self.max_epochs,
+            verbose=self.verbose,
+            desc=f"{type(self).__name__} fit",
+        )
         history, best = fit_loop(self._net, train_loss, val_loss, len(tr), settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
 
@@ -185,7 +226,9 @@ class _TabularNet(_Standardised, TorchDetector):
         Z = torch.tensor(self._standardise(X), dtype=torch.float32, device=self._dev)
         self._net.eval()
         with torch.no_grad():
-            return np.concatenate([self._score_batch(Z[i : i + 4096]).double().cpu().numpy() for i in range(0, len(Z), 4096)])
+            return np.concatenate(
+                [self._score_batch(Z[i : i + 4096]).double().cpu().numpy() for i in range(0, len(Z), 4096)]
+            )
 
 
 class _DTENet(_TabularNet):
@@ -204,7 +247,9 @@ class _DTENet(_TabularNet):
 
     def _build(self, d: int, dev: torch.device) -> None:
         super()._build(d, dev)
-        self._sig2 = torch.tensor(diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end), dtype=torch.float32, device=dev)
+        self._sig2 = torch.tensor(
+            diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end), dtype=torch.float32, device=dev
+        )
 
 
 _NET_DOC = """
@@ -238,7 +283,8 @@ def _net_params(self, **kw: Any) -> None:
 
 @register
 class DTECategorical(_DTENet):
-    """DTE, categorical: an MLP classifies which diffusion-time bin a noised point comes from.
+    (
+        """DTE, categorical: an MLP classifies which diffusion-time bin a noised point comes from.
 
     Training points are noised to a uniformly drawn step t in 0..T-1 (T = ``n_steps`` = 400) and the
     network is trained with cross-entropy to predict the bin ``t * n_bins // T`` (7 bins). The score
@@ -253,7 +299,9 @@ class DTECategorical(_DTENet):
     n_bins : int, default=7
     reference_softmax : bool, default=False
         Train with the reference implementation's extra softmax before the cross-entropy.
-    """ + _NET_DOC
+    """
+        + _NET_DOC
+    )
 
     _parameter_constraints = {**_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
 
@@ -261,16 +309,35 @@ class DTECategorical(_DTENet):
     def _test_params(cls) -> dict[str, Any]:
         return dict(hidden=(16, 16), max_epochs=3)
 
-    def __init__(self, *, n_bins: int = 7, reference_softmax: bool = False, n_steps: int = 400, beta_start: float = 1e-4, beta_end: float = 0.01,
-                 hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.5, lr: float = 1e-4, weight_decay: float = 5e-4,
-                 batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
-                 device: str | None = None, random_state: int = 0, verbose: bool = False, contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_bins: int = 7,
+        reference_softmax: bool = False,
+        n_steps: int = 400,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.01,
+        hidden: tuple[int, ...] = (256, 512, 256),
+        dropout: float = 0.5,
+        lr: float = 1e-4,
+        weight_decay: float = 5e-4,
+        batch_size: int = 64,
+        max_epochs: int = 400,
+        patience: int = 20,
+        validation_fraction: float = 0.1,
+        device: str | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+        contamination: float = 0.01,
+    ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 
     def _check(self, d: int) -> None:
         super()._check(d)
         if not 2 <= int(self.n_bins) <= int(self.n_steps):
-            raise fail("n_bins", f"an integer in 2..n_steps={self.n_steps}", repr(self.n_bins), "Use the default 7.")
+            raise fail(
+                "n_bins", f"an integer in 2..n_steps={self.n_steps}", repr(self.n_bins), "Use the default 7."
+            )
 
     def _out_dim(self, d: int) -> int:
         return int(self.n_bins)
@@ -289,7 +356,8 @@ class DTECategorical(_DTENet):
 
 @register
 class DTEInverseGamma(_DTENet):
-    """DTE, inverse gamma: an MLP predicts the scale beta of the inverse-gamma posterior of sigma^2.
+    (
+        """DTE, inverse gamma: an MLP predicts the scale beta of the inverse-gamma posterior of sigma^2.
 
     Training points are noised to a uniformly drawn step t; with alpha = d/2 - 1 fixed by the number
     of features, the network output beta(x_t) > 0 (softplus) is trained with the inverse-gamma negative
@@ -302,7 +370,9 @@ class DTEInverseGamma(_DTENet):
 
     Parameters
     ----------
-    """ + _NET_DOC
+    """
+        + _NET_DOC
+    )
 
     _parameter_constraints = _NET
 
@@ -310,10 +380,25 @@ class DTEInverseGamma(_DTENet):
     def _test_params(cls) -> dict[str, Any]:
         return dict(hidden=(16, 16), max_epochs=3)
 
-    def __init__(self, *, n_steps: int = 300, beta_start: float = 1e-4, beta_end: float = 0.01,
-                 hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 5e-4,
-                 batch_size: int = 64, max_epochs: int = 400, patience: int = 20, validation_fraction: float = 0.1,
-                 device: str | None = None, random_state: int = 0, verbose: bool = False, contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_steps: int = 300,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.01,
+        hidden: tuple[int, ...] = (256, 512, 256),
+        dropout: float = 0.0,
+        lr: float = 1e-4,
+        weight_decay: float = 5e-4,
+        batch_size: int = 64,
+        max_epochs: int = 400,
+        patience: int = 20,
+        validation_fraction: float = 0.1,
+        device: str | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+        contamination: float = 0.01,
+    ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 
     def _out_dim(self, d: int) -> int:
@@ -354,23 +439,50 @@ class DDPMTabular(_TabularNet):
     time_embedding_dim : int, default=32
     """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
 
-    _parameter_constraints = {**_NET, "noise_step": POSITIVE, "n_repeats": POSITIVE, "time_embedding_dim": POSITIVE}
+    _parameter_constraints = {
+        **_NET,
+        "noise_step": POSITIVE,
+        "n_repeats": POSITIVE,
+        "time_embedding_dim": POSITIVE,
+    }
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return dict(hidden=(16, 16), max_epochs=3, n_steps=100, noise_step=25, time_embedding_dim=8)
 
-    def __init__(self, *, n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, noise_step: int = 250,
-                 n_repeats: int = 1, time_embedding_dim: int = 32, hidden: tuple[int, ...] = (256, 512, 256), dropout: float = 0.0,
-                 lr: float = 1e-4, weight_decay: float = 5e-4, batch_size: int = 64, max_epochs: int = 400, patience: int = 20,
-                 validation_fraction: float = 0.1, device: str | None = None, random_state: int = 0, verbose: bool = False,
-                 contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_steps: int = 1000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        noise_step: int = 250,
+        n_repeats: int = 1,
+        time_embedding_dim: int = 32,
+        hidden: tuple[int, ...] = (256, 512, 256),
+        dropout: float = 0.0,
+        lr: float = 1e-4,
+        weight_decay: float = 5e-4,
+        batch_size: int = 64,
+        max_epochs: int = 400,
+        patience: int = 20,
+        validation_fraction: float = 0.1,
+        device: str | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+        contamination: float = 0.01,
+    ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 
     def _check(self, d: int) -> None:
         super()._check(d)
         if not 1 <= int(self.noise_step) <= int(self.n_steps):
-            raise fail("noise_step", f"an integer in 1..n_steps={self.n_steps}", repr(self.noise_step), "Use about n_steps / 4.")
+            raise fail(
+                "noise_step",
+                f"an integer in 1..n_steps={self.n_steps}",
+                repr(self.noise_step),
+                "Use about n_steps / 4.",
+            )
 
     def _build(self, d: int, dev: torch.device) -> None:
         super()._build(d, dev)
@@ -397,6 +509,8 @@ class DDPMTabular(_TabularNet):
         for _ in range(int(self.n_repeats)):
             x = self._sched.add_noise(x0, torch.randn(x0.shape, generator=gen, device=x0.device), t0)
             for t in range(t0, -1, -1):
-                x = self._sched.step(self._eps(x, torch.full((len(x),), t, device=x.device)), t, x, generator=gen)
+                x = self._sched.step(
+                    self._eps(x, torch.full((len(x),), t, device=x.device)), t, x, generator=gen
+                )
             total += ((x - x0) ** 2).sum(dim=1)
         return total / int(self.n_repeats)

@@ -95,14 +95,20 @@ class WindowNoise:
     (seeded from ``random_state`` and the window's index), so that a window's noise, and with it its
     score, does not depend on the batch it is scored in (``inference_batch_size``)."""
 
-    def __init__(self, random_state: int, windows: range, passes: int, shape: tuple[int, int], device: torch.device):
-        seeds = [int(np.random.SeedSequence([random_state, 2, w]).generate_state(1, np.uint64)[0]) for w in windows]
+    def __init__(
+        self, random_state: int, windows: range, passes: int, shape: tuple[int, int], device: torch.device
+    ):
+        seeds = [
+            int(np.random.SeedSequence([random_state, 2, w]).generate_state(1, np.uint64)[0]) for w in windows
+        ]
         self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
         self.shape, self.passes, self.device = shape, passes, device
 
     def __call__(self) -> torch.Tensor:
         """(B * passes, K, L): each window's passes in a row, in window order."""
-        return torch.cat([torch.randn((self.passes, *self.shape), generator=g, device=self.device) for g in self.gens])
+        return torch.cat(
+            [torch.randn((self.passes, *self.shape), generator=g, device=self.device) for g in self.gens]
+        )
 
 
 def ensemble_score(step_errors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -271,24 +277,69 @@ class ImDiffusionDetector(TorchDetector):
     _supports_resume = True
     _parameter_constraints = {
         **TRAINING,
-        "window": Integer(2), "n_strips": POSITIVE, "train_stride": AnyOf(POSITIVE, NONE), "test_stride": AnyOf(POSITIVE, NONE),
-        "n_blocks": POSITIVE, "channels": POSITIVE, "heads": POSITIVE, "ff_dim": POSITIVE, "diffusion_embedding_dim": POSITIVE,
-        "time_embedding_dim": POSITIVE, "feature_embedding_dim": POSITIVE, "n_steps": Integer(2),
-        "beta_start": Real(0.0, 1.0, low_open=True, high_open=True), "beta_end": Real(0.0, 1.0, low_open=True, high_open=True),
-        "schedule": Options(*SCHEDULES), "prediction": Options(*PREDICTION_TYPES), "train_mask": Options(*TRAIN_MASKS),
-        "random_mask_ratio": FRACTION, "mode": Options(*MODES), "conditional": Boolean(), "temporal": Boolean(), "spatial": Boolean(),
-        "ensemble_steps": POSITIVE, "ensemble_stride": POSITIVE, "error_reduce": Options("max", "sum"),
-        "error_norm": Options("channel", "none"), "error_floor": Real(0.0), "vote_ratio": FRACTION, "vote_xi": AnyOf(Integer(0), NONE),
-        "sampler": Options(*SAMPLERS), "ddim_jumps": POSITIVE, "ensemble_output": Options(*OUTPUTS),
-        "validation_fraction": Real(0.0, 0.9, low_open=True), "scaler": Options(*SCALERS), "data_scale": Real(0.0, low_open=True), "inference_batch_size": POSITIVE,
-        "grad_clip": AnyOf(Real(0.0, low_open=True), NONE), "amp": AnyOf(Boolean(), Options("auto")), "compile": Boolean(), "checkpoint_dir": AnyOf(PathLike(), NONE),
+        "window": Integer(2),
+        "n_strips": POSITIVE,
+        "train_stride": AnyOf(POSITIVE, NONE),
+        "test_stride": AnyOf(POSITIVE, NONE),
+        "n_blocks": POSITIVE,
+        "channels": POSITIVE,
+        "heads": POSITIVE,
+        "ff_dim": POSITIVE,
+        "diffusion_embedding_dim": POSITIVE,
+        "time_embedding_dim": POSITIVE,
+        "feature_embedding_dim": POSITIVE,
+        "n_steps": Integer(2),
+        "beta_start": Real(0.0, 1.0, low_open=True, high_open=True),
+        "beta_end": Real(0.0, 1.0, low_open=True, high_open=True),
+        "schedule": Options(*SCHEDULES),
+        "prediction": Options(*PREDICTION_TYPES),
+        "train_mask": Options(*TRAIN_MASKS),
+        "random_mask_ratio": FRACTION,
+        "mode": Options(*MODES),
+        "conditional": Boolean(),
+        "temporal": Boolean(),
+        "spatial": Boolean(),
+        "ensemble_steps": POSITIVE,
+        "ensemble_stride": POSITIVE,
+        "error_reduce": Options("max", "sum"),
+        "error_norm": Options("channel", "none"),
+        "error_floor": Real(0.0),
+        "vote_ratio": FRACTION,
+        "vote_xi": AnyOf(Integer(0), NONE),
+        "sampler": Options(*SAMPLERS),
+        "ddim_jumps": POSITIVE,
+        "ensemble_output": Options(*OUTPUTS),
+        "validation_fraction": Real(0.0, 0.9, low_open=True),
+        "scaler": Options(*SCALERS),
+        "data_scale": Real(0.0, low_open=True),
+        "inference_batch_size": POSITIVE,
+        "grad_clip": AnyOf(Real(0.0, low_open=True), NONE),
+        "amp": AnyOf(Boolean(), Options("auto")),
+        "compile": Boolean(),
+        "checkpoint_dir": AnyOf(PathLike(), NONE),
     }
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
-        return dict(window=16, n_strips=4, train_stride=4, test_stride=8, n_blocks=1, channels=8, heads=2, ff_dim=16,
-                    diffusion_embedding_dim=16, time_embedding_dim=8, feature_embedding_dim=4, n_steps=10, ensemble_steps=3,
-                    ensemble_stride=2, batch_size=16, max_epochs=2, patience=1)
+        return dict(
+            window=16,
+            n_strips=4,
+            train_stride=4,
+            test_stride=8,
+            n_blocks=1,
+            channels=8,
+            heads=2,
+            ff_dim=16,
+            diffusion_embedding_dim=16,
+            time_embedding_dim=8,
+            feature_embedding_dim=4,
+            n_steps=10,
+            ensemble_steps=3,
+            ensemble_stride=2,
+            batch_size=16,
+            max_epochs=2,
+            patience=1,
+        )
 
     def __init__(
         self,
@@ -401,13 +452,38 @@ class ImDiffusionDetector(TorchDetector):
         ensemble of the noisy samples of 10 steps (every 3rd of the last 30). Meant for a GPU. Where it
         still differs from the published code, and why: ``docs/benchmarks.md``, "paper() and the
         published code"."""
-        params: dict[str, Any] = {"window": 100, "n_strips": 4, "n_blocks": 4, "channels": 64, "heads": 8, "ff_dim": 64,
-                                  "diffusion_embedding_dim": 128, "time_embedding_dim": 128, "feature_embedding_dim": 16,
-                                  "n_steps": 50, "beta_start": 1e-4, "beta_end": 0.5, "schedule": "quad", "prediction": "eps",
-                                  "train_stride": 1, "train_mask": "random", "random_mask_ratio": 0.7, "batch_size": 12,
-                                  "lr": 1e-3, "weight_decay": 1e-6, "grad_clip": None, "max_epochs": 100, "patience": 6,
-                                  "test_stride": 50, "ensemble_steps": 10, "ensemble_stride": 3, "ensemble_output": "sample",
-                                  "sampler": "ddpm", "scaler": "none", "data_scale": 20.0}
+        params: dict[str, Any] = {
+            "window": 100,
+            "n_strips": 4,
+            "n_blocks": 4,
+            "channels": 64,
+            "heads": 8,
+            "ff_dim": 64,
+            "diffusion_embedding_dim": 128,
+            "time_embedding_dim": 128,
+            "feature_embedding_dim": 16,
+            "n_steps": 50,
+            "beta_start": 1e-4,
+            "beta_end": 0.5,
+            "schedule": "quad",
+            "prediction": "eps",
+            "train_stride": 1,
+            "train_mask": "random",
+            "random_mask_ratio": 0.7,
+            "batch_size": 12,
+            "lr": 1e-3,
+            "weight_decay": 1e-6,
+            "grad_clip": None,
+            "max_epochs": 100,
+            "patience": 6,
+            "test_stride": 50,
+            "ensemble_steps": 10,
+            "ensemble_stride": 3,
+            "ensemble_output": "sample",
+            "sampler": "ddpm",
+            "scaler": "none",
+            "data_scale": 20.0,
+        }
         return cls(**{**params, **overrides})
 
     @classmethod
@@ -419,10 +495,27 @@ class ImDiffusionDetector(TorchDetector):
         a tenth of the median (``error_floor=0.1``, see there).
         Its results on every SMD machine are in ``docs/benchmarks.md``; ``paper()`` (a GPU preset) has not been
         measured against it yet."""
-        params: dict[str, Any] = {"window": 50, "n_strips": 10, "train_stride": 5, "test_stride": 25, "n_blocks": 2, "channels": 16,
-                                  "heads": 2, "ff_dim": 32, "diffusion_embedding_dim": 64, "time_embedding_dim": 32, "feature_embedding_dim": 8,
-                                  "batch_size": 32, "max_epochs": 12, "patience": 3, "sampler": "ddim", "inference_batch_size": 512,
-                                  "error_norm": "channel", "error_floor": 0.1, "prediction": "x0"}
+        params: dict[str, Any] = {
+            "window": 50,
+            "n_strips": 10,
+            "train_stride": 5,
+            "test_stride": 25,
+            "n_blocks": 2,
+            "channels": 16,
+            "heads": 2,
+            "ff_dim": 32,
+            "diffusion_embedding_dim": 64,
+            "time_embedding_dim": 32,
+            "feature_embedding_dim": 8,
+            "batch_size": 32,
+            "max_epochs": 12,
+            "patience": 3,
+            "sampler": "ddim",
+            "inference_batch_size": 512,
+            "error_norm": "channel",
+            "error_floor": 0.1,
+            "prediction": "x0",
+        }
         return cls(**{**params, **overrides})
 
     # ------------------------------------------------------------------ set-up helpers
@@ -430,18 +523,40 @@ class ImDiffusionDetector(TorchDetector):
         super()._check_params()
         span = (self.ensemble_steps - 1) * self.ensemble_stride
         if self.ensemble_steps < 1 or self.ensemble_stride < 1 or span >= self.n_steps:
-            raise fail("ensemble", f"ensemble_steps >= 1, ensemble_stride >= 1 and (ensemble_steps - 1) * ensemble_stride < n_steps={self.n_steps}",
-                       f"ensemble_steps={self.ensemble_steps}, ensemble_stride={self.ensemble_stride}", "Use fewer or closer ensemble steps.")
+            raise fail(
+                "ensemble",
+                f"ensemble_steps >= 1, ensemble_stride >= 1 and (ensemble_steps - 1) * ensemble_stride < n_steps={self.n_steps}",
+                f"ensemble_steps={self.ensemble_steps}, ensemble_stride={self.ensemble_stride}",
+                "Use fewer or closer ensemble steps.",
+            )
         if self._xi() >= self.ensemble_steps or self._xi() < 0:
-            raise fail("vote_xi", f"an integer in [0, {self.ensemble_steps - 1}]", repr(self.vote_xi), "Votes range from 0 to ensemble_steps.")
+            raise fail(
+                "vote_xi",
+                f"an integer in [0, {self.ensemble_steps - 1}]",
+                repr(self.vote_xi),
+                "Votes range from 0 to ensemble_steps.",
+            )
         if self.window < 2 or not 1 <= self.n_strips <= self.window:
-            raise fail("window / n_strips", "window >= 2 and 1 <= n_strips <= window", f"window={self.window}, n_strips={self.n_strips}", "Fix the window settings.")
+            raise fail(
+                "window / n_strips",
+                "window >= 2 and 1 <= n_strips <= window",
+                f"window={self.window}, n_strips={self.n_strips}",
+                "Fix the window settings.",
+            )
         if self.channels % self.heads:
-            raise fail("channels / heads", "channels a multiple of heads", f"channels={self.channels}, heads={self.heads}",
-                       f"Set {param_hint('heads', '1')} or another divisor of channels.")
+            raise fail(
+                "channels / heads",
+                "channels a multiple of heads",
+                f"channels={self.channels}, heads={self.heads}",
+                f"Set {param_hint('heads', '1')} or another divisor of channels.",
+            )
         if self.test_stride is not None and self.test_stride > self.window:
-            raise fail("test_stride", f"at most window={self.window} (scoring windows must cover every time point)", repr(self.test_stride),
-                       f"Set {param_hint('test_stride', str(max(1, self.window // 2)))}, or a larger window.")
+            raise fail(
+                "test_stride",
+                f"at most window={self.window} (scoring windows must cover every time point)",
+                repr(self.test_stride),
+                f"Set {param_hint('test_stride', str(max(1, self.window // 2)))}, or a larger window.",
+            )
 
     def _xi(self) -> int:
         return self.ensemble_steps // 2 if self.vote_xi is None else int(self.vote_xi)
@@ -452,13 +567,26 @@ class ImDiffusionDetector(TorchDetector):
 
     def _build(self, K: int, device: torch.device) -> None:
         cfg = ImTransformerConfig(
-            n_features=K, n_blocks=self.n_blocks, channels=self.channels, heads=self.heads, ff_dim=self.ff_dim,
-            diffusion_embedding_dim=self.diffusion_embedding_dim, time_embedding_dim=self.time_embedding_dim,
-            feature_embedding_dim=self.feature_embedding_dim, temporal=self.temporal, spatial=self.spatial,
+            n_features=K,
+            n_blocks=self.n_blocks,
+            channels=self.channels,
+            heads=self.heads,
+            ff_dim=self.ff_dim,
+            diffusion_embedding_dim=self.diffusion_embedding_dim,
+            time_embedding_dim=self.time_embedding_dim,
+            feature_embedding_dim=self.feature_embedding_dim,
+            temporal=self.temporal,
+            spatial=self.spatial,
         )
         self._net = ImTransformer(cfg).to(device)
-        self._denoise = torch.compile(self._net.denoise) if (self.compile and device.type == "cuda") else self._net.denoise
-        self._sched = DDPMScheduler(self.n_steps, self.beta_start, self.beta_end, self.schedule, device=device)
+        self._denoise = (
+            torch.compile(self._net.denoise)
+            if (self.compile and device.type == "cuda")
+            else self._net.denoise
+        )
+        self._sched = DDPMScheduler(
+            self.n_steps, self.beta_start, self.beta_end, self.schedule, device=device
+        )
 
     def _autocast(self):
         """bfloat16 autocast on CUDA when ``amp`` is True or "auto"; nothing on CPU."""
@@ -473,30 +601,45 @@ class ImDiffusionDetector(TorchDetector):
         return np.ascontiguousarray(W.transpose(0, 2, 1)), starts  # (B, K, L)
 
     # ------------------------------------------------------------------ training
-    def _train_masks(self, B: int, K: int, L: int, gen: torch.Generator, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_masks(
+        self, B: int, K: int, L: int, gen: torch.Generator, dev
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(target mask (B, K, L), policy ids (B,)) for a training batch."""
         if self.mode == "forecasting":
             return forecast_mask(B, K, L, self.n_strips, dev), torch.zeros(B, dtype=torch.long, device=dev)
         if self.mode == "reconstruction":
             return full_mask(B, K, L, dev), torch.zeros(B, dtype=torch.long, device=dev)
         if self.train_mask == "random":
-            return random_mask(B, K, L, self.random_mask_ratio, gen, dev), torch.zeros(B, dtype=torch.long, device=dev)
+            return random_mask(B, K, L, self.random_mask_ratio, gen, dev), torch.zeros(
+                B, dtype=torch.long, device=dev
+            )
         policy = torch.randint(0, 2, (B,), generator=gen, device=dev)
         return grating_mask(policy, K, L, self.n_strips), policy
 
-    def _net_input(self, x0: torch.Tensor, cond: torch.Tensor, noisy_cond: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    def _net_input(
+        self, x0: torch.Tensor, cond: torch.Tensor, noisy_cond: torch.Tensor, sample: torch.Tensor
+    ) -> torch.Tensor:
         """(B, 2, K, L): conditioning channel (clean values if ``conditional`` else noised) and sample channel."""
         c = x0 * cond if self.conditional else noisy_cond * cond
         return torch.stack([c, sample * (1.0 - cond)], dim=1)
 
-    def _loss(self, x0: torch.Tensor, observed: torch.Tensor, target: torch.Tensor, policy: torch.Tensor,
-              t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _loss(
+        self,
+        x0: torch.Tensor,
+        observed: torch.Tensor,
+        target: torch.Tensor,
+        policy: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
         """MSE of the prediction (noise or clean values, per ``prediction``) on the target entries that are
         observed; unmasked entries never enter the loss."""
         cond = observed * (1.0 - target)
         x_t = self._sched.add_noise(x0, noise, t)
         with self._autocast():
-            out = self._denoise(self._net_input(x0, cond, x_t, x_t), t, self._net.condition(cond, policy)).float()
+            out = self._denoise(
+                self._net_input(x0, cond, x_t, x_t), t, self._net.condition(cond, policy)
+            ).float()
         w = target * observed
         goal = noise if self.prediction == "eps" else x0
         return ((out - goal) ** 2 * w).sum() / w.sum().clamp_min(1.0)
@@ -509,14 +652,19 @@ class ImDiffusionDetector(TorchDetector):
         self.device_ = str(dev)
         self._memo = None
         a, b = fit_affine(self.scaler, train_part)
-        self.scale_a_, self.scale_b_ = a * self.data_scale, b * self.data_scale  # what the diffusion model sees
+        self.scale_a_, self.scale_b_ = (
+            a * self.data_scale,
+            b * self.data_scale,
+        )  # what the diffusion model sees
         self._build(K, dev)
         gen = torch.Generator(device=dev).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
 
         def to_dev(W: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             obs = ~np.isnan(W)
-            return torch.tensor(np.where(obs, W, 0.0), dtype=torch.float32, device=dev), torch.tensor(obs, dtype=torch.float32, device=dev)
+            return torch.tensor(np.where(obs, W, 0.0), dtype=torch.float32, device=dev), torch.tensor(
+                obs, dtype=torch.float32, device=dev
+            )
 
         tr_x, tr_obs = to_dev(self._windows(self._scale(train_part), self.train_stride or max(1, L // 10))[0])
         va_x, va_obs = to_dev(self._windows(self._scale(val_part), L)[0])
@@ -536,13 +684,26 @@ class ImDiffusionDetector(TorchDetector):
             return self._loss(x0, obs, target, policy, t, noise)
 
         def val_loss() -> float:
-            return chunked_mean(lambda s: self._loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s]),
-                                Bv, self.inference_batch_size)
+            return chunked_mean(
+                lambda s: self._loss(va_x[s], va_obs[s], v_target[s], v_policy[s], v_t[s], v_noise[s]),
+                Bv,
+                self.inference_batch_size,
+            )
 
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
-        settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                               patience=self.patience, grad_clip=self.grad_clip or 0.0, checkpoint=ckpt, resume=resume, fingerprint=self._fit_fingerprint(X),
-                               verbose=self.verbose, desc="ImDiffusion fit")
+        settings = FitSettings(
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            grad_clip=self.grad_clip or 0.0,
+            checkpoint=ckpt,
+            resume=resume,
+            fingerprint=self._fit_fingerprint(X),
+            verbose=self.verbose,
+            desc="ImDiffusion fit",
+        )
         history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw
@@ -576,8 +737,15 @@ class ImDiffusionDetector(TorchDetector):
         ids = policy if self.train_mask == "grating" else torch.zeros(2, dtype=torch.long, device=dev)
         return grating_mask(policy, K, L, self.n_strips), ids, 2
 
-    def _sample(self, x0: torch.Tensor, observed: torch.Tensor, target: torch.Tensor, policy: torch.Tensor,
-                noise: WindowNoise, clip: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample(
+        self,
+        x0: torch.Tensor,
+        observed: torch.Tensor,
+        target: torch.Tensor,
+        policy: torch.Tensor,
+        noise: WindowNoise,
+        clip: tuple[float, float],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Impute the target region of a batch; returns (recorded samples (R, B, K, L), final sample (B, K, L)).
 
         Unconditional imputation: at every step the conditioning channel holds the observed values
@@ -619,7 +787,10 @@ class ImDiffusionDetector(TorchDetector):
         err = np.empty((R, W.shape[0], K, L), dtype=np.float32)
         imp = np.zeros((W.shape[0], K, L), dtype=np.float32)
         lo, hi = (float(np.nanmin(Xs)), float(np.nanmax(Xs))) if np.isfinite(Xs).any() else (-1.0, 1.0)
-        clip = (lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0)  # generous bounds on x_0 estimates, from the observed values
+        clip = (
+            lo - (hi - lo) - 1.0,
+            hi + (hi - lo) + 1.0,
+        )  # generous bounds on x_0 estimates, from the observed values
         per_call = max(1, self.inference_batch_size // P)
         chunks = range(0, W.shape[0], per_call)
         self._net.eval()
@@ -639,9 +810,13 @@ class ImDiffusionDetector(TorchDetector):
                 e = (e * resp).sum(2) / resp.sum(1).clamp_min(1.0)  # (R, b, K, L)
                 e = torch.where(resp.sum(1) > 0, e, torch.nan)
                 err[:, w] = torch.where(obs.bool(), e, torch.nan).cpu().numpy()
-                imp[w] = ((final.reshape(b, P, K, L) * resp).sum(1) / resp.sum(1).clamp_min(1.0)).cpu().numpy()
+                imp[w] = (
+                    ((final.reshape(b, P, K, L) * resp).sum(1) / resp.sum(1).clamp_min(1.0)).cpu().numpy()
+                )
         rule = "central" if self.mode != "forecasting" else "mean"
-        errors = np.stack([reassemble(err[r].transpose(0, 2, 1), starts, n, rule=rule) for r in range(R)])  # (R, n, K)
+        errors = np.stack(
+            [reassemble(err[r].transpose(0, 2, 1), starts, n, rule=rule) for r in range(R)]
+        )  # (R, n, K)
         imputed = reassemble(imp.transpose(0, 2, 1), starts, n, rule=rule)
         return errors, imputed
 
@@ -662,8 +837,12 @@ class ImDiffusionDetector(TorchDetector):
         """Memoised (errors (R, n, K), imputed (n, K)) of an unscaled series: predict after
         decision_function on the same data costs nothing extra."""
         h = hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16)
-        h.update(repr((arr.shape, sorted((k, v) for k, v in self.get_params().items() if k != "verbose"))).encode())
-        key = h.hexdigest()  # the data and every parameter: set_params(sampler=...) is never served stale errors
+        h.update(
+            repr((arr.shape, sorted((k, v) for k, v in self.get_params().items() if k != "verbose"))).encode()
+        )
+        key = (
+            h.hexdigest()
+        )  # the data and every parameter: set_params(sampler=...) is never served stale errors
         memo = getattr(self, "_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]

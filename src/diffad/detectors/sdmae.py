@@ -94,24 +94,71 @@ class SelfDistilledMAEDetector(TorchDetector):
 
     _parameter_constraints = {
         **TRAINING,
-        "window": Integer(2), "patch": POSITIVE, "d_model": POSITIVE, "heads": POSITIVE, "encoder_layers": POSITIVE,
-        "teacher_layers": POSITIVE, "student_layers": POSITIVE, "masking": Options(*MASKINGS), "mask_ratio": Real(0.0, 0.95),
-        "distill_weight": Real(0.0), "variant": Options(*VARIANTS), "score_level": Options("point", "sequence"),
-        "anomaly_weight": Real(0.0), "margin": Real(0.0), "train_stride": POSITIVE, "test_stride": AnyOf(POSITIVE, NONE),
-        "scaler": Options(*SCALERS), "validation_fraction": Real(0.0, 0.9, low_open=True, high_open=True), "contamination": CONTAMINATION,
+        "window": Integer(2),
+        "patch": POSITIVE,
+        "d_model": POSITIVE,
+        "heads": POSITIVE,
+        "encoder_layers": POSITIVE,
+        "teacher_layers": POSITIVE,
+        "student_layers": POSITIVE,
+        "masking": Options(*MASKINGS),
+        "mask_ratio": Real(0.0, 0.95),
+        "distill_weight": Real(0.0),
+        "variant": Options(*VARIANTS),
+        "score_level": Options("point", "sequence"),
+        "anomaly_weight": Real(0.0),
+        "margin": Real(0.0),
+        "train_stride": POSITIVE,
+        "test_stride": AnyOf(POSITIVE, NONE),
+        "scaler": Options(*SCALERS),
+        "validation_fraction": Real(0.0, 0.9, low_open=True, high_open=True),
+        "contamination": CONTAMINATION,
     }
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
-        return dict(window=20, patch=5, d_model=16, heads=2, encoder_layers=1, teacher_layers=1, student_layers=1, max_epochs=2)
+        return dict(
+            window=20,
+            patch=5,
+            d_model=16,
+            heads=2,
+            encoder_layers=1,
+            teacher_layers=1,
+            student_layers=1,
+            max_epochs=2,
+        )
 
-    def __init__(self, *, window: int = 100, patch: int = 10, d_model: int = 64, heads: int = 4, encoder_layers: int = 3,
-                 teacher_layers: int = 4, student_layers: int = 1, masking: str = "patch", mask_ratio: float = 0.6,
-                 distill_weight: float = 0.5, variant: str = "full", score_level: str = "point", anomaly_weight: float = 1.0,
-                 margin: float = 1.0, train_stride: int = 1, test_stride: int | None = None, scaler: str = "standard",
-                 lr: float = 1e-3, weight_decay: float = 1e-5, batch_size: int = 64, max_epochs: int = 30, patience: int = 5,
-                 validation_fraction: float = 0.2, contamination: float = 0.01, device: str | None = None, random_state: int = 0,
-                 verbose: bool = False):
+    def __init__(
+        self,
+        *,
+        window: int = 100,
+        patch: int = 10,
+        d_model: int = 64,
+        heads: int = 4,
+        encoder_layers: int = 3,
+        teacher_layers: int = 4,
+        student_layers: int = 1,
+        masking: str = "patch",
+        mask_ratio: float = 0.6,
+        distill_weight: float = 0.5,
+        variant: str = "full",
+        score_level: str = "point",
+        anomaly_weight: float = 1.0,
+        margin: float = 1.0,
+        train_stride: int = 1,
+        test_stride: int | None = None,
+        scaler: str = "standard",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 64,
+        max_epochs: int = 30,
+        patience: int = 5,
+        validation_fraction: float = 0.2,
+        contamination: float = 0.01,
+        device: str | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
         self.window = window
         self.patch = patch
         self.d_model = d_model
@@ -144,18 +191,33 @@ class SelfDistilledMAEDetector(TorchDetector):
     def _check_params(self) -> None:
         super()._check_params()
         if self.window % self.patch:
-            raise fail("window / patch", "a window that is a multiple of patch", f"window={self.window}, patch={self.patch}",
-                       "Pick e.g. window=100, patch=10.")
+            raise fail(
+                "window / patch",
+                "a window that is a multiple of patch",
+                f"window={self.window}, patch={self.patch}",
+                "Pick e.g. window=100, patch=10.",
+            )
         if self.d_model % self.heads:
-            raise fail("d_model", f"a multiple of heads={self.heads}", str(self.d_model), "Change d_model or heads.")
+            raise fail(
+                "d_model", f"a multiple of heads={self.heads}", str(self.d_model), "Change d_model or heads."
+            )
 
     @property
     def _decoders(self) -> tuple[str, ...]:
         return ("teacher", "student") if self.variant == "full" else (self.variant,)
 
     def _build(self, K: int, dev: torch.device) -> None:
-        self._net = SDMAE(K, self.window, self.patch, self.d_model, self.heads, self.encoder_layers, self.teacher_layers,
-                          self.student_layers, self._decoders).to(dev)
+        self._net = SDMAE(
+            K,
+            self.window,
+            self.patch,
+            self.d_model,
+            self.heads,
+            self.encoder_layers,
+            self.teacher_layers,
+            self.student_layers,
+            self._decoders,
+        ).to(dev)
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return X * self.scale_a_ + self.scale_b_
@@ -192,8 +254,12 @@ class SelfDistilledMAEDetector(TorchDetector):
         L = self.window
         y = np.zeros(n, dtype=bool) if labels is None else check_labels(labels, n).astype(bool)
         if labels is not None and self.variant != "full":
-            raise fail("labels", "the full variant (the margin acts on the teacher-student discrepancy)", f"variant={self.variant!r}",
-                       "Fit without y, or use variant='full'.")
+            raise fail(
+                "labels",
+                "the full variant (the margin acts on the teacher-student discrepancy)",
+                f"variant={self.variant!r}",
+                "Fit without y, or use variant='full'.",
+            )
         train_part, val_part = windowed_time_split(X, self.validation_fraction, L)
         y_train = y[: len(train_part)]
         dev = resolve_device(self.device)
@@ -206,7 +272,9 @@ class SelfDistilledMAEDetector(TorchDetector):
         anom = labelled[starts + L] > labelled[starts]  # windows holding a labelled anomaly
         tr_x = torch.tensor(W, dtype=torch.float32, device=dev)
         tr_a = torch.tensor(anom, device=dev)
-        va_x = torch.tensor(sliding_windows(self._scale(val_part), L, max(1, L // 2))[0], dtype=torch.float32, device=dev)
+        va_x = torch.tensor(
+            sliding_windows(self._scale(val_part), L, max(1, L // 2))[0], dtype=torch.float32, device=dev
+        )
         va_a = torch.zeros(len(va_x), dtype=torch.bool, device=dev)
         gen = torch.Generator(device=dev).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
@@ -215,9 +283,24 @@ class SelfDistilledMAEDetector(TorchDetector):
             vgen = torch.Generator(device=dev).manual_seed(self.random_state + 1)
             return chunked_mean(lambda s: self._loss(va_x[s], va_a[s], vgen), len(va_x), 256)
 
-        settings = FitSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                               patience=self.patience, verbose=self.verbose, desc="SDMAE fit")
-        history, best = fit_loop(self._net, lambda idx: self._loss(tr_x[idx], tr_a[idx], gen), val_loss, len(tr_x), settings, rng, (gen,))
+        settings = FitSettings(
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            verbose=self.verbose,
+            desc="SDMAE fit",
+        )
+        history, best = fit_loop(
+            self._net,
+            lambda idx: self._loss(tr_x[idx], tr_a[idx], gen),
+            val_loss,
+            len(tr_x),
+            settings,
+            rng,
+            (gen,),
+        )
         self.history_ = {**history, "best_epoch": best}
         # normalisers of the two score terms: their means on the validation tail
         err, disc = self._point_terms(val_part, normalise=False)
@@ -262,7 +345,12 @@ class SelfDistilledMAEDetector(TorchDetector):
                 e = (((out[first] - xb) ** 2) * resp).view(b, n_pass, L, K).sum(1).mean(-1)  # (b, L)
                 err[i : i + b] = e.double().cpu().numpy()
                 if len(out) == 2:
-                    d = (((out["student"] - out["teacher"]) ** 2) * resp).view(b, n_pass, L, K).sum(1).mean(-1)
+                    d = (
+                        (((out["student"] - out["teacher"]) ** 2) * resp)
+                        .view(b, n_pass, L, K)
+                        .sum(1)
+                        .mean(-1)
+                    )
                     disc[i : i + b] = d.double().cpu().numpy()
         return err, disc, starts
 

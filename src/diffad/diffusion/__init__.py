@@ -5,4 +5,17 @@ from .imputation import imputation_timesteps, impute
 from .masking import forecast_mask, full_mask, grating_mask, random_mask, strip_ids
 from .schedules import SCHEDULES, make_betas
 
-__all__ = ["DDPMScheduler", "PREDICTION_TYPES", "SAMPLERS", "SCHEDULES", "impute", "imputation_timesteps", "forecast_mask", "full_mask", "grating_mask", "make_betas", "random_mask", "strip_ids"]
+__all__ = [
+    "DDPMScheduler",
+    "PREDICTION_TYPES",
+    "SAMPLERS",
+    "SCHEDULES",
+    "impute",
+    "imputation_timesteps",
+    "forecast_mask",
+    "full_mask",
+    "grating_mask",
+    "make_betas",
+    "random_mask",
+    "strip_ids",
+]

@@ -28,8 +28,16 @@ class DDPMScheduler:
     ``sampler``: the reverse step of :meth:`reverse_step` (ancestral ``"ddpm"`` or deterministic ``"ddim"``).
     """
 
-    def __init__(self, n_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad", device: str | torch.device = "cpu",
-                 prediction_type: str = "eps", sampler: str = "ddpm"):
+    def __init__(
+        self,
+        n_steps: int = 50,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.5,
+        kind: str = "quad",
+        device: str | torch.device = "cpu",
+        prediction_type: str = "eps",
+        sampler: str = "ddpm",
+    ):
         check_option(prediction_type, PREDICTION_TYPES, name="prediction")
         check_option(sampler, SAMPLERS, name="sampler")
         self.prediction_type, self.sampler = prediction_type, sampler
@@ -65,8 +73,14 @@ class DDPMScheduler:
         ab = self.alpha_bar[t]
         return (x_t - ab.sqrt() * x0_hat) / (1.0 - ab).sqrt()
 
-    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None,
-             noise: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self,
+        eps: torch.Tensor,
+        t: int,
+        x_t: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One ancestral DDPM step x_t -> x_{t-1} (Algorithm 2): mean of eq. (11), variance of eq. (7).
 
         The step's fresh noise z is drawn from ``generator``, or given as ``noise`` (shape of ``x_t``)."""
@@ -74,10 +88,21 @@ class DDPMScheduler:
         mean = (x_t - beta / (1.0 - ab).sqrt() * eps) / alpha.sqrt()
         if t == 0:
             return mean
-        z = noise if noise is not None else torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        z = (
+            noise
+            if noise is not None
+            else torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        )
         return mean + self.posterior_var[t].sqrt() * z
 
-    def ddim_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, clip: tuple[float, float] | None = None) -> torch.Tensor:
+    def ddim_step(
+        self,
+        eps: torch.Tensor,
+        t: int,
+        t_prev: int,
+        x_t: torch.Tensor,
+        clip: tuple[float, float] | None = None,
+    ) -> torch.Tensor:
         """Deterministic DDIM step (eta = 0) from step t to an earlier step t_prev (-1 means x_0), eq. (12).
 
         At high noise levels sqrt(abar_t) is tiny and the x_0 estimate explodes; ``clip`` = (lo, hi) bounds
@@ -98,14 +123,18 @@ class DDPMScheduler:
         other.prediction_type, other.sampler = prediction_type, sampler
         return other
 
-    def to_eps(self, model_output: torch.Tensor, t: int, x_t: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
+    def to_eps(
+        self, model_output: torch.Tensor, t: int, x_t: torch.Tensor, clip: tuple[float, float]
+    ) -> torch.Tensor:
         """The noise implied by the network's output at step t: the output itself for ``"eps"``; for
         ``"x0"``, eq. (4) solved for the noise from the clean-value estimate bounded by ``clip``."""
         if self.prediction_type == "eps":
             return model_output
         return self.eps_from_x0(model_output.clamp(*clip), t, x_t)
 
-    def reverse_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, noise, clip: tuple[float, float]) -> torch.Tensor:
+    def reverse_step(
+        self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, noise, clip: tuple[float, float]
+    ) -> torch.Tensor:
         """x_t -> the sample at ``t_prev`` (``t - 1`` for DDPM; -1 means x_0) with this scheduler's
         sampler; ``noise()`` draws the ancestral step's fresh noise (DDPM, t > 0 only)."""
         if self.sampler == "ddim":

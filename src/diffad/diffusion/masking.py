@@ -31,7 +31,9 @@ def grating_mask(policy: torch.Tensor, K: int, L: int, n_strips: int) -> torch.T
     return m[:, None, :].expand(-1, K, -1).contiguous()
 
 
-def random_mask(B: int, K: int, L: int, ratio: float, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def random_mask(
+    B: int, K: int, L: int, ratio: float, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     """Independent random point masks: each entry masked with probability ``ratio`` (the published
     ImDiffusion code trains with ratio 0.7)."""
     return (torch.rand((B, K, L), generator=generator, device=device) < ratio).float()

@@ -11,7 +11,9 @@ __all__ = ["make_betas", "SCHEDULES"]
 SCHEDULES = ("quad", "linear")
 
 
-def make_betas(n_steps: int, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad") -> np.ndarray:
+def make_betas(
+    n_steps: int, beta_start: float = 1e-4, beta_end: float = 0.5, kind: str = "quad"
+) -> np.ndarray:
     """Betas of a DDPM forward process, float64 of shape (T,).
 
     ``"quad"``: ``linspace(sqrt(beta_start), sqrt(beta_end), T) ** 2`` (the schedule of CSDI and
@@ -19,7 +21,12 @@ def make_betas(n_steps: int, beta_start: float = 1e-4, beta_end: float = 0.5, ki
     """
     check_option(kind, SCHEDULES, name="schedule")
     if n_steps < 1 or not 0 < beta_start <= beta_end < 1:
-        raise fail("schedule", "n_steps >= 1 and 0 < beta_start <= beta_end < 1", f"{(n_steps, beta_start, beta_end)}", "Fix the diffusion settings.")
+        raise fail(
+            "schedule",
+            "n_steps >= 1 and 0 < beta_start <= beta_end < 1",
+            f"{(n_steps, beta_start, beta_end)}",
+            "Fix the diffusion settings.",
+        )
     if kind == "quad":
         return np.linspace(beta_start**0.5, beta_end**0.5, n_steps) ** 2
     return np.linspace(beta_start, beta_end, n_steps)

@@ -39,49 +39,94 @@ def suite_configs(suite: str) -> list[tuple[str, dict[str, Any]]]:
     if suite == "masking":
         return [(f"masking={m}", {"masking": m}) for m in ("patch", "token", "temporal", "feature")]
     if suite == "ablation":
-        return [("full", {}), ("teacher only", {"variant": "teacher"}), ("student only", {"variant": "student"}),
-                ("no discrepancy loss", {"distill_weight": 0.0}), ("no masking", {"mask_ratio": 0.0})]
+        return [
+            ("full", {}),
+            ("teacher only", {"variant": "teacher"}),
+            ("student only", {"variant": "student"}),
+            ("no discrepancy loss", {"distill_weight": 0.0}),
+            ("no masking", {"mask_ratio": 0.0}),
+        ]
     if suite == "grid":
         keys = list(GRID)
-        return [(", ".join(f"{k}={v}" for k, v in zip(keys, vals, strict=True)), dict(zip(keys, vals, strict=True)))
-                for vals in itertools.product(*GRID.values())]
+        return [
+            (
+                ", ".join(f"{k}={v}" for k, v in zip(keys, vals, strict=True)),
+                dict(zip(keys, vals, strict=True)),
+            )
+            for vals in itertools.product(*GRID.values())
+        ]
     raise ConfigError(f"suite: unknown {suite!r}; valid: {list(SUITES)}.")
 
 
-def _record(name: str, params: dict[str, Any], dataset: str, seed: int, det: Any, ds: Any, window: int, fit_s: float) -> dict[str, Any]:
+def _record(
+    name: str, params: dict[str, Any], dataset: str, seed: int, det: Any, ds: Any, window: int, fit_s: float
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     scores = np.asarray(det.decision_function(ds.test), dtype=np.float64)
     preds = np.asarray(det.predict(ds.test))
     score_s = time.perf_counter() - t0
-    metrics = {k: v for k, v in evaluate(ds.test_labels, scores, preds, window=window, oracle=False).items() if k in HONEST_KEYS}
+    metrics = {
+        k: v
+        for k, v in evaluate(ds.test_labels, scores, preds, window=window, oracle=False).items()
+        if k in HONEST_KEYS
+    }
     hist = getattr(det, "history_", {}) or {}
-    return {"config": name, "params": params, "dataset": dataset, "seed": seed, "metrics": metrics, "fit_s": fit_s, "score_s": score_s,
-            "val_loss": list(hist.get("val_loss", [])), "train_loss": list(hist.get("train_loss", []))}
+    return {
+        "config": name,
+        "params": params,
+        "dataset": dataset,
+        "seed": seed,
+        "metrics": metrics,
+        "fit_s": fit_s,
+        "score_s": score_s,
+        "val_loss": list(hist.get("val_loss", [])),
+        "train_loss": list(hist.get("train_loss", [])),
+    }
 
 
-def run_suite(suite: str, datasets: list[str], seeds: list[int], out: str | Path = "results/sdmae", params: dict[str, Any] | None = None,
-              baselines: bool = True, data_dir: str | None = None, metric_window: int = 100, verbose: bool = True) -> Path:
+def run_suite(
+    suite: str,
+    datasets: list[str],
+    seeds: list[int],
+    out: str | Path = "results/sdmae",
+    params: dict[str, Any] | None = None,
+    baselines: bool = True,
+    data_dir: str | None = None,
+    metric_window: int = 100,
+    verbose: bool = True,
+) -> Path:
     """Run one suite; return the folder it wrote (``<out>/<timestamp>``). ``params`` are shared
     detector parameters (e.g. a smaller ``max_epochs``), overridden by each configuration's own."""
     configs = suite_configs(suite)
     params = dict(params or {})
     unknown = sorted(set(params) - set(SelfDistilledMAEDetector().get_params()))
     if unknown:  # fail before any work
-        raise ConfigError(f"--set: unknown parameter(s) {unknown}; valid: {sorted(SelfDistilledMAEDetector().get_params())}.")
+        raise ConfigError(
+            f"--set: unknown parameter(s) {unknown}; valid: {sorted(SelfDistilledMAEDetector().get_params())}."
+        )
     folder = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     jobs = [(n, p, d, s) for d in datasets for s in seeds for n, p in configs]
     if baselines:
-        jobs += [(n, {}, d, s) for d in datasets for s in seeds[:1] for n in BASELINES]  # deterministic: one seed
+        jobs += [
+            (n, {}, d, s) for d in datasets for s in seeds[:1] for n in BASELINES
+        ]  # deterministic: one seed
     cache: dict[str, Any] = {}
     for name, cfg, dataset, seed in tqdm(jobs, desc=f"sdmae {suite}", disable=not verbose, unit="run"):
         ds = cache.setdefault(dataset, load_dataset(dataset, data_dir))
-        det = BASELINES[name]() if name in BASELINES else SelfDistilledMAEDetector(**{**params, **cfg, "random_state": seed})
+        det = (
+            BASELINES[name]()
+            if name in BASELINES
+            else SelfDistilledMAEDetector(**{**params, **cfg, "random_state": seed})
+        )
         t0 = time.perf_counter()
         det.fit(ds.train)
         records.append(_record(name, cfg, dataset, seed, det, ds, metric_window, time.perf_counter() - t0))
-        atomic_write_text(folder / "results.json", json.dumps({"suite": suite, "params": params, "records": records}, indent=1))
+        atomic_write_text(
+            folder / "results.json",
+            json.dumps({"suite": suite, "params": params, "records": records}, indent=1),
+        )
     plot_suite(folder, suite)
     return folder
 
@@ -109,7 +154,13 @@ def plot_suite(folder: str | Path, suite: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 3), 3.6))
     for j, key in enumerate(("AUC-ROC", "AUC-PR", "VUS-PR")):
         s = summarise(records, key)
-        ax.bar(np.arange(len(names)) + 0.27 * j, [s[n][0] for n in names], 0.27, yerr=[s[n][1] for n in names], label=key)
+        ax.bar(
+            np.arange(len(names)) + 0.27 * j,
+            [s[n][0] for n in names],
+            0.27,
+            yerr=[s[n][1] for n in names],
+            label=key,
+        )
     ax.set_xticks(np.arange(len(names)) + 0.27, names, rotation=35, ha="right", fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_title(f"SDMAE {suite} (honest protocol; mean ± std over datasets and seeds)", fontsize=9)
@@ -146,7 +197,15 @@ def plot_suite(folder: str | Path, suite: str) -> list[Path]:
             lo, hi = np.nanmin(list(mean.values())), np.nanmax(list(mean.values()))
             im = ax.imshow(M, cmap="viridis", vmin=lo, vmax=hi)
             for (i, k), v in np.ndenumerate(M):
-                ax.text(k, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color="w" if v < (lo + hi) / 2 else "k")
+                ax.text(
+                    k,
+                    i,
+                    f"{v:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="w" if v < (lo + hi) / 2 else "k",
+                )
             ax.set_xticks(range(len(GRID["distill_weight"])), GRID["distill_weight"])
             ax.set_yticks(range(len(GRID["mask_ratio"])), GRID["mask_ratio"])
             ax.set_xlabel("distill_weight (lambda)")
@@ -160,7 +219,13 @@ def plot_suite(folder: str | Path, suite: str) -> list[Path]:
         fig, axes = plt.subplots(1, len(GRID), figsize=(4 * len(GRID), 3))
         for ax, (key, values) in zip(axes, GRID.items(), strict=True):
             v = [[r["metrics"]["AUC-ROC"] for r in grid if r["params"][key] == val] for val in values]
-            ax.errorbar(range(len(values)), [np.mean(x) for x in v], yerr=[np.std(x) for x in v], marker="o", capsize=3)
+            ax.errorbar(
+                range(len(values)),
+                [np.mean(x) for x in v],
+                yerr=[np.std(x) for x in v],
+                marker="o",
+                capsize=3,
+            )
             ax.set_xticks(range(len(values)), values)
             ax.set_xlabel(key)
             ax.set_ylabel("AUC-ROC (mean over the rest)")

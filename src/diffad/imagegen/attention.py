@@ -85,11 +85,17 @@ class ReweightAttnProcessor:
         if self.state.outside is not None:
             outside = self.state.outside.to(pooled.dtype).view(-1, 1, 1, 1)
             pooled = torch.where(support > 0, pooled, outside.expand_as(pooled))
-        return pooled.flatten(1).repeat_interleave(heads, dim=0)  # the (B * heads) layout of head_to_batch_dim
+        return pooled.flatten(1).repeat_interleave(
+            heads, dim=0
+        )  # the (B * heads) layout of head_to_batch_dim
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         if hidden_states.ndim != 3 or attn.group_norm is not None or attn.spatial_norm is not None:
-            raise ValueError("ReweightAttnProcessor supports the plain (B, N, C) attention of transformer blocks")
+            raise ValueError(
+                "ReweightAttnProcessor supports the plain (B, N, C) attention of transformer blocks"
+            )
         residual = hidden_states
         batch = hidden_states.shape[0]
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states

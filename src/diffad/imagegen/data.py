@@ -49,16 +49,33 @@ def few_shot_split(images: ImageSet, fraction: float = 1 / 3) -> FewShotSplit:
             continue
         k = max(1, math.ceil(fraction * len(idx)))
         if k >= len(idx):
-            raise fail(f"defect type {kind!r}", "at least two images (one to train on, one to hold out)",
-                       f"{len(idx)}", "Add images of this type or drop it.")
+            raise fail(
+                f"defect type {kind!r}",
+                "at least two images (one to train on, one to hold out)",
+                f"{len(idx)}",
+                "Add images of this type or drop it.",
+            )
         train_idx.extend(idx[:k])
         test_idx.extend(idx[k:])
     if not train_idx:
-        raise fail(images.name, "defective test images", "only defect-free ones", "Use an image set with defect masks.")
+        raise fail(
+            images.name,
+            "defective test images",
+            "only defect-free ones",
+            "Use an image set with defect masks.",
+        )
     masks = (images.test_masks > 0).astype(np.uint8)
     tr, te = np.asarray(train_idx), np.asarray(test_idx)
-    return FewShotSplit(images.name, images.train, images.test[tr], masks[tr], tuple(str(k) for k in kinds[tr]),
-                        images.test[te], masks[te], tuple(str(k) for k in kinds[te]))
+    return FewShotSplit(
+        images.name,
+        images.train,
+        images.test[tr],
+        masks[tr],
+        tuple(str(k) for k in kinds[tr]),
+        images.test[te],
+        masks[te],
+        tuple(str(k) for k in kinds[te]),
+    )
 
 
 def _resize(a: np.ndarray, size: int, mask: bool) -> np.ndarray:
@@ -69,8 +86,15 @@ def _resize(a: np.ndarray, size: int, mask: bool) -> np.ndarray:
     return out if mask else out.transpose(2, 0, 1)
 
 
-def crop_image_set(images: ImageSet, crop: int, size: int, *, normals_per_image: int = 20, good_per_image: int = 4,
-                   seed: int = 0) -> ImageSet:
+def crop_image_set(
+    images: ImageSet,
+    crop: int,
+    size: int,
+    *,
+    normals_per_image: int = 20,
+    good_per_image: int = 4,
+    seed: int = 0,
+) -> ImageSet:
     """Square crops of large images, resized to ``size``: for sets whose defects cover a fraction of a
     percent of the image (MVTec 3D-AD tire: 0.1-0.3 %), which would vanish at 32 x 32.
 
@@ -80,7 +104,12 @@ def crop_image_set(images: ImageSet, crop: int, size: int, *, normals_per_image:
     crop window's mean brightness is at least the average of the brightest and the mean window (the
     dark background is left out). Deterministic for a seed."""
     if crop < size:
-        raise fail("crop", f"at least the image size {size}", repr(crop), "Crop at least as many pixels as the output size.")
+        raise fail(
+            "crop",
+            f"at least the image size {size}",
+            repr(crop),
+            "Crop at least as many pixels as the output size.",
+        )
     H, W = images.train.shape[2:]
     if crop > min(H, W):
         raise fail("crop", f"at most the image side {min(H, W)}", repr(crop), "Use a smaller crop.")
@@ -100,19 +129,30 @@ def crop_image_set(images: ImageSet, crop: int, size: int, *, normals_per_image:
         cx = int(np.clip(cx, half, W - crop + half))
         return a[..., cy - half : cy - half + crop, cx - half : cx - half + crop]
 
-    train = [_resize(cut(img, *c), size, False) for img in images.train for c in object_centres(img, normals_per_image)]
+    train = [
+        _resize(cut(img, *c), size, False)
+        for img in images.train
+        for c in object_centres(img, normals_per_image)
+    ]
     test, masks, kinds = [], [], []
     for img, m, kind in zip(images.test, images.test_masks, images.test_kinds, strict=True):
         if m.any():
             ys, xs = np.nonzero(m)
-            centres = [(int(ys.mean() + rng.integers(-crop // 4, crop // 4 + 1)), int(xs.mean() + rng.integers(-crop // 4, crop // 4 + 1)))]
+            centres = [
+                (
+                    int(ys.mean() + rng.integers(-crop // 4, crop // 4 + 1)),
+                    int(xs.mean() + rng.integers(-crop // 4, crop // 4 + 1)),
+                )
+            ]
         else:
             centres = object_centres(img, good_per_image)
         for c in centres:
             test.append(_resize(cut(img, *c), size, False))
             masks.append(_resize(cut(m, *c), size, True))
             kinds.append(kind)
-    return ImageSet(f"{images.name}@crop{crop}", np.stack(train), np.stack(test), np.stack(masks), tuple(kinds))
+    return ImageSet(
+        f"{images.name}@crop{crop}", np.stack(train), np.stack(test), np.stack(masks), tuple(kinds)
+    )
 
 
 def model_split(model: str | Path, data_dir: str | None = None, name: str | None = None) -> FewShotSplit:

@@ -78,9 +78,19 @@ def crop_paste(split: FewShotSplit, n: int, *, seed: int = 0) -> dict:
     return {"images": np.stack(images), "masks": np.stack(masks), "kinds": kinds}
 
 
-def train_segmenter(normal: np.ndarray, images: np.ndarray | None, masks: np.ndarray | None, *, steps: int = 600,
-                    batch_size: int = 32, lr: float = 2e-3, width: int = 16, seed: int = 0, device: str = "cpu",
-                    verbose: bool = False) -> Segmenter:
+def train_segmenter(
+    normal: np.ndarray,
+    images: np.ndarray | None,
+    masks: np.ndarray | None,
+    *,
+    steps: int = 600,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    width: int = 16,
+    seed: int = 0,
+    device: str = "cpu",
+    verbose: bool = False,
+) -> Segmenter:
     """Train a :class:`Segmenter` with pixel-wise binary cross-entropy. Each batch holds half
     defect-free images (all-zero targets) and half defective pairs when any are given; random
     flips/rotations."""
@@ -130,7 +140,9 @@ def nearest_mask_iou(generated: np.ndarray, train: np.ndarray) -> np.ndarray:
     gen = (np.asarray(generated) > 0).astype(np.float64)
     H, W = gen.shape[1:]
     shape = (2 * H, 2 * W)
-    refs = np.stack([_dihedral_np(m, k) for m in (np.asarray(train) > 0).astype(np.float64) for k in range(8)])
+    refs = np.stack(
+        [_dihedral_np(m, k) for m in (np.asarray(train) > 0).astype(np.float64) for k in range(8)]
+    )
     fg = np.fft.rfft2(gen, shape)  # (n, ...)
     fr = np.fft.rfft2(refs[:, ::-1, ::-1], shape)  # flipped -> correlation
     area_g = gen.sum(axis=(1, 2))
@@ -145,7 +157,9 @@ def nearest_mask_iou(generated: np.ndarray, train: np.ndarray) -> np.ndarray:
     return best
 
 
-def mask_fill(images: np.ndarray, normal: np.ndarray, masks: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+def mask_fill(
+    images: np.ndarray, normal: np.ndarray, masks: np.ndarray, threshold: float = 0.1
+) -> np.ndarray:
     """Per sample: fraction of mask pixels whose mean absolute change from the normal image exceeds
     ``threshold`` (images on a 0..1 scale)."""
     diff = np.abs(images.astype(np.float64) - normal.astype(np.float64)).mean(axis=1) / 255.0
@@ -153,7 +167,9 @@ def mask_fill(images: np.ndarray, normal: np.ndarray, masks: np.ndarray, thresho
     return np.array([(d[k] > threshold).mean() if k.any() else np.nan for d, k in zip(diff, m, strict=True)])
 
 
-def defect_contrast(images: np.ndarray, masks: np.ndarray, ring: int = 2, *, signed: bool = False) -> np.ndarray:
+def defect_contrast(
+    images: np.ndarray, masks: np.ndarray, ring: int = 2, *, signed: bool = False
+) -> np.ndarray:
     """Per sample: how far the mean colour of the mask pixels lies from the mean colour of the pixels
     around the mask (a ring ``ring`` pixels wide), mean absolute difference over channels on a 0..1
     scale (``images`` on a 0..255 scale, uint8 or float). Needs no normal image, so it measures real
@@ -210,12 +226,23 @@ def _mean_pairwise(z: np.ndarray) -> float:
 def diversity(z_gen: np.ndarray, z_real: np.ndarray) -> dict[str, float]:
     """Diversity (mean pairwise distance) of generated and real embeddings, and the fidelity gap."""
     real = _mean_pairwise(z_real)
-    gap = float(np.linalg.norm(z_gen.mean(0) - z_real.mean(0)) / real) if real and np.isfinite(real) else float("nan")
+    gap = (
+        float(np.linalg.norm(z_gen.mean(0) - z_real.mean(0)) / real)
+        if real and np.isfinite(real)
+        else float("nan")
+    )
     return {"diversity": _mean_pairwise(z_gen), "diversity_real": real, "fidelity_gap": gap}
 
 
-def downstream(split: FewShotSplit, pairs: dict[str, dict | None], *, seeds=(0, 1, 2), steps: int = 600,
-               device: str = "cpu", verbose: bool = False) -> dict:
+def downstream(
+    split: FewShotSplit,
+    pairs: dict[str, dict | None],
+    *,
+    seeds=(0, 1, 2),
+    steps: int = 600,
+    device: str = "cpu",
+    verbose: bool = False,
+) -> dict:
     """Train one segmenter per (training set, seed) and score it on the held-out images.
 
     ``pairs`` maps a name to ``{"images", "masks"}`` (added to the few real defective images) or to
@@ -232,12 +259,16 @@ def downstream(split: FewShotSplit, pairs: dict[str, dict | None], *, seeds=(0, 
             else:
                 imgs = np.concatenate([split.train_images, extra["images"]])
                 msks = np.concatenate([split.train_masks, extra["masks"]])
-            net = train_segmenter(split.normal, imgs, msks, steps=steps, seed=seed, device=device, verbose=verbose)
+            net = train_segmenter(
+                split.normal, imgs, msks, steps=steps, seed=seed, device=device, verbose=verbose
+            )
             prob = segment(net, split.test_images, device)
             r = pixel_metrics(prob, split.test_masks)
             for kind in sorted(set(split.test_kinds) - {"good"}):
                 sel = np.asarray(split.test_kinds) == kind
-                r[f"pixel_AP/{kind}"] = float(average_precision_score(split.test_masks[sel].ravel() > 0, prob[sel].ravel()))
+                r[f"pixel_AP/{kind}"] = float(
+                    average_precision_score(split.test_masks[sel].ravel() > 0, prob[sel].ravel())
+                )
             runs.append(r)
         keys = runs[0].keys()
         out[name] = {
@@ -249,8 +280,17 @@ def downstream(split: FewShotSplit, pairs: dict[str, dict | None], *, seeds=(0, 
     return out
 
 
-def evaluate_generator(gen, split: FewShotSplit, *, n_per_kind: int = 64, seeds=(0, 1, 2), seg_steps: int = 600,
-                       sample_seed: int = 0, device: str = "cpu", verbose: bool = False) -> tuple[dict, dict]:
+def evaluate_generator(
+    gen,
+    split: FewShotSplit,
+    *,
+    n_per_kind: int = 64,
+    seeds=(0, 1, 2),
+    seg_steps: int = 600,
+    sample_seed: int = 0,
+    device: str = "cpu",
+    verbose: bool = False,
+) -> tuple[dict, dict]:
     """The whole evaluation of a fitted :class:`~diffad.imagegen.AnomalyDiffusion` on ``split``.
 
     Generates ``n_per_kind`` pairs per type with attention re-weighting and the same number without
@@ -262,23 +302,48 @@ def evaluate_generator(gen, split: FewShotSplit, *, n_per_kind: int = 64, seeds=
     t0 = time.perf_counter()
     on = gen.generate(split.normal, len(kinds), kinds=kinds, seed=sample_seed, reweight=True)
     t_gen = time.perf_counter() - t0
-    off = gen.generate(split.normal, len(kinds), kinds=kinds, masks=on["masks"], seed=sample_seed, reweight=False)
+    off = gen.generate(
+        split.normal, len(kinds), kinds=kinds, masks=on["masks"], seed=sample_seed, reweight=False
+    )
     paste = crop_paste(split, len(kinds), seed=sample_seed)
-    sets = {"none (normal images only)": None, "real few-shot only": {"images": split.train_images[:0], "masks": split.train_masks[:0]},
-            "crop-and-paste": paste, "generated": on, "generated, no re-weighting": off}
-    results: dict = {"n_generated": len(kinds), "generate_seconds": t_gen,
-                     "generate_seconds_per_image": t_gen / len(kinds)}
-    results["downstream"] = downstream(split, sets, seeds=seeds, steps=seg_steps, device=device, verbose=verbose)
+    sets = {
+        "none (normal images only)": None,
+        "real few-shot only": {"images": split.train_images[:0], "masks": split.train_masks[:0]},
+        "crop-and-paste": paste,
+        "generated": on,
+        "generated, no re-weighting": off,
+    }
+    results: dict = {
+        "n_generated": len(kinds),
+        "generate_seconds": t_gen,
+        "generate_seconds_per_image": t_gen / len(kinds),
+    }
+    results["downstream"] = downstream(
+        split, sets, seeds=seeds, steps=seg_steps, device=device, verbose=verbose
+    )
     iou = nearest_mask_iou(on["masks"], split.train_masks)
-    results["nearest_mask_iou"] = {"mean": float(iou.mean()), "median": float(np.median(iou)), "max": float(iou.max()),
-                                   "share_above_0.9": float((iou > 0.9).mean())}
-    results["mask_fill"] = {name: float(np.nanmean(mask_fill(s["images"], split.normal[s["normal_index"]], s["masks"])))
-                            for name, s in (("re-weighting", on), ("no re-weighting", off))}
+    results["nearest_mask_iou"] = {
+        "mean": float(iou.mean()),
+        "median": float(np.median(iou)),
+        "max": float(iou.max()),
+        "share_above_0.9": float((iou > 0.9).mean()),
+    }
+    results["mask_fill"] = {
+        name: float(np.nanmean(mask_fill(s["images"], split.normal[s["normal_index"]], s["masks"])))
+        for name, s in (("re-weighting", on), ("no re-weighting", off))
+    }
     results["signed_contrast"] = signed_contrast_by_kind(
-        {"real few-shot": (split.train_images, split.train_masks, split.train_kinds), "generated": (on["images"], on["masks"], on["kinds"]),
-         "generated, no re-weighting": (off["images"], off["masks"], off["kinds"])}, gen.kinds)
+        {
+            "real few-shot": (split.train_images, split.train_masks, split.train_kinds),
+            "generated": (on["images"], on["masks"], on["kinds"]),
+            "generated, no re-weighting": (off["images"], off["masks"], off["kinds"]),
+        },
+        gen.kinds,
+    )
     real_kinds = np.asarray(split.test_kinds)
-    net = train_segmenter(split.normal, split.train_images, split.train_masks, steps=seg_steps, seed=1234, device=device)
+    net = train_segmenter(
+        split.normal, split.train_images, split.train_masks, steps=seg_steps, seed=1234, device=device
+    )
     div = {}
     for kind in gen.kinds:
         real = real_kinds == kind
@@ -289,7 +354,9 @@ def evaluate_generator(gen, split: FewShotSplit, *, n_per_kind: int = 64, seeds=
         row = {"generated": diversity(embed(net, on["images"][sel], on["masks"][sel], device), z_real)}
         sel_p = np.asarray(paste["kinds"]) == kind
         if sel_p.sum() >= 2:
-            row["crop-and-paste"] = diversity(embed(net, paste["images"][sel_p], paste["masks"][sel_p], device), z_real)
+            row["crop-and-paste"] = diversity(
+                embed(net, paste["images"][sel_p], paste["masks"][sel_p], device), z_real
+            )
         div[kind] = row
     results["diversity"] = div
     return results, {"reweighting": on, "no_reweighting": off, "crop_paste": paste}

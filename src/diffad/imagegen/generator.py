@@ -51,7 +51,9 @@ from .models import (
 __all__ = ["AnomalyDiffusion", "to_unit", "to_uint8", "dihedral"]
 
 
-def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def shifted(
+    x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``x`` (B, C, H, W) and their masks ``m`` (B, 1, H, W) moved together by a random offset of
     up to ``most`` pixels in each direction, one offset per sample; the border is filled by reflection."""
     if most == 0:
@@ -65,7 +67,9 @@ def shifted(x: torch.Tensor, m: torch.Tensor, most: int, gen: torch.Generator) -
     return out[:, :-1], out[:, -1:]
 
 
-def masked_noise_loss(pred: torch.Tensor, noise: torch.Tensor, m: torch.Tensor, per_defect: bool = False) -> torch.Tensor:
+def masked_noise_loss(
+    pred: torch.Tensor, noise: torch.Tensor, m: torch.Tensor, per_defect: bool = False
+) -> torch.Tensor:
     """The anomaly stage's loss: squared noise error on the mask pixels ``m`` (B, 1, H, W) only, averaged
     over every mask pixel of the batch, or (``per_defect``) over each defect's own pixels and then over
     the defects."""
@@ -112,7 +116,14 @@ class AnomalyDiffusion:
     when available), ``verbose`` (progress bars).
     """
 
-    def __init__(self, config: ImageGenConfig | None = None, *, seed: int = 0, device: str | None = None, verbose: bool = False):
+    def __init__(
+        self,
+        config: ImageGenConfig | None = None,
+        *,
+        seed: int = 0,
+        device: str | None = None,
+        verbose: bool = False,
+    ):
         self.config = config or ImageGenConfig()
         self.seed = int(seed)
         self.prior_seed: int | None = None  # the seed the prior was trained with (``seed`` may change after)
@@ -133,8 +144,12 @@ class AnomalyDiffusion:
         a = np.asarray(images)
         s = self.config.size
         if a.ndim != 4 or a.shape[1] != 3 or a.shape[2:] != (s, s) or a.dtype != np.uint8:
-            raise fail(what, f"uint8 images of shape (n, 3, {s}, {s})", f"{a.dtype} {a.shape}",
-                       f"Load the images at size {s} (the configuration's image size).")
+            raise fail(
+                what,
+                f"uint8 images of shape (n, 3, {s}, {s})",
+                f"{a.dtype} {a.shape}",
+                f"Load the images at size {s} (the configuration's image size).",
+            )
         if len(a) == 0:
             raise fail(what, "at least one image", "none", "Pass some images.")
         return to_unit(a).to(self.device)
@@ -143,7 +158,9 @@ class AnomalyDiffusion:
         m = np.asarray(masks)
         s = self.config.size
         if m.shape != (n, s, s):
-            raise fail(what, f"shape ({n}, {s}, {s})", repr(m.shape), "Give one mask per image at the image size.")
+            raise fail(
+                what, f"shape ({n}, {s}, {s})", repr(m.shape), "Give one mask per image at the image size."
+            )
         return torch.as_tensor(m > 0, dtype=torch.float32, device=self.device)[:, None]
 
     def _kind_index(self, kinds, n: int) -> torch.Tensor:
@@ -180,8 +197,11 @@ class AnomalyDiffusion:
     def _require(self, *parts: str) -> None:
         missing = [p for p in parts if getattr(self, p) is None]
         if missing:
-            steps = {"prior": "fit_prior (diffad imagegen train-prior)", "conditioner": "fit_anomaly (diffad imagegen train-anomaly)",
-                     "mask_model": "fit_masks (diffad imagegen train-anomaly)"}
+            steps = {
+                "prior": "fit_prior (diffad imagegen train-prior)",
+                "conditioner": "fit_anomaly (diffad imagegen train-anomaly)",
+                "mask_model": "fit_masks (diffad imagegen train-anomaly)",
+            }
             raise RuntimeError("not fitted yet: run " + ", then ".join(steps[p] for p in missing))
 
     # ------------------------------------------------------------------ stage 1: prior
@@ -202,7 +222,9 @@ class AnomalyDiffusion:
             x0 = dihedral(x[idx], k)
             keep = torch.rand(B, generator=gen, device=self.device) >= cfg.layout_dropout
             xt, t, noise = self._noised(x0, gen, sched)
-            return torch.nn.functional.mse_loss(self.prior(xt, t, self.prior_condition(x0, keep)).sample, noise)
+            return torch.nn.functional.mse_loss(
+                self.prior(xt, t, self.prior_condition(x0, keep)).sample, noise
+            )
 
         self.prior.train()
         params = list(self.prior.parameters()) + list(self.prior_condition.parameters())
@@ -224,7 +246,12 @@ class AnomalyDiffusion:
         x = self._images(images, "defective images")
         m = self._masks(masks, len(x))
         if (m.flatten(1).sum(1) == 0).any():
-            raise fail("masks", "at least one defect pixel in every mask", "an empty mask", "Drop defect-free images from the few-shot set.")
+            raise fail(
+                "masks",
+                "at least one defect pixel in every mask",
+                "an empty mask",
+                "Drop defect-free images from the few-shot set.",
+            )
         self.kinds = sorted(set(kinds))
         self.outside_weights = {}  # calibrated for the old embeddings
         kind = self._kind_index(kinds, len(x))
@@ -256,12 +283,20 @@ class AnomalyDiffusion:
             self.kinds = sorted(set(kinds))
         unknown = sorted(set(kinds) - set(self.kinds))
         if unknown:
-            raise fail("mask kinds", f"types among {self.kinds}", repr(unknown), "Fit the anomaly embeddings on the same types.")
+            raise fail(
+                "mask kinds",
+                f"types among {self.kinds}",
+                repr(unknown),
+                "Fit the anomaly embeddings on the same types.",
+            )
         m = self._masks(masks, len(kinds))
         kind = self._kind_index(kinds, len(kinds))
         areas = m.flatten(1).sum(1).cpu().numpy()
-        self.mask_areas = {k: (float(areas[kind.cpu().numpy() == i].min()), float(areas[kind.cpu().numpy() == i].max()))
-                           for i, k in enumerate(self.kinds) if (kind == i).any()}
+        self.mask_areas = {
+            k: (float(areas[kind.cpu().numpy() == i].min()), float(areas[kind.cpu().numpy() == i].max()))
+            for i, k in enumerate(self.kinds)
+            if (kind == i).any()
+        }
         self.mask_model = build_mask_model(cfg, len(self.kinds)).to(self.device)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
@@ -331,12 +366,24 @@ class AnomalyDiffusion:
             todo = np.asarray(failed, dtype=int)
             if len(todo) == 0:
                 return out
-        raise RuntimeError(f"the mask model drew no usable mask in {max_tries} rounds for {len(todo)} of {n} requests; "
-                           "train it longer (mask_steps)")
+        raise RuntimeError(
+            f"the mask model drew no usable mask in {max_tries} rounds for {len(todo)} of {n} requests; "
+            "train it longer (mask_steps)"
+        )
 
     @torch.no_grad()
-    def generate(self, normal: np.ndarray, n: int, *, kinds=None, masks: np.ndarray | None = None, seed: int = 0,
-                 reweight: bool = True, batch_size: int = 64, conditions: torch.Tensor | None = None) -> dict:
+    def generate(
+        self,
+        normal: np.ndarray,
+        n: int,
+        *,
+        kinds=None,
+        masks: np.ndarray | None = None,
+        seed: int = 0,
+        reweight: bool = True,
+        batch_size: int = 64,
+        conditions: torch.Tensor | None = None,
+    ) -> dict:
         """Generate ``n`` anomalous images from the normal images ``normal``.
 
         ``kinds``: the type of each sample (default: the fitted types in turn); ``masks``: given masks
@@ -356,8 +403,12 @@ class AnomalyDiffusion:
             masks = self.generate_masks(kinds, seed=seed + 1)
         m_all = self._masks(masks, n)
         if conditions is not None and (conditions.ndim != 3 or len(conditions) != n):
-            raise fail("conditions", f"a tensor of shape ({n}, tokens, cross_dim)", str(tuple(conditions.shape)),
-                       "Give one condition per image.")
+            raise fail(
+                "conditions",
+                f"a tensor of shape ({n}, tokens, cross_dim)",
+                str(tuple(conditions.shape)),
+                "Give one condition per image.",
+            )
         y_all = self._images(normal, "normal images")
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(y_all), size=n)
@@ -372,14 +423,22 @@ class AnomalyDiffusion:
                 sl = slice(lo, min(lo + batch_size, n))
                 state.outside = outside[sl]
                 y = y_all[pick[sl]]
-                cond = self.conditioner(label[sl], m_all[sl], y) if conditions is None else conditions[sl].to(self.device)
+                cond = (
+                    self.conditioner(label[sl], m_all[sl], y)
+                    if conditions is None
+                    else conditions[sl].to(self.device)
+                )
                 out.append(self._sample(y, m_all[sl], cond, state, sched, gen, reweight))
         finally:
             from diffusers.models.attention_processor import AttnProcessor2_0
 
             self.prior.set_attn_processor(AttnProcessor2_0())
-        return {"images": to_uint8(torch.cat(out)), "masks": (np.asarray(masks) > 0).astype(np.uint8),
-                "kinds": kinds, "normal_index": pick}
+        return {
+            "images": to_uint8(torch.cat(out)),
+            "masks": (np.asarray(masks) > 0).astype(np.uint8),
+            "kinds": kinds,
+            "normal_index": pick,
+        }
 
     def _sample(self, y, m, cond, state: ReweightState, sched, gen, reweight: bool) -> torch.Tensor:
         sched.set_timesteps(self.config.sample_steps)
@@ -394,7 +453,9 @@ class AnomalyDiffusion:
             for run in range(1 if last else self.config.resample):
                 if run:  # back to step t's noise level: x_t ~ q(x_t | x_{t'}) of the blended x_{t'}
                     a = alpha_bar[t] / alpha_bar[steps[i + 1]]
-                    x = a.sqrt() * x + (1 - a).sqrt() * torch.randn(y.shape, generator=gen, device=self.device)
+                    x = a.sqrt() * x + (1 - a).sqrt() * torch.randn(
+                        y.shape, generator=gen, device=self.device
+                    )
                 state.weights = attention_weights(y, x0, m) if reweight else None
                 eps = self.prior(x, t, cond).sample
                 if ref is not None:
@@ -413,8 +474,17 @@ class AnomalyDiffusion:
         state.weights = None
         return x
 
-    def calibrate_reweighting(self, normal: np.ndarray, images: np.ndarray, masks: np.ndarray, kinds, *,
-                              grid=(0.0, 0.25, 0.5, 0.75, 1.0), n_per_kind: int = 16, seed: int = 0) -> dict:
+    def calibrate_reweighting(
+        self,
+        normal: np.ndarray,
+        images: np.ndarray,
+        masks: np.ndarray,
+        kinds,
+        *,
+        grid=(0.0, 0.25, 0.5, 0.75, 1.0),
+        n_per_kind: int = 16,
+        seed: int = 0,
+    ) -> dict:
         """Choose per anomaly type the weight of the anomaly tokens outside the mask
         (``outside_weights``), so that generated defects stand out from their surroundings about as much
         as the real ones do.
@@ -429,15 +499,24 @@ class AnomalyDiffusion:
         self._require("prior", "conditioner", "mask_model")
         grid = [float(g) for g in grid]
         if not grid or any(not 0.0 <= g <= 1.0 for g in grid):
-            raise fail("calibration grid", "values in [0, 1]", repr(grid), "0 is the paper's re-weighting, 1 no suppression outside the mask.")
+            raise fail(
+                "calibration grid",
+                "values in [0, 1]",
+                repr(grid),
+                "0 is the paper's re-weighting, 1 no suppression outside the mask.",
+            )
         if n_per_kind < 1:
             raise fail("n_per_kind", "a positive number", repr(n_per_kind), "Use at least 1.")
         kinds = np.asarray(list(kinds))
         real_c = defect_contrast(images, masks)
         missing = sorted(set(self.kinds) - set(kinds))
         if len(real_c) != len(kinds) or missing:
-            raise fail("calibration images", f"real defective images of every type {self.kinds}, one type per image",
-                       f"{len(real_c)} images, {len(kinds)} types, missing {missing}", "Pass the few-shot training split.")
+            raise fail(
+                "calibration images",
+                f"real defective images of every type {self.kinds}, one type per image",
+                f"{len(real_c)} images, {len(kinds)} types, missing {missing}",
+                "Pass the few-shot training split.",
+            )
         real = {k: float(np.nanmedian(real_c[kinds == k])) for k in self.kinds}
         draw = [k for k in self.kinds for _ in range(n_per_kind)]
         drawn = np.asarray(draw)
@@ -461,11 +540,22 @@ class AnomalyDiffusion:
         ``*.pt`` state dict per fitted stage)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"format": "diffad-imagegen", "version": 1, "config": self.config.to_dict(), "seed": self.seed,
-                "prior_seed": self.prior_seed, "kinds": self.kinds, "mask_areas": self.mask_areas, "outside_weights": self.outside_weights,
-                "timings": self.timings}
+        meta = {
+            "format": "diffad-imagegen",
+            "version": 1,
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "prior_seed": self.prior_seed,
+            "kinds": self.kinds,
+            "mask_areas": self.mask_areas,
+            "outside_weights": self.outside_weights,
+            "timings": self.timings,
+        }
         if self.prior is not None:
-            torch.save({"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()}, path / "prior.pt")
+            torch.save(
+                {"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()},
+                path / "prior.pt",
+            )
         if self.conditioner is not None:
             torch.save(self.conditioner.state_dict(), path / "anomaly.pt")
         if self.mask_model is not None:
@@ -479,11 +569,15 @@ class AnomalyDiffusion:
         """Read a folder written by :meth:`save`."""
         path = Path(path)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: no config.json; train a model first (diffad imagegen train-prior)")
+            raise FileNotFoundError(
+                f"{path}: no config.json; train a model first (diffad imagegen train-prior)"
+            )
         meta = json.loads((path / "config.json").read_text())
         if meta.get("format") != "diffad-imagegen":
             raise ValueError(f"{path}: not a diffad image-generator folder")
-        self = cls(ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose)
+        self = cls(
+            ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose
+        )
         self.prior_seed = meta.get("prior_seed", meta["seed"])
         self.kinds = list(meta["kinds"])
         self.timings = meta.get("timings", {})
@@ -505,7 +599,9 @@ class AnomalyDiffusion:
             self.prior_condition.eval().requires_grad_(False)
         if (path / "anomaly.pt").is_file():
             st = read("anomaly.pt")
-            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), self.prior_condition).to(self.device)
+            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), self.prior_condition).to(
+                self.device
+            )
             self.conditioner.load_state_dict(st)
             self.conditioner.eval().requires_grad_(False)
         if (path / "masks.pt").is_file():

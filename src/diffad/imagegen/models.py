@@ -13,7 +13,15 @@ from torch import nn
 
 from ..validation import check_option, fail
 
-__all__ = ["ImageGenConfig", "PriorCondition", "AnomalyConditioner", "Segmenter", "build_prior", "build_mask_model", "make_scheduler"]
+__all__ = [
+    "ImageGenConfig",
+    "PriorCondition",
+    "AnomalyConditioner",
+    "Segmenter",
+    "build_prior",
+    "build_mask_model",
+    "make_scheduler",
+]
 
 
 # how the mask becomes the spatial embedding e_s (see AnomalyConditioner)
@@ -74,19 +82,44 @@ class ImageGenConfig:
         self.mask_channels = tuple(int(c) for c in self.mask_channels)
         down = 2 ** (len(self.prior_channels) - 1)
         if self.size < 8 or self.size % max(down, 8):
-            raise fail("image size", f"a multiple of {max(down, 8)} (>= 8)", repr(self.size),
-                       "The UNets halve the resolution at every level; pick e.g. 16, 32 or 64.")
+            raise fail(
+                "image size",
+                f"a multiple of {max(down, 8)} (>= 8)",
+                repr(self.size),
+                "The UNets halve the resolution at every level; pick e.g. 16, 32 or 64.",
+            )
         if self.cross_dim % self.head_dim:
-            raise fail("cross_dim", f"a multiple of head_dim={self.head_dim}", repr(self.cross_dim), "Adjust one of them.")
+            raise fail(
+                "cross_dim",
+                f"a multiple of head_dim={self.head_dim}",
+                repr(self.cross_dim),
+                "Adjust one of them.",
+            )
         check_option(self.spatial_embedding, SPATIAL_EMBEDDINGS, name="spatial_embedding")
         check_option(self.anomaly_loss, ANOMALY_LOSSES, name="anomaly_loss")
         if not 0 <= int(self.anomaly_shift) < self.size // 2:
-            raise fail("anomaly_shift", f"an integer from 0 to {self.size // 2 - 1}", repr(self.anomaly_shift),
-                       "Move defects by less than half the image.")
+            raise fail(
+                "anomaly_shift",
+                f"an integer from 0 to {self.size // 2 - 1}",
+                repr(self.anomaly_shift),
+                "Move defects by less than half the image.",
+            )
         if not self.guidance >= 0.0:
-            raise fail("guidance", "a scale >= 0 (1: no guidance, 0: the prior's view of the normal image)", repr(self.guidance),
-                       "Use 1 for none, more for stronger defects.")
-        for name in ("prior_steps", "anomaly_steps", "mask_steps", "batch_size", "sample_steps", "mask_sample_steps", "resample"):
+            raise fail(
+                "guidance",
+                "a scale >= 0 (1: no guidance, 0: the prior's view of the normal image)",
+                repr(self.guidance),
+                "Use 1 for none, more for stronger defects.",
+            )
+        for name in (
+            "prior_steps",
+            "anomaly_steps",
+            "mask_steps",
+            "batch_size",
+            "sample_steps",
+            "mask_sample_steps",
+            "resample",
+        ):
             if int(getattr(self, name)) < 1:
                 raise fail(name, "a positive integer", repr(getattr(self, name)), "Use at least 1.")
 
@@ -95,8 +128,12 @@ class ImageGenConfig:
         retraining)."""
         other = sorted(set(changes) - set(SAMPLING_SETTINGS))
         if other:
-            raise fail("sampling settings", f"keys among {list(SAMPLING_SETTINGS)}", repr(other),
-                       "Change only the sampling settings on a trained model; the others need retraining (train-prior / train-anomaly --set KEY=VALUE).")
+            raise fail(
+                "sampling settings",
+                f"keys among {list(SAMPLING_SETTINGS)}",
+                repr(other),
+                "Change only the sampling settings on a trained model; the others need retraining (train-prior / train-anomaly --set KEY=VALUE).",
+            )
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -107,14 +144,30 @@ class ImageGenConfig:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - valid)
         if unknown:
-            raise fail("image generator settings", f"keys among {sorted(valid)}", repr(unknown), "Remove or rename them.")
+            raise fail(
+                "image generator settings",
+                f"keys among {sorted(valid)}",
+                repr(unknown),
+                "Remove or rename them.",
+            )
         return cls(**d)
 
     @classmethod
     def tiny(cls, size: int = 16) -> ImageGenConfig:
         """A few-second configuration for tests."""
-        return cls(size=size, prior_channels=(16, 32), mask_channels=(8, 16), cross_dim=16, head_dim=8,
-                   prior_steps=4, anomaly_steps=4, mask_steps=4, batch_size=4, sample_steps=3, mask_sample_steps=3)
+        return cls(
+            size=size,
+            prior_channels=(16, 32),
+            mask_channels=(8, 16),
+            cross_dim=16,
+            head_dim=8,
+            prior_steps=4,
+            anomaly_steps=4,
+            mask_steps=4,
+            batch_size=4,
+            sample_steps=3,
+            mask_sample_steps=3,
+        )
 
     @property
     def grid(self) -> int:
@@ -131,9 +184,15 @@ def build_prior(cfg: ImageGenConfig):
     down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
     up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
     return UNet2DConditionModel(
-        sample_size=cfg.size, in_channels=3, out_channels=3, layers_per_block=1,
-        block_out_channels=cfg.prior_channels, down_block_types=down, up_block_types=up,
-        cross_attention_dim=cfg.cross_dim, attention_head_dim=cfg.head_dim,
+        sample_size=cfg.size,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=cfg.prior_channels,
+        down_block_types=down,
+        up_block_types=up,
+        cross_attention_dim=cfg.cross_dim,
+        attention_head_dim=cfg.head_dim,
         norm_num_groups=min(8, cfg.prior_channels[0]),
     )
 
@@ -145,9 +204,15 @@ def build_mask_model(cfg: ImageGenConfig, n_kinds: int):
 
     n = len(cfg.mask_channels)
     return UNet2DModel(
-        sample_size=cfg.size, in_channels=1, out_channels=1, layers_per_block=1,
-        block_out_channels=cfg.mask_channels, down_block_types=("DownBlock2D",) * n,
-        up_block_types=("UpBlock2D",) * n, num_class_embeds=n_kinds, norm_num_groups=min(8, cfg.mask_channels[0]),
+        sample_size=cfg.size,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=cfg.mask_channels,
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        num_class_embeds=n_kinds,
+        norm_num_groups=min(8, cfg.mask_channels[0]),
     )
 
 
@@ -158,9 +223,16 @@ def make_scheduler(cfg: ImageGenConfig, kind: str = "ddpm"):
     if kind == "ddim":
         # "trailing" spacing starts the chain at the last training step (pure noise), where the
         # default "leading" spacing starts it a stride earlier
-        return DDIMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
-                             clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
-    return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=True)
+        return DDIMScheduler(
+            num_train_timesteps=cfg.train_timesteps,
+            beta_schedule=cfg.beta_schedule,
+            clip_sample=True,
+            set_alpha_to_one=True,
+            timestep_spacing="trailing",
+        )
+    return DDPMScheduler(
+        num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=True
+    )
 
 
 def cell_descriptors(x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -245,8 +317,10 @@ class AnomalyConditioner(nn.Module):
         self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
         self.type_channels = n_kinds if cfg.spatial_embedding == "typed" else 0
         self.encoder = nn.Sequential(
-            nn.Conv2d(1 + self.type_channels, 16, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(1 + self.type_channels, 16, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.SiLU(),
             nn.Conv2d(32, d, 3, stride=2, padding=1),
         )
         self.n_normal = self.normal_tokens.shape[0]
@@ -264,18 +338,25 @@ class AnomalyConditioner(nn.Module):
         """Positions of the anomaly tokens (``e_a`` and ``e_s``) in the condition."""
         return slice(self.n_normal, self.n_normal + self.n_anomaly + self.position.shape[0])
 
-    def forward(self, kind: torch.Tensor, mask: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, kind: torch.Tensor, mask: torch.Tensor, image: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``kind`` (B,) type indices, ``mask`` (B, 1, H, W) in {0, 1}, ``image`` (B, 3, H, W) in
         [-1, 1] the image being edited (read only by the ``"layout"`` embedding) -> condition (B, T, d)."""
         h = mask * 2 - 1
         if self.type_channels:
-            h = torch.cat([h, F.one_hot(kind, self.type_channels).to(mask.dtype)[:, :, None, None] * mask], dim=1)
+            h = torch.cat(
+                [h, F.one_hot(kind, self.type_channels).to(mask.dtype)[:, :, None, None] * mask], dim=1
+            )
         spatial = self.encoder(h).flatten(2).transpose(1, 2) + self.position
         if self.anchored:
             if image is None or image.shape[0] != mask.shape[0]:
-                raise fail("image", "the images being edited, one per mask (spatial_embedding='layout' reads them)",
-                           "none" if image is None else f"{image.shape[0]} images for {mask.shape[0]} masks",
-                           "Pass image= to the conditioner.")
+                raise fail(
+                    "image",
+                    "the images being edited, one per mask (spatial_embedding='layout' reads them)",
+                    "none" if image is None else f"{image.shape[0]} images for {mask.shape[0]} masks",
+                    "Pass image= to the conditioner.",
+                )
             cover = F.avg_pool2d(mask, 8).flatten(2).transpose(1, 2)  # (B, cells, 1)
             desc = cell_descriptors(image, 1 - mask) + cover * self.shift[kind][:, None, :]
             spatial = spatial + F.linear(desc, self.describe_weight, self.describe_bias)
@@ -286,8 +367,12 @@ class AnomalyConditioner(nn.Module):
 class _ConvBlock(nn.Sequential):
     def __init__(self, cin: int, cout: int):
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.SiLU(),
-            nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.SiLU(),
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.GroupNorm(min(8, cout), cout),
+            nn.SiLU(),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.GroupNorm(min(8, cout), cout),
+            nn.SiLU(),
         )
 
 

@@ -9,8 +9,15 @@ import numpy as np
 __all__ = ["save_grid"]
 
 
-def save_grid(images: np.ndarray, masks: np.ndarray, path: str | Path, *, titles=None, columns: int = 8,
-              normal: np.ndarray | None = None) -> Path:
+def save_grid(
+    images: np.ndarray,
+    masks: np.ndarray,
+    path: str | Path,
+    *,
+    titles=None,
+    columns: int = 8,
+    normal: np.ndarray | None = None,
+) -> Path:
     """Write a PNG grid: each generated image (uint8 (n, 3, H, W)) with its mask outlined in red;
     with ``normal`` given, each image is preceded by the normal image it edits."""
     import matplotlib

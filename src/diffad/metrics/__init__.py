@@ -63,11 +63,28 @@ __all__ = [
 ]
 
 #: Keys of honest metrics, in display order (threshold-based ones appear only when ``preds`` is given).
-HONEST_KEYS = ("AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "R-AUC-PR", "R-AUC-ROC",
-               "Standard-F1", "Event-based-F1", "R-based-F1", "Affiliation-F", "ADD")
+HONEST_KEYS = (
+    "AUC-PR",
+    "AUC-ROC",
+    "VUS-PR",
+    "VUS-ROC",
+    "R-AUC-PR",
+    "R-AUC-ROC",
+    "Standard-F1",
+    "Event-based-F1",
+    "R-based-F1",
+    "Affiliation-F",
+    "ADD",
+)
 #: Keys that are not honest: point adjustment or thresholds chosen on the scored labels.
-PAPER_KEYS = ("PA-F1", "Standard-F1 (oracle)", "PA-F1 (oracle)", "Event-based-F1 (oracle)",
-              "R-based-F1 (oracle)", "Affiliation-F (oracle)")
+PAPER_KEYS = (
+    "PA-F1",
+    "Standard-F1 (oracle)",
+    "PA-F1 (oracle)",
+    "Event-based-F1 (oracle)",
+    "R-based-F1 (oracle)",
+    "Affiliation-F (oracle)",
+)
 
 
 def evaluate(labels, scores, preds=None, window: int = 100, oracle: bool = True) -> dict[str, float]:
@@ -116,8 +133,13 @@ def reference_metrics(labels, scores, window: int = 100) -> dict[str, float]:
     its names (its F1 variants are the oracle ones). For comparing with published TSB-AD tables."""
     r = evaluate(labels, scores, window=window)
     return {
-        "AUC-PR": r["AUC-PR"], "AUC-ROC": r["AUC-ROC"], "VUS-PR": r["VUS-PR"], "VUS-ROC": r["VUS-ROC"],
-        "Standard-F1": r["Standard-F1 (oracle)"], "PA-F1": r["PA-F1 (oracle)"],
-        "Event-based-F1": r["Event-based-F1 (oracle)"], "R-based-F1": r["R-based-F1 (oracle)"],
+        "AUC-PR": r["AUC-PR"],
+        "AUC-ROC": r["AUC-ROC"],
+        "VUS-PR": r["VUS-PR"],
+        "VUS-ROC": r["VUS-ROC"],
+        "Standard-F1": r["Standard-F1 (oracle)"],
+        "PA-F1": r["PA-F1 (oracle)"],
+        "Event-based-F1": r["Event-based-F1 (oracle)"],
+        "R-based-F1": r["R-based-F1 (oracle)"],
         "Affiliation-F": r["Affiliation-F (oracle)"],
     }

@@ -18,10 +18,20 @@ def check_inputs(labels, scores, *, need_both_classes: bool = True) -> tuple[np.
         raise fail("scores", "at least one score", "none", "Pass non-empty scores.")
     if not np.isfinite(s).all():
         bad = int((~np.isfinite(s)).sum())
-        raise fail("scores", "finite values", f"{bad} NaN or infinite score(s)", "Replace them (e.g. np.nan_to_num) before evaluating.")
+        raise fail(
+            "scores",
+            "finite values",
+            f"{bad} NaN or infinite score(s)",
+            "Replace them (e.g. np.nan_to_num) before evaluating.",
+        )
     if need_both_classes and (y.min() == y.max()):
         kind = "no anomalies" if y.max() == 0 else "only anomalies"
-        raise fail("labels", "at least one anomalous and one normal point", kind, "Threshold-free metrics are undefined on one class; evaluate on a longer span.")
+        raise fail(
+            "labels",
+            "at least one anomalous and one normal point",
+            kind,
+            "Threshold-free metrics are undefined on one class; evaluate on a longer span.",
+        )
     return y, s
 
 

@@ -102,7 +102,9 @@ def affiliation_pr(labels, preds) -> tuple[float, float]:
     y, _ = check_inputs(labels, np.zeros(len(p)), need_both_classes=False)
     a, b, edges = _zones(y)
     if a.size == 0:
-        raise ValueError("labels: expected at least one anomalous segment, got none. Affiliation metrics need true events.")
+        raise ValueError(
+            "labels: expected at least one anomalous segment, got none. Affiliation metrics need true events."
+        )
     vals, zone = _precision_integrals(len(y), a, b, edges)
     w = np.repeat(p[:, None], 2, axis=1).astype(float)
     num = np.bincount(zone.ravel(), weights=(vals * w).ravel(), minlength=a.size)

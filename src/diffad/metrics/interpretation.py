@@ -28,7 +28,12 @@ def hit_rate(attribution: np.ndarray, segments: Sequence[Segment], percent: floa
     """
     A = np.nan_to_num(np.asarray(attribution, dtype=np.float64), nan=0.0)
     if A.ndim != 2:
-        raise fail("attribution", "an array of shape (n_timepoints, n_channels)", f"shape {A.shape}", "Pass one row per time point.")
+        raise fail(
+            "attribution",
+            "an array of shape (n_timepoints, n_channels)",
+            f"shape {A.shape}",
+            "Pass one row per time point.",
+        )
     n, K = A.shape
     rates = []
     for start, end, channels in segments:

@@ -131,7 +131,9 @@ def event_f1(labels, preds) -> float:
     starts, ends = _reference_events(y)
     if starts.size == 0:
         raise fail("labels", "at least one anomalous segment", "none", "Event-based F1 needs true events.")
-    found = (ends >= starts) & (segment_reduce(np.add, p.astype(np.int64), starts, np.maximum(ends, starts), 0) > 0)
+    found = (ends >= starts) & (
+        segment_reduce(np.add, p.astype(np.int64), starts, np.maximum(ends, starts), 0) > 0
+    )
     rec = found.mean()
     prec = (p & y).sum() / p.sum() if p.sum() else 0.0
     return float(_event_f1_from(rec, prec))
@@ -142,7 +144,9 @@ def event_f1_oracle(labels, scores) -> float:
     y, s = check_inputs(labels, scores)
     ts = threshold_grid(s)
     starts, ends = _reference_events(y)
-    ev_max = np.where(ends >= starts, segment_reduce(np.maximum, s, starts, np.maximum(ends, starts), -np.inf), -np.inf)
+    ev_max = np.where(
+        ends >= starts, segment_reduce(np.maximum, s, starts, np.maximum(ends, starts), -np.inf), -np.inf
+    )
     rec = (ev_max[None, :] > ts[:, None]).mean(axis=1)
     srt = np.sort(s)
     n_pred = s.size - np.searchsorted(srt, ts, side="right")

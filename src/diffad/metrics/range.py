@@ -17,7 +17,9 @@ __all__ = ["range_f1", "range_f1_oracle", "vus", "range_auc"]
 ALPHA = 0.2  # weight of the existence reward in range recall (TSB-AD's setting); precision uses 0
 
 
-def _range_pr(y: np.ndarray, p: np.ndarray, ys: np.ndarray, ye: np.ndarray, cy: np.ndarray) -> tuple[float, float]:
+def _range_pr(
+    y: np.ndarray, p: np.ndarray, ys: np.ndarray, ye: np.ndarray, cy: np.ndarray
+) -> tuple[float, float]:
     """Range recall and precision with flat positional bias and cardinality factor 1/#overlaps."""
     ps, pe = segments(p)
     cp = np.concatenate(([0], np.cumsum(p)))

@@ -58,7 +58,9 @@ class _ResidualBlock(nn.Module):
         self.temporal = EncoderLayer(C, cfg.heads, cfg.ff_dim) if cfg.temporal else None
         self.spatial = EncoderLayer(C, cfg.heads, cfg.ff_dim) if cfg.spatial else None
 
-    def forward(self, x: torch.Tensor, side: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, side: torch.Tensor, step: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, K, L); side (B, 2C, K*L), this block's projected side information; step (B, D)."""
         B, C, K, L = x.shape
         y = x + self.step_proj(step)[:, :, None, None]  # (B, C, K, L)
@@ -135,5 +137,7 @@ class ImTransformer(nn.Module):
         out = F.relu(self.skip_proj((skips / math.sqrt(len(self.blocks))).reshape(B, -1, K * L)))
         return self.output_proj(out).reshape(B, K, L)
 
-    def forward(self, x: torch.Tensor, cond_mask: torch.Tensor, t: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cond_mask: torch.Tensor, t: torch.Tensor, policy: torch.Tensor
+    ) -> torch.Tensor:
         return self.denoise(x, t, self.condition(cond_mask, policy))

@@ -15,7 +15,9 @@ __all__ = ["sinusoidal", "EncoderLayer"]
 def sinusoidal(pos: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of positions ``pos`` (any shape) -> (*pos.shape, dim)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)  # (dim/2,)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=pos.device, dtype=torch.float32) / half
+    )  # (dim/2,)
     ang = pos.float()[..., None] * freqs  # (..., dim/2)
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
 
@@ -27,7 +29,9 @@ class EncoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"channels: expected a multiple of heads={n_heads}, got {d_model}. Change channels or heads.")
+            raise ValueError(
+                f"channels: expected a multiple of heads={n_heads}, got {d_model}. Change channels or heads."
+            )
         self.n_heads = n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
@@ -38,7 +42,9 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, S, C = x.shape  # N sequences of length S, C channels
-        q, k, v = self.qkv(x).view(N, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (N, h, S, C/h)
+        q, k, v = (
+            self.qkv(x).view(N, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
+        )  # 3 x (N, h, S, C/h)
         a = F.scaled_dot_product_attention(q, k, v)  # (N, h, S, C/h)
         x = self.norm1(x + self.out(a.transpose(1, 2).reshape(N, S, C)))
         return self.norm2(x + self.ff2(F.gelu(self.ff1(x))))

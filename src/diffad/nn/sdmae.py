@@ -32,24 +32,32 @@ def _count(ratio: float, n: int) -> int:
     return int(round(ratio * n))
 
 
-def patch_mask(B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu") -> torch.Tensor:
+def patch_mask(
+    B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu"
+) -> torch.Tensor:
     """MAE style: whole patches of ``patch`` consecutive time steps, across all channels."""
     n = L // patch
     chosen = _choose(B, n, _count(ratio, n), generator, device)  # (B, n)
     return chosen.repeat_interleave(patch, dim=1)[:, :, None].expand(B, L, K).clone()
 
 
-def token_mask(B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu") -> torch.Tensor:
+def token_mask(
+    B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu"
+) -> torch.Tensor:
     """BERT style: single entries (one time step of one channel) anywhere in the window."""
     return _choose(B, L * K, _count(ratio, L * K), generator, device).view(B, L, K)
 
 
-def temporal_mask(B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu") -> torch.Tensor:
+def temporal_mask(
+    B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu"
+) -> torch.Tensor:
     """Whole time steps (all channels at once), scattered over the window."""
     return _choose(B, L, _count(ratio, L), generator, device)[:, :, None].expand(B, L, K).clone()
 
 
-def feature_mask(B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu") -> torch.Tensor:
+def feature_mask(
+    B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int = 10, device="cpu"
+) -> torch.Tensor:
     """Each channel its own independent set of masked time steps."""
     chosen = _choose(B * K, L, _count(ratio, L), generator, device)  # (B*K, L)
     return chosen.view(B, K, L).transpose(1, 2).contiguous()
@@ -63,7 +71,9 @@ MASKINGS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def make_mask(strategy: str, B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int, device="cpu") -> torch.Tensor:
+def make_mask(
+    strategy: str, B: int, L: int, K: int, ratio: float, generator: torch.Generator, patch: int, device="cpu"
+) -> torch.Tensor:
     return MASKINGS[strategy](B, L, K, ratio, generator, patch=patch, device=device)
 
 
@@ -82,8 +92,18 @@ class _Decoder(nn.Module):
 class SDMAE(nn.Module):
     """Encoder over patch tokens, teacher and student decoders (either may be left out: ``decoders``)."""
 
-    def __init__(self, n_features: int, window: int, patch: int, d_model: int = 64, heads: int = 4, encoder_layers: int = 3,
-                 teacher_layers: int = 4, student_layers: int = 1, decoders: tuple[str, ...] = ("teacher", "student")):
+    def __init__(
+        self,
+        n_features: int,
+        window: int,
+        patch: int,
+        d_model: int = 64,
+        heads: int = 4,
+        encoder_layers: int = 3,
+        teacher_layers: int = 4,
+        student_layers: int = 1,
+        decoders: tuple[str, ...] = ("teacher", "student"),
+    ):
         super().__init__()
         self.K, self.L, self.P = n_features, window, patch
         self.N = window // patch
@@ -91,7 +111,9 @@ class SDMAE(nn.Module):
         self.register_buffer("pos", sinusoidal(torch.arange(self.N), d_model), persistent=False)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, 2 * d_model) for _ in range(encoder_layers))
         depth = {"teacher": teacher_layers, "student": student_layers}
-        self.decoders = nn.ModuleDict({name: _Decoder(d_model, heads, depth[name], patch * n_features) for name in decoders})
+        self.decoders = nn.ModuleDict(
+            {name: _Decoder(d_model, heads, depth[name], patch * n_features) for name in decoders}
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (B, L, K), mask (B, L, K) bool -> {decoder name: reconstruction (B, L, K)}."""
