@@ -263,6 +263,9 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         (d / "m").mkdir()
         (d / "m" / "x.txt").write_text("x")
         return ["score", "--model", str(d / "m"), "--test", test, "--out", str(d / "out")]
+    if case == "text column in the series":
+        pd.read_csv(train).assign(host="web-1").to_csv(d / "t.csv", index=False)
+        return ["fit", "--train", str(d / "t.csv"), "--model", str(d / "m"), *SET]
     if case == "evaluate on text scores":
         (d / "s.csv").write_text("score\nhigh\nlow\n")
         return ["evaluate", "--scores", str(d / "s.csv"), "--labels", str(d / "labels.npy")]
@@ -301,6 +304,7 @@ CLI_CASES = {  # case -> words the message must hold (what was expected / got)
     "test with other channel count": r"expected the 3 columns seen in fit, by name, got missing \['c'\]",
     "model with a bad parameter": r"detector\.json holds a parameter.*window",
     "model folder is not a model": r"expected .*detector\.json",
+    "text column in the series": r"non-numeric column\(s\) \['host'\].*--timestamp-col NAME",
     "evaluate on text scores": r"expected numbers",
     "evaluate labels not 0/1": r"0 and 1",
 }
@@ -330,6 +334,21 @@ def test_cli_messages_name_cli_options_not_python_arguments(files):
     with pytest.raises(DataValidationError, match=r"window=\d") as info:
         ImDiffusionDetector(**TINY).fit(np.ones((10, 3)) + np.arange(10)[:, None])
     assert "--set" not in str(info.value)
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(files, monkeypatch):
+    """(As root every folder is writable, so the check is made to answer no.)"""
+    import diffad.fsio
+
+    monkeypatch.setattr(diffad.fsio, "_writable", lambda folder: False)
+    before = snapshot(files)
+    r = runner.invoke(app, ["fit", "--train", str(files / "train.csv"), "--model", str(files / "m"), *SET])
+    assert (
+        r.exit_code == 2
+        and "expected a folder diffad can write in" in r.output
+        and "not writable" in r.output
+    ), r.output
+    assert snapshot(files) == before
 
 
 def test_semicolon_csv_is_read(files):

@@ -183,11 +183,15 @@ def check_output(target: str | Path, kind: str, option: str = "path") -> Path:
         raise PersistenceError(
             f"{option} {str(target)!r}: expected a path inside a folder, got {str(ancestor)!r}, which is a file. Choose another {option}."
         )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if not _writable(ancestor):
         raise PersistenceError(
             f"{option} {str(target)!r}: expected a folder diffad can write in, got {str(ancestor)!r}, which is not writable. Choose another {option}."
         )
     return target
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _names(names: list[str], most: int = 6) -> str:
