@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffad import NotFittedError, PersistenceError
+
 pytest.importorskip("diffusers", reason='diffad.imagegen needs the image extra: pip install "diffad[image]"')
 
 from diffad.data import load_images  # noqa: E402
@@ -375,7 +377,7 @@ def test_anomaly_shift_moves_each_defect_with_its_mask():
 
 def test_generator_bad_input(split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE))
-    with pytest.raises(RuntimeError, match="fit_prior"):
+    with pytest.raises(NotFittedError, match="fit_prior"):
         gen.generate(split.normal, 2)
     with pytest.raises(DataValidationError, match="uint8 images of shape"):
         gen.fit_prior(split.normal[:, :, :8])
@@ -614,3 +616,19 @@ def test_tire_crops_keep_the_defects(shared_data):
     assert all(m.any() for m in a.test_masks[defective]) and not a.test_masks[~defective].any()
     with pytest.raises(DataValidationError, match="crop"):
         crop_image_set(full, 16, 32)
+
+
+def test_save_refuses_foreign_folders_and_load_gives_persistence_errors(tmp_path):
+    from diffad.imagegen import AnomalyDiffusion
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(PersistenceError, match="never overwrites"):
+        AnomalyDiffusion().save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "x"
+    with pytest.raises(PersistenceError, match="config.json"):
+        AnomalyDiffusion.load(tmp_path / "nothing")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"format": "else"}')
+    with pytest.raises(PersistenceError, match="not written by diffad"):
+        AnomalyDiffusion.load(tmp_path / "other")

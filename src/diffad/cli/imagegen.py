@@ -83,13 +83,19 @@ def train_prior(
     quiet: Quiet = False,
 ) -> None:
     """Stage 1: train the diffusion prior on the normal images and freeze it."""
+    from ..fsio import atomic_write_text
     from ..imagegen import AnomalyDiffusion, ImageGenConfig
+    from ..imagegen.generator import check_model_folder
 
     try:
         cfg = ImageGenConfig.from_dict({"size": size, **parse_assignments(set_)})
+        check_model_folder(model, strict=True)  # before anything is written into it
         model.mkdir(parents=True, exist_ok=True)
-        (model / "data.json").write_text(
-            json.dumps({"name": data, "size": size, "crop": crop, "fraction": fraction, "data_dir": data_dir})
+        atomic_write_text(
+            model / "data.json",
+            json.dumps(
+                {"name": data, "size": size, "crop": crop, "fraction": fraction, "data_dir": data_dir}
+            ),
         )
         split = _split(model)
         gen = AnomalyDiffusion(cfg, seed=seed, device=device, verbose=not quiet).fit_prior(split.normal)

@@ -24,6 +24,7 @@ Images are uint8 arrays (n, 3, H, W) in and out; masks (n, H, W), nonzero = defe
 from __future__ import annotations
 
 import functools
+import io
 import json
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..fsio import atomic_write_text
+from ..exceptions import DiffadError, NotFittedError, PersistenceError
+from ..fsio import atomic_write_bytes, atomic_write_text, read_envelope
 from ..training import resolve_device, seeded
 from ..validation import fail
 from .attention import ReweightState, attention_weights, install_reweighting
@@ -91,6 +93,47 @@ def _shift_masks(m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         dx = int(torch.randint(-int(xs.min()), W - int(xs.max()), (1,), generator=gen))
         out[i] = torch.roll(m[i], shifts=(dy, dx), dims=(-2, -1))
     return out
+
+
+IMAGEGEN_FORMAT = "diffad-imagegen"
+#: What an image-generator folder may hold besides its envelope: stage weights, history, generated sets.
+_OWN_ENTRIES = {
+    "config.json",
+    "history.json",
+    "prior.pt",
+    "anomaly.pt",
+    "masks.pt",
+    "data.json",
+    "generated",
+    "evaluation",
+}
+
+
+def check_model_folder(path: Path, *, strict: bool = False) -> None:
+    """Saving adds to an image-generator folder stage by stage; a target that is a file, or a folder with
+    other files and no envelope of ours, is refused (diffad never overwrites what it did not write).
+    ``strict``: only a new or empty folder or one with our envelope (before the command line writes its
+    ``data.json``); otherwise a folder holding only names the generator writes is accepted too."""
+    if path.exists() and not path.is_dir():
+        raise PersistenceError(
+            f"save: expected a folder for the image generator, got {str(path)!r}, an existing file. Choose another path."
+        )
+    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    ours = read_envelope(path / "config.json", IMAGEGEN_FORMAT) is not None or (
+        not strict and names <= _OWN_ENTRIES
+    )
+    if names and not ours:
+        raise PersistenceError(
+            f"save: expected a new or empty folder, or an image-generator folder of diffad's, got {str(path)!r} "
+            f"holding {sorted(names)[:6]}. diffad never overwrites what it did not write: choose another path."
+        )
+
+
+def _save_tensors(state: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: an interrupted save leaves the old file."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _seeded(offset: int):
@@ -202,7 +245,10 @@ class AnomalyDiffusion:
                 "conditioner": "fit_anomaly (diffad imagegen train-anomaly)",
                 "mask_model": "fit_masks (diffad imagegen train-anomaly)",
             }
-            raise RuntimeError("not fitted yet: run " + ", then ".join(steps[p] for p in missing))
+            raise NotFittedError(
+                "AnomalyDiffusion is not fitted yet: expected fitted stage(s) "
+                f"{missing}, got none. Run " + ", then ".join(steps[p] for p in missing) + "."
+            )
 
     # ------------------------------------------------------------------ stage 1: prior
     @_seeded(0)
@@ -366,9 +412,9 @@ class AnomalyDiffusion:
             todo = np.asarray(failed, dtype=int)
             if len(todo) == 0:
                 return out
-        raise RuntimeError(
-            f"the mask model drew no usable mask in {max_tries} rounds for {len(todo)} of {n} requests; "
-            "train it longer (mask_steps)"
+        raise DiffadError(
+            f"generate_masks: expected a usable mask for every request, got none in {max_tries} rounds for {len(todo)} of {n} "
+            "requests. Train the mask model longer (mask_steps), or pass masks."
         )
 
     @torch.no_grad()
@@ -539,9 +585,10 @@ class AnomalyDiffusion:
         """Write the fitted parts to folder ``path`` (``config.json``, ``history.json`` and one
         ``*.pt`` state dict per fitted stage)."""
         path = Path(path)
+        check_model_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {
-            "format": "diffad-imagegen",
+            "format": IMAGEGEN_FORMAT,
             "version": 1,
             "config": self.config.to_dict(),
             "seed": self.seed,
@@ -552,14 +599,14 @@ class AnomalyDiffusion:
             "timings": self.timings,
         }
         if self.prior is not None:
-            torch.save(
+            _save_tensors(
                 {"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()},
                 path / "prior.pt",
             )
         if self.conditioner is not None:
-            torch.save(self.conditioner.state_dict(), path / "anomaly.pt")
+            _save_tensors(self.conditioner.state_dict(), path / "anomaly.pt")
         if self.mask_model is not None:
-            torch.save(self.mask_model.state_dict(), path / "masks.pt")
+            _save_tensors(self.mask_model.state_dict(), path / "masks.pt")
         atomic_write_text(path / "history.json", json.dumps(self.history))
         atomic_write_text(path / "config.json", json.dumps(meta, indent=2))
         return path
@@ -569,12 +616,16 @@ class AnomalyDiffusion:
         """Read a folder written by :meth:`save`."""
         path = Path(path)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path}: no config.json; train a model first (diffad imagegen train-prior)"
+            raise PersistenceError(
+                f"load: expected {path / 'config.json'} (an image-generator folder), not found. "
+                "Train a model first (diffad imagegen train-prior)."
             )
-        meta = json.loads((path / "config.json").read_text())
-        if meta.get("format") != "diffad-imagegen":
-            raise ValueError(f"{path}: not a diffad image-generator folder")
+        meta = read_envelope(path / "config.json", IMAGEGEN_FORMAT)
+        if meta is None:
+            raise PersistenceError(
+                f"load: expected format {IMAGEGEN_FORMAT!r} in {path / 'config.json'}, got another file. "
+                "This folder was not written by diffad's image generator."
+            )
         self = cls(
             ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose
         )
@@ -587,7 +638,12 @@ class AnomalyDiffusion:
             self.history = json.loads((path / "history.json").read_text())
 
         def read(name):
-            return torch.load(path / name, map_location=self.device, weights_only=True)
+            try:
+                return torch.load(path / name, map_location=self.device, weights_only=True)
+            except Exception as exc:  # torch raises RuntimeError / UnpicklingError on damaged files
+                raise PersistenceError(
+                    f"load: {path / name} is corrupt or truncated ({type(exc).__name__}). Train or save again."
+                ) from None
 
         if (path / "prior.pt").is_file():
             st = read("prior.pt")
