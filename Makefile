@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: venv test demo lint format wheel-check bench-metrics clean
+.PHONY: venv test demo lint format docs wheel-check bench-metrics clean
 
 # The stamp is rebuilt when pyproject.toml changes. torch goes in first so that pip does not pull a
 # multi-GB CUDA build as a dependency of the package.
@@ -33,6 +33,13 @@ format: venv
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# The API reference from the docstrings (numpydoc); warnings are errors.
+docs: venv
+	$(BIN)/pip install --quiet -e ".[docs]"
+	rm -rf docs/_build docs/api
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 # Build the wheel, install it into a clean virtual environment (torch first) and run the demo from it.
 wheel-check: venv
 	rm -rf dist build/wheel-venv build/wheel-demo
@@ -44,4 +51,4 @@ wheel-check: venv
 	cd build && wheel-venv/bin/diffad --version && wheel-venv/bin/diffad demo --out wheel-demo --quiet
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build docs/api
