@@ -33,25 +33,7 @@ from diffad.exceptions import DiffadError
 runner = CliRunner()
 
 # the smallest ImDiffusion that trains: CLI overrides and the same as keyword arguments
-TINY = dict(
-    window=16,
-    n_strips=4,
-    train_stride=4,
-    test_stride=8,
-    n_blocks=1,
-    channels=8,
-    heads=2,
-    ff_dim=16,
-    diffusion_embedding_dim=16,
-    time_embedding_dim=8,
-    feature_embedding_dim=4,
-    n_steps=10,
-    ensemble_steps=3,
-    ensemble_stride=2,
-    batch_size=16,
-    max_epochs=2,
-    patience=1,
-)
+TINY = ImDiffusionDetector._test_params()
 SET = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")] + ["--quiet"]
 
 

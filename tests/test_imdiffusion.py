@@ -8,26 +8,7 @@ from diffad import DataValidationError, ImDiffusionDetector, NotFittedError
 from diffad.data.synthetic import make_series
 from diffad.detectors.imdiffusion import WindowNoise
 
-TINY = dict(
-    window=16,
-    n_strips=4,
-    train_stride=4,
-    test_stride=8,
-    n_blocks=1,
-    channels=8,
-    heads=2,
-    ff_dim=16,
-    diffusion_embedding_dim=16,
-    time_embedding_dim=8,
-    feature_embedding_dim=4,
-    n_steps=10,
-    ensemble_steps=3,
-    ensemble_stride=2,
-    batch_size=16,
-    max_epochs=2,
-    patience=1,
-    random_state=0,
-)
+TINY = {**ImDiffusionDetector._test_params(), "random_state": 0}  # the contract battery's tiny network
 
 
 def tiny(**kw):

@@ -315,14 +315,7 @@ def output_folder(target: str | Path, kind: str, *, option: str = "path") -> Ite
     (or Ctrl-C) the staging folder is removed and the target is left as it was.
     """
     target = Path(target)
-    check_output(target, kind, option)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PersistenceError(
-            f"{option} {str(target)!r}: cannot create its parent folder ({exc.strerror}). Choose another {option}."
-        ) from None
-    with _lock(target, option):
+    with claim(target, kind, option=option):
         _sweep_stale_stages(target)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial.{os.getpid()}.", dir=target.parent))
         try:

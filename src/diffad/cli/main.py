@@ -360,6 +360,14 @@ def _command_line() -> str:
     return "diffad " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
 
 
+def _write_run(stage: Path, det, test: pd.DataFrame, y) -> dict:
+    """Score the test frame and write the run's files into the staging folder."""
+    from ..report import write_run_files
+
+    index = test.index if isinstance(test.index, pd.DatetimeIndex) else None
+    return write_run_files(stage, det, test, index=index, channels=list(test.columns), labels=y, window=100)
+
+
 def _check_outside(out: Path, **inputs: Path | None) -> None:
     """An input inside the run folder would be deleted when the new run replaces it."""
     for option, path in inputs.items():
@@ -382,7 +390,6 @@ def _detect(
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from ..fsio import atomic_write_text, check_output, claim, output_folder
     from ..persistence import write_model
-    from ..report import write_run_files
 
     check_output(out, "run", "--out")
     if y is not None and len(y) != len(test):
@@ -395,15 +402,7 @@ def _detect(
             write_model(det, stage / "model")
             for name, text in (extra or {}).items():
                 atomic_write_text(stage / name, text)
-            result = write_run_files(
-                stage,
-                det,
-                test,
-                index=test.index if isinstance(test.index, pd.DatetimeIndex) else None,
-                channels=list(test.columns),
-                labels=y,
-                window=100,
-            )
+            result = _write_run(stage, det, test, y)
     _report(result, out, has_model=True)
 
 
@@ -517,7 +516,6 @@ def score(
 
     from ..fsio import check_output, output_folder
     from ..persistence import load
-    from ..report import write_run_files
 
     det = load(model)
     te, y = _read_input(test, labels, timestamp_col, label_col)
@@ -527,15 +525,7 @@ def score(
     with output_folder(out, "run", option="--out") as stage:
         if inside:  # scoring with the model of the run being replaced: the new run keeps it
             shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
-        result = write_run_files(
-            stage,
-            det,
-            te,
-            index=te.index if isinstance(te.index, pd.DatetimeIndex) else None,
-            channels=list(te.columns),
-            labels=y,
-            window=100,
-        )
+        result = _write_run(stage, det, te, y)
     _report(result, out, has_model=inside)
 
 
