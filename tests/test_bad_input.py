@@ -89,6 +89,10 @@ def fitted_run(tmp_path_factory, series):
 
 
 # ------------------------------------------------------------------------------------- CLI battery
+def _score(model, test, out) -> list[str]:
+    return ["score", "--model", str(model), "--test", str(test), "--out", str(out)]
+
+
 def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
     """Set up the folder ``d`` for one case and return the command's arguments."""
     train, test = str(d / "train.csv"), str(d / "test.csv")
@@ -115,29 +119,13 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
 
         shutil.copytree(fitted_run, d / "out")
         (d / "out" / "scores.csv").write_bytes((d / "test.csv").read_bytes())
-        return [
-            "score",
-            "--model",
-            str(fitted_run / "model"),
-            "--test",
-            str(d / "out" / "scores.csv"),
-            "--out",
-            str(d / "out"),
-        ]
+        return _score(str(fitted_run / "model"), str(d / "out" / "scores.csv"), str(d / "out"))
     if case == "out is a file":
         (d / "o.txt").write_text("x")
-        return ["score", "--model", str(fitted_run / "model"), "--test", test, "--out", str(d / "o.txt")]
+        return _score(str(fitted_run / "model"), test, str(d / "o.txt"))
     if case == "out below a file":
         (d / "o.txt").write_text("x")
-        return [
-            "score",
-            "--model",
-            str(fitted_run / "model"),
-            "--test",
-            test,
-            "--out",
-            str(d / "o.txt" / "run"),
-        ]
+        return _score(str(fitted_run / "model"), test, str(d / "o.txt" / "run"))
     if case == "device cuda without CUDA":
         return ["detect", "--train", train, "--test", test, "--out", str(d / "out"), "--device", "cuda", *SET]
     if case == "device foo":
@@ -184,15 +172,7 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         ]
     if case == "NPZ labels not 0/1":
         np.savez(d / "t.npz", values=np.random.default_rng(0).normal(size=(200, 3)), labels=np.full(200, 256))
-        return [
-            "score",
-            "--model",
-            str(fitted_run / "model"),
-            "--test",
-            str(d / "t.npz"),
-            "--out",
-            str(d / "out"),
-        ]
+        return _score(str(fitted_run / "model"), str(d / "t.npz"), str(d / "out"))
     if case == "header-only CSV":
         (d / "h.csv").write_text("a,b,c\n")
         return ["fit", "--train", str(d / "h.csv"), "--model", str(d / "m"), *SET]
@@ -213,26 +193,10 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         return ["fit", "--train", str(d / "u.csv"), "--model", str(d / "m"), *SET]
     if case == "test columns renamed":
         pd.read_csv(test).rename(columns={"a": "x"}).to_csv(d / "r.csv", index=False)
-        return [
-            "score",
-            "--model",
-            str(fitted_run / "model"),
-            "--test",
-            str(d / "r.csv"),
-            "--out",
-            str(d / "out"),
-        ]
+        return _score(str(fitted_run / "model"), str(d / "r.csv"), str(d / "out"))
     if case == "test with other channel count":
         pd.read_csv(test).drop(columns=["c"]).to_csv(d / "r.csv", index=False)
-        return [
-            "score",
-            "--model",
-            str(fitted_run / "model"),
-            "--test",
-            str(d / "r.csv"),
-            "--out",
-            str(d / "out"),
-        ]
+        return _score(str(fitted_run / "model"), str(d / "r.csv"), str(d / "out"))
     if case == "model with a bad parameter":
         import shutil
 
@@ -240,11 +204,11 @@ def _prepare(case: str, d: Path, fitted_run: Path) -> list[str]:
         meta = json.loads((d / "m" / "detector.json").read_text())
         meta["params"]["window"] = "abc"
         (d / "m" / "detector.json").write_text(json.dumps(meta))
-        return ["score", "--model", str(d / "m"), "--test", test, "--out", str(d / "out")]
+        return _score(str(d / "m"), test, str(d / "out"))
     if case == "model folder is not a model":
         (d / "m").mkdir()
         (d / "m" / "x.txt").write_text("x")
-        return ["score", "--model", str(d / "m"), "--test", test, "--out", str(d / "out")]
+        return _score(str(d / "m"), test, str(d / "out"))
     if case == "text column in the series":
         pd.read_csv(train).assign(host="web-1").to_csv(d / "t.csv", index=False)
         return ["fit", "--train", str(d / "t.csv"), "--model", str(d / "m"), *SET]
