@@ -86,3 +86,32 @@ def test_seeded_restores_the_callers_stream():
     assert torch.equal(torch.rand(2), expected)
     with seeded(99):
         assert torch.equal(torch.rand(2), inside)
+
+
+def test_a_time_budget_stops_before_an_epoch_that_would_end_past_it():
+    model, train, val = _problem()
+    history, _ = fit_loop(
+        model,
+        train,
+        val,
+        64,
+        FitSettings(max_epochs=50, patience=50, batch_size=16, time_budget=1e-9),
+        np.random.default_rng(0),
+    )
+    assert len(history["val_loss"]) == 1 and history["stopped_by"] == "time_budget"  # one epoch always runs
+    model, train, val = _problem()
+    history, _ = fit_loop(
+        model, train, val, 64, FitSettings(max_epochs=3, batch_size=16), np.random.default_rng(0)
+    )
+    assert len(history["val_loss"]) == 3 and history["stopped_by"] == "max_epochs"
+
+
+def test_imdiffusion_takes_a_time_budget():
+    from diffad import ImDiffusionDetector
+    from diffad.data.synthetic import make_series
+
+    data = make_series(n_train=400, n_test=200, n_channels=3, n_anomalies=3, seed=0)
+    det = ImDiffusionDetector(
+        **{**ImDiffusionDetector._test_params(), "max_epochs": 20, "patience": 20, "time_budget": 1e-9}
+    ).fit(data.train)
+    assert len(det.history_["val_loss"]) == 1 and det.history_["stopped_by"] == "time_budget"

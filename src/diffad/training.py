@@ -89,6 +89,9 @@ class FitSettings:
     checkpoint: Path | None = None  # file written after every epoch (atomically), with a marker beside it
     resume: bool = False  # continue from ``checkpoint`` if it exists
     fingerprint: str = ""  # of the data and parameters; a checkpoint of other ones is refused on resume
+    time_budget: float | None = (
+        None  # seconds of training: no epoch starts that the mean epoch says would end past it
+    )
     verbose: bool = False
     desc: str = "fit"
 
@@ -140,7 +143,8 @@ def fit_loop(
     ``rng`` orders the batches; ``generators`` are the torch generators the loss closures draw from.
     Their states go into the checkpoint, so a resumed fit continues exactly where it stopped.
 
-    Returns ``(history, best_epoch)``; history has ``train_loss``, ``val_loss`` and ``epoch_seconds``.
+    Returns ``(history, best_epoch)``; history has ``train_loss``, ``val_loss`` and ``epoch_seconds`` per
+    epoch, and ``stopped_by``: ``"patience"`` (early stopping), ``"time_budget"`` or ``"max_epochs"``.
     """
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
@@ -181,8 +185,18 @@ def fit_loop(
         initial=start_epoch,
         total=settings.max_epochs,
     )
+    stopped = "max_epochs"
     for epoch in bar:
         if best_epoch >= 0 and epoch - best_epoch > settings.patience:
+            stopped = "patience"
+            break
+        spent = sum(history["epoch_seconds"])
+        if (
+            settings.time_budget is not None
+            and history["epoch_seconds"]
+            and spent + np.mean(history["epoch_seconds"]) > settings.time_budget
+        ):
+            stopped = "time_budget"  # (at least one epoch always runs)
             break
         t0 = time.perf_counter()
         model.train()
@@ -224,6 +238,8 @@ def fit_loop(
                     "fingerprint": settings.fingerprint,
                 },
             )
+    history["stopped_by"] = stopped  # type: ignore[assignment]
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -75,6 +75,7 @@ class BaseDetector(BaseEstimator):
     #: Parameters left out of the resume fingerprint: they do not change what an epoch computes
     #: (a resumed fit may train longer with a larger ``max_epochs``, or stop sooner with ``patience``).
     _resume_ignores: tuple[str, ...] = (
+        "time_budget",
         "verbose",
         "checkpoint_dir",
         "device",

@@ -213,6 +213,9 @@ class ImDiffusionDetector(TorchDetector):
         stops after ``patience`` epochs without improvement.
     grad_clip : float or None, default=1.0
         Gradient norm clipping; ``None`` clips nothing (the published code).
+    time_budget : float or None, default=None
+        Seconds of training at most: no epoch starts that the mean epoch time says would end past the
+        budget (at least one epoch runs); ``history_["stopped_by"]`` says what ended training.
     validation_fraction : float, default=0.1
         Time-ordered tail of the training series held out for early stopping and thresholds.
     scaler : {"minmax", "standard", "none"}, default="minmax"
@@ -314,6 +317,7 @@ class ImDiffusionDetector(TorchDetector):
         "data_scale": Real(0.0, low_open=True),
         "inference_batch_size": POSITIVE,
         "grad_clip": AnyOf(Real(0.0, low_open=True), NONE),
+        "time_budget": AnyOf(Real(0.0, low_open=True), NONE),
         "amp": AnyOf(Boolean(), Options("auto")),
         "compile": Boolean(),
         "checkpoint_dir": AnyOf(PathLike(), NONE),
@@ -382,6 +386,7 @@ class ImDiffusionDetector(TorchDetector):
         max_epochs: int = 50,
         patience: int = 5,
         grad_clip: float | None = 1.0,
+        time_budget: float | None = None,
         validation_fraction: float = 0.1,
         scaler: str = "minmax",
         data_scale: float = 1.0,
@@ -431,6 +436,7 @@ class ImDiffusionDetector(TorchDetector):
         self.max_epochs = max_epochs
         self.patience = patience
         self.grad_clip = grad_clip
+        self.time_budget = time_budget
         self.validation_fraction = validation_fraction
         self.scaler = scaler
         self.data_scale = data_scale
@@ -698,6 +704,7 @@ class ImDiffusionDetector(TorchDetector):
             max_epochs=self.max_epochs,
             patience=self.patience,
             grad_clip=self.grad_clip or 0.0,
+            time_budget=self.time_budget,
             checkpoint=ckpt,
             resume=resume,
             fingerprint=self._fit_fingerprint(X),
