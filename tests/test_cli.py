@@ -238,3 +238,47 @@ def test_version():
 
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"diffad {diffad.__version__}"
+
+
+def test_any_registered_detector_from_the_command_line(tmp_path):
+    import pandas as pd
+
+    from diffad.data.synthetic import make_series
+
+    data = make_series(n_train=400, n_test=200, n_channels=3, n_anomalies=3, seed=0)
+    pd.DataFrame(data.train, columns=["a", "b", "c"]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(data.test, columns=["a", "b", "c"]).assign(label=data.labels).to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--out",
+            str(tmp_path / "run"),
+            "--detector",
+            "knn",
+            "--set",
+            "n_neighbors=3",
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    import diffad
+
+    det = diffad.load(tmp_path / "run" / "model")
+    assert type(det).__name__ == "KNNDetector" and det.n_neighbors == 3
+    for args, message in [
+        (["--detector", "foo"], "--detector: expected one of"),
+        (["--detector", "PCA", "--preset", "paper"], "has no presets"),
+        (["--detector", "PCA", "--resume"], "Fit without --resume"),
+        (["--detector", "PCA", "--set", "random_state=1"], "set by --seed"),
+    ]:
+        r = runner.invoke(
+            app, ["fit", "--train", str(tmp_path / "train.csv"), "--model", str(tmp_path / "m"), *args]
+        )
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)

@@ -31,6 +31,7 @@ __all__ = [
     "check_index",
     "command_line",
     "param_hint",
+    "flag_hint",
 ]
 
 
@@ -306,6 +307,12 @@ def param_hint(name: str, value: str = "...") -> str:
         option = _CLI_OPTIONS.get(name)
         return f"{option} {value}" if option else f"--set {name}={value}"
     return f"{name}={value}"
+
+
+def flag_hint(name: str) -> str:
+    """How the user turns on the boolean ``name`` where they are: ``resume=True`` in Python, ``--resume``
+    on the command line."""
+    return f"--{name.replace('_', '-')}" if _SURFACE.get() == "cli" else f"{name}=True"
 
 
 class Constraint:

@@ -284,39 +284,75 @@ def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, labe
     return frame, y
 
 
-def _make_detector(preset: str, overrides: dict, device: str | None, seed: int, verbose: bool):
-    """The ImDiffusion preset with ``--set`` overrides, every parameter checked (nothing trained yet)."""
-    from ..detectors import ImDiffusionDetector
+def _detector_class(name: str):
+    """A registered detector by its class name, case-insensitive, with or without "Detector"."""
+    from ..detectors import registry
+
+    known = registry()
+    key = name.strip().lower().removesuffix("detector")
+    found = {n.lower().removesuffix("detector"): c for n, c in known.items()}.get(key)
+    if found is None:
+        names = ", ".join(sorted(n.removesuffix("Detector") for n in known))
+        raise ConfigError(f"--detector: expected one of {names}, got {name!r}.")
+    return found
+
+
+# the options the command line sets itself, whatever the detector
+_OWN = {
+    "checkpoint_dir": "the model folder",
+    "device": "--device",
+    "random_state": "--seed",
+    "verbose": "--quiet",
+}
+
+
+def _make_detector(
+    detector: str, preset: str | None, overrides: dict, device: str | None, seed: int, verbose: bool
+):
+    """The detector (``--detector``, ``--preset`` for ImDiffusion) with ``--set`` overrides, every
+    parameter checked (nothing trained yet)."""
     from ..training import resolve_device
     from ..validation import check_option
 
-    check_option(preset, PRESETS, name="--preset")
-    valid = sorted(
-        set(ImDiffusionDetector().get_params()) - {"checkpoint_dir", "device", "random_state", "verbose"}
-    )
+    cls = _detector_class(detector)
+    params = set(cls().get_params())
+    if preset is not None and not any(callable(getattr(cls, p, None)) for p in PRESETS):
+        raise ConfigError(
+            f"--preset: {cls.__name__} has no presets (only ImDiffusion has fast and paper). Leave --preset out."
+        )
+    valid = sorted(params - set(_OWN))
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
+        taken = [k for k in unknown if k in _OWN]
+        hint = "; ".join(f"{k} is set by {_OWN[k]}" for k in taken)
         raise ConfigError(
-            f"--set: expected parameters of ImDiffusionDetector, got unknown {unknown}. Valid: {', '.join(valid)} "
-            "(the device, seed and progress bars have options of their own: --device, --seed, --quiet)."
+            f"--set: expected parameters of {cls.__name__}, got unknown {unknown}. Valid: {', '.join(valid)}"
+            + (f" ({hint})." if hint else ".")
         )
-    factory = ImDiffusionDetector.fast if preset == "fast" else ImDiffusionDetector.paper
-    det = factory(**overrides, device=device, random_state=seed, verbose=verbose)
+    own = {"device": device, "random_state": seed, "verbose": verbose}
+    kwargs = {**overrides, **{k: v for k, v in own.items() if k in params}}
+    if preset is not None or cls.__name__ == "ImDiffusionDetector":
+        check_option(preset or "fast", PRESETS, name="--preset")
+        det = getattr(cls, preset or "fast")(**kwargs)
+    else:
+        det = cls(**kwargs)
     det._check_params()
-    resolve_device(device)
+    if "device" in params:
+        resolve_device(device)
     return det
 
 
 def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str):
     """Fit with a checkpoint after every epoch in folder ``checkpoint``; Ctrl-C says how to resume."""
     ckpt = checkpoint / "checkpoint.pt"
-    if resume and not ckpt.is_file():
+    if resume and det._supports_resume and not ckpt.is_file():
         typer.secho(
             f"note: --resume: no checkpoint in {checkpoint}; training from the first epoch.",
             fg=typer.colors.YELLOW,
             err=True,
         )
-    det.set_params(checkpoint_dir=str(checkpoint))
+    if det._supports_resume:
+        det.set_params(checkpoint_dir=str(checkpoint))
     try:
         det.fit(frame, resume=resume)
     except KeyboardInterrupt:
@@ -334,7 +370,8 @@ def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str)
                 err=True,
             )
         raise typer.Exit(code=130) from None
-    det.set_params(checkpoint_dir=None)  # the saved model does not point at this folder
+    if det._supports_resume:
+        det.set_params(checkpoint_dir=None)  # the saved model does not point at this folder
     return det
 
 
@@ -407,7 +444,18 @@ def _detect(
 
 
 Preset = Annotated[
-    str, typer.Option(help="Detector settings: fast (CPU-friendly) or paper (published settings, for a GPU).")
+    str | None,
+    typer.Option(
+        help="ImDiffusion's settings: fast (CPU-friendly, the default) or paper (published settings, for a GPU)."
+    ),
+]
+DetectorOpt = Annotated[
+    str,
+    typer.Option(
+        "--detector",
+        help="ImDiffusion, PCA, KNN, IsolationForest, LOF, OCSVM, Random, SelfDistilledMAE, DTECategorical ... "
+        "(`docs/choosing.md` says which for which data).",
+    ),
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 Seed = Annotated[int, typer.Option(help="Random seed (0 to 2**32 - 1).")]
@@ -446,7 +494,8 @@ def detect(
     labels: Annotated[
         Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")
     ] = None,
-    preset: Preset = "fast",
+    detector: DetectorOpt = "ImDiffusion",
+    preset: Preset = None,
     set_: Set = None,
     device: Device = None,
     seed: Seed = 0,
@@ -455,11 +504,11 @@ def detect(
     label_col: LabelCol = None,
     quiet: Quiet = False,
 ) -> None:
-    """Fit ImDiffusion on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
+    """Fit a detector (ImDiffusion unless --detector) on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html, run.json and model/. Every input is checked before training starts."""
     from ..config import parse_assignments
 
-    det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
+    det = _make_detector(detector, preset, parse_assignments(set_), device, seed, not quiet)
     tr, _ = _read_input(train, None, timestamp_col, label_col)
     te, y = _read_input(test, labels, timestamp_col, label_col)
     _check_outside(out, train=train, test=test, labels=labels)
@@ -476,7 +525,8 @@ def fit(
             help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced)."
         ),
     ],
-    preset: Preset = "fast",
+    detector: DetectorOpt = "ImDiffusion",
+    preset: Preset = None,
     set_: Set = None,
     device: Device = None,
     seed: Seed = 0,
@@ -485,18 +535,19 @@ def fit(
     label_col: LabelCol = None,
     quiet: Quiet = False,
 ) -> None:
-    """Fit ImDiffusion on a training series and save it; a checkpoint after every epoch lets --resume
+    """Fit a detector (ImDiffusion unless --detector) on a training series and save it; for ImDiffusion a checkpoint after every epoch lets --resume
     continue an interrupted fit."""
     from ..config import parse_assignments
     from ..fsio import claim
     from ..persistence import save
 
-    det = _make_detector(preset, parse_assignments(set_), device, seed, not quiet)
+    det = _make_detector(detector, preset, parse_assignments(set_), device, seed, not quiet)
     tr, _ = _read_input(train, None, timestamp_col, label_col)
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())
         save(det, model, option="--model")
-    typer.echo(f"saved {type(det).__name__} to {model} (best epoch {det.history_.get('best_epoch')})")
+    best = f" (best epoch {det.history_['best_epoch']})" if "best_epoch" in det.history_ else ""
+    typer.echo(f"saved {type(det).__name__} to {model}{best}")
 
 
 @app.command()
@@ -559,7 +610,7 @@ def demo(
         test,
         data.labels,
         out,
-        _make_detector("fast", {}, None, seed, not quiet),
+        _make_detector("ImDiffusion", "fast", {}, None, seed, not quiet),
         resume=False,
         extra=extra,
     )

@@ -25,7 +25,15 @@ from sklearn.base import BaseEstimator
 
 from ..exceptions import PersistenceError
 from ..thresholds import apply_threshold, contamination_threshold
-from ..validation import Constraint, check_array, check_is_fitted, check_n_features, check_params, fail
+from ..validation import (
+    Constraint,
+    check_array,
+    check_is_fitted,
+    check_n_features,
+    check_params,
+    fail,
+    flag_hint,
+)
 from ._envelope import save_model
 
 __all__ = ["BaseDetector", "register", "registry"]
@@ -98,7 +106,7 @@ class BaseDetector(BaseEstimator):
                 "resume",
                 f"a detector that writes training checkpoints ({', '.join(resumable)})",
                 f"{type(self).__name__}, which trains in one go",
-                "Fit without resume=True.",
+                f"Fit without {flag_hint('resume')}.",
             )
         names = _column_names(X)
         arr, _ = check_array(X, allow_nan=self._allow_nan, min_rows=self._min_rows, reject_constant=True)
