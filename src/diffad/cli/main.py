@@ -150,26 +150,18 @@ from ..protocols import PA_TAG, PAPER_TAG  # noqa: E402
 
 def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
     """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the only column)."""
-    from ..data.loaders import read_csv_table
+    from ..data.files import _read_numpy, read_csv_table
     from ..validation import fail
 
     if not path.is_file():
         raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
     if path.suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        values, _ = _read_numpy(path, ".npy")  # (n, K) float64, diffad's errors for damaged files
+        if values.shape[1] != 1:
             raise fail(
-                f"{what} file {path}",
-                "a readable .npy file of numbers",
-                f"{type(exc).__name__}: {str(exc)[:200]}",
-                "Check the file.",
-            ) from None
-        if arr.ndim != 1 and not (arr.ndim == 2 and arr.shape[1] == 1):
-            raise fail(
-                f"{what} in {path}", "a 1-D array", f"shape {arr.shape}", "Save one value per time point."
+                f"{what} in {path}", "a 1-D array", f"shape {values.shape}", "Save one value per time point."
             )
-        return arr.ravel()
+        return values[:, 0]
     df = read_csv_table(path)
     lower = {c.lower(): c for c in df.columns}
     if column is not None:
@@ -316,7 +308,8 @@ def _make_detector(
 
     cls = _detector_class(detector)
     params = set(cls().get_params())
-    if preset is not None and not any(callable(getattr(cls, p, None)) for p in PRESETS):
+    has_presets = all(callable(getattr(cls, p, None)) for p in PRESETS)
+    if preset is not None and not has_presets:
         raise ConfigError(
             f"--preset: {cls.__name__} has no presets (only ImDiffusion has fast and paper). Leave --preset out."
         )
@@ -331,7 +324,7 @@ def _make_detector(
         )
     own = {"device": device, "random_state": seed, "verbose": verbose}
     kwargs = {**overrides, **{k: v for k, v in own.items() if k in params}}
-    if preset is not None or cls.__name__ == "ImDiffusionDetector":
+    if has_presets:
         check_option(preset or "fast", PRESETS, name="--preset")
         det = getattr(cls, preset or "fast")(**kwargs)
     else:

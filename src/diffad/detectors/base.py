@@ -198,7 +198,11 @@ class BaseDetector(BaseEstimator):
     def _fit_fingerprint(self, X: np.ndarray) -> str:
         """Hash of the training data and of every parameter that changes training: a checkpoint is
         resumed only by the fit that wrote it."""
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in self._resume_ignores}
+        return self._digest(X, self._resume_ignores)
+
+    def _digest(self, X: np.ndarray, ignore: tuple[str, ...] = ()) -> str:
+        """Hash of ``X`` (shape and bytes) and of the parameters not in ``ignore``."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignore}
         h = hashlib.blake2b(digest_size=16)
         h.update(repr(X.shape).encode())
         h.update(np.ascontiguousarray(X).tobytes())

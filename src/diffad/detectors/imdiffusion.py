@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -843,13 +842,9 @@ class ImDiffusionDetector(TorchDetector):
     def _errors(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Memoised (errors (R, n, K), imputed (n, K)) of an unscaled series: predict after
         decision_function on the same data costs nothing extra."""
-        h = hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16)
-        h.update(
-            repr((arr.shape, sorted((k, v) for k, v in self.get_params().items() if k != "verbose"))).encode()
-        )
-        key = (
-            h.hexdigest()
-        )  # the data and every parameter: set_params(sampler=...) is never served stale errors
+        key = self._digest(
+            arr, ("verbose",)
+        )  # data and parameters: set_params(sampler=...) is never served stale errors
         memo = getattr(self, "_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
