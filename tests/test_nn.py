@@ -47,3 +47,31 @@ def test_switches_change_the_network():
     assert sum(p.numel() for p in _net(temporal=False).parameters()) < sum(
         p.numel() for p in _net().parameters()
     )
+
+
+def test_cpu_attention_equals_scaled_dot_product_attention():
+    from diffad.nn.layers import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(7, 2, 11, 4, generator=g) for _ in range(3))
+    assert torch.allclose(
+        attention(q, k, v), torch.nn.functional.scaled_dot_product_attention(q, k, v), atol=1e-6
+    )
+
+
+def test_chunked_attention_equals_one_call():
+    # the CUDA kernels take at most 65,535 sequences a call; the chunks must join up exactly
+    from diffad.nn.layers import chunked_sdpa
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(10, 1, 5, 4, generator=g) for _ in range(3))
+    whole = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(chunked_sdpa(q, k, v, 3), whole, atol=1e-6)
+    assert torch.equal(chunked_sdpa(q, k, v, 10), whole)
+
+
+def test_channels_last_network_keeps_the_conv_parameter_shapes():
+    # model folders written before the network ran channels-last stay loadable
+    net = _net()
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert shapes["input_proj.weight"] == (8, 2, 1) and shapes["blocks.0.mid_proj.weight"] == (16, 8, 1)

@@ -115,3 +115,25 @@ def test_imdiffusion_takes_a_time_budget():
         **{**ImDiffusionDetector._test_params(), "max_epochs": 20, "patience": 20, "time_budget": 1e-9}
     ).fit(data.train)
     assert len(det.history_["val_loss"]) == 1 and det.history_["stopped_by"] == "time_budget"
+
+
+def test_samples_per_epoch_draws_a_fresh_subset_each_epoch():
+    model, train, val = _problem()
+    seen = []
+
+    def recording(idx):
+        seen.append(np.asarray(idx).copy())
+        return train(idx)
+
+    fit_loop(
+        model,
+        recording,
+        val,
+        64,
+        FitSettings(max_epochs=2, patience=5, batch_size=8, samples_per_epoch=20),
+        np.random.default_rng(0),
+    )
+    assert [len(i) for i in seen] == [8, 8, 4] * 2  # 20 items a epoch, in batches of 8
+    first, second = np.concatenate(seen[:3]), np.concatenate(seen[3:])
+    assert len(set(first)) == 20 and len(set(second)) == 20  # without replacement within an epoch
+    assert set(first) != set(second)  # a fresh draw

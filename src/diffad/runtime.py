@@ -11,8 +11,8 @@ peak memory until it ends, and that peak is higher (measured on MSL: scoring twi
 1.15 times, peak memory 4.0-4.9 GB instead of 3.0; ``docs/benchmarks.md``, "CPU memory allocation:
 keeping freed memory for reuse").
 
-The command line calls it at start-up (``diffad ...`` and every ``diffad bench --jobs N`` worker);
-a Python program can call it once itself. ``DIFFAD_MALLOC=system`` leaves the allocator as it is.
+The command line calls it at start-up (``diffad ...`` and every ``diffad bench --jobs N`` worker), and
+every torch detector calls it when it is fitted or loaded, so library users have it too. ``DIFFAD_MALLOC=system`` leaves the allocator as it is.
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ class FitSettings:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
+    samples_per_epoch: int | None = None  # a fresh random draw of this many items each epoch; None: all
     max_epochs: int = 20
     patience: int = 5  # epochs without validation improvement before stopping
     grad_clip: float = 1.0
@@ -200,9 +201,9 @@ def fit_loop(
             break
         t0 = time.perf_counter()
         model.train()
-        order = rng.permutation(n_train)
+        order = rng.permutation(n_train)[: settings.samples_per_epoch]  # (a draw without replacement)
         total, count = 0.0, 0
-        for i in range(0, n_train, settings.batch_size):
+        for i in range(0, len(order), settings.batch_size):
             idx = order[i : i + settings.batch_size]
             loss = train_loss(idx)
             opt.zero_grad(set_to_none=True)

@@ -212,6 +212,10 @@ class ImDiffusionDetector(TorchDetector):
         stops after ``patience`` epochs without improvement.
     grad_clip : float or None, default=1.0
         Gradient norm clipping; ``None`` clips nothing (the published code).
+    epoch_windows : int or None, default=None
+        Training windows per epoch: a fresh random draw (without replacement) from all windows at
+        ``train_stride``, so a small ``train_stride`` gives varied windows at a fixed cost per epoch.
+        ``None``: every window, every epoch.
     time_budget : float or None, default=None
         Seconds of training at most: no epoch starts that the mean epoch time says would end past the
         budget (at least one epoch runs); ``history_["stopped_by"]`` says what ended training.
@@ -317,6 +321,7 @@ class ImDiffusionDetector(TorchDetector):
         "inference_batch_size": POSITIVE,
         "grad_clip": AnyOf(Real(0.0, low_open=True), NONE),
         "time_budget": AnyOf(Real(0.0, low_open=True), NONE),
+        "epoch_windows": AnyOf(POSITIVE, NONE),
         "amp": AnyOf(Boolean(), Options("auto")),
         "compile": Boolean(),
         "checkpoint_dir": AnyOf(PathLike(), NONE),
@@ -386,6 +391,7 @@ class ImDiffusionDetector(TorchDetector):
         patience: int = 5,
         grad_clip: float | None = 1.0,
         time_budget: float | None = None,
+        epoch_windows: int | None = None,
         validation_fraction: float = 0.1,
         scaler: str = "minmax",
         data_scale: float = 1.0,
@@ -436,6 +442,7 @@ class ImDiffusionDetector(TorchDetector):
         self.patience = patience
         self.grad_clip = grad_clip
         self.time_budget = time_budget
+        self.epoch_windows = epoch_windows
         self.validation_fraction = validation_fraction
         self.scaler = scaler
         self.data_scale = data_scale
@@ -700,6 +707,7 @@ class ImDiffusionDetector(TorchDetector):
             lr=self.lr,
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
+            samples_per_epoch=self.epoch_windows,
             max_epochs=self.max_epochs,
             patience=self.patience,
             grad_clip=self.grad_clip or 0.0,

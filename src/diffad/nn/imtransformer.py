@@ -47,6 +47,15 @@ class _DiffusionEmbedding(nn.Module):
         return self.proj(sinusoidal(t, self.dim))  # (B, D)
 
 
+def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 ``Conv1d`` applied to channels-last ``x`` (..., C_in) -> (..., C_out).
+
+    The network runs channels-last (B, K, L, C) so that the attention over time is a view and 1x1
+    convolutions are plain matrix products; the parameters keep the ``Conv1d`` shapes, so model folders
+    written before stay loadable."""
+    return F.linear(x, conv.weight[:, :, 0], conv.bias)
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, cfg: ImTransformerConfig, side_dim: int):
         super().__init__()
@@ -61,20 +70,19 @@ class _ResidualBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, side: torch.Tensor, step: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, C, K, L); side (B, 2C, K*L), this block's projected side information; step (B, D)."""
-        B, C, K, L = x.shape
-        y = x + self.step_proj(step)[:, :, None, None]  # (B, C, K, L)
+        """x (B, K, L, C); side (B, K, L, 2C), this block's projected side information; step (B, D)."""
+        B, K, L, C = x.shape
+        y = x + self.step_proj(step)[:, None, None, :]  # (B, K, L, C)
         if self.temporal is not None and L > 1:
-            seq = y.permute(0, 2, 3, 1).reshape(B * K, L, C)  # attention over time
-            y = self.temporal(seq).reshape(B, K, L, C).permute(0, 3, 1, 2)
+            y = self.temporal(y.reshape(B * K, L, C)).reshape(B, K, L, C)  # attention over time
         if self.spatial is not None and K > 1:
-            seq = y.permute(0, 3, 2, 1).reshape(B * L, K, C)  # attention over channels
-            y = self.spatial(seq).reshape(B, L, K, C).permute(0, 3, 2, 1)
-        y = self.mid_proj(y.reshape(B, C, K * L)) + side  # (B, 2C, K*L)
-        gate, filt = y.chunk(2, dim=1)
-        y = torch.sigmoid(gate) * torch.tanh(filt)  # (B, C, K*L)
-        residual, skip = self.out_proj(y).chunk(2, dim=1)
-        return (x + residual.reshape(B, C, K, L)) / math.sqrt(2.0), skip.reshape(B, C, K, L)
+            seq = y.transpose(1, 2).reshape(B * L, K, C)  # attention over channels
+            y = self.spatial(seq).reshape(B, L, K, C).transpose(1, 2)
+        y = _pointwise(self.mid_proj, y) + side  # (B, K, L, 2C)
+        gate, filt = y.chunk(2, dim=-1)
+        y = torch.sigmoid(gate) * torch.tanh(filt)  # (B, K, L, C)
+        residual, skip = _pointwise(self.out_proj, y).chunk(2, dim=-1)
+        return (x + residual) / math.sqrt(2.0), skip
 
 
 class ImTransformer(nn.Module):
@@ -110,7 +118,7 @@ class ImTransformer(nn.Module):
         time = sinusoidal(torch.arange(L, device=dev), self.cfg.time_embedding_dim)  # (L, Dt)
         feat = self.feature_embedding(torch.arange(K, device=dev))  # (K, Df)
         pol = self.policy_embedding(policy)  # (B, Dp)
-        side = torch.cat(
+        return torch.cat(
             [
                 time[None, None].expand(B, K, L, -1),
                 feat[None, :, None].expand(B, K, L, -1),
@@ -119,23 +127,21 @@ class ImTransformer(nn.Module):
             ],
             dim=-1,
         )  # (B, K, L, S)
-        return side.permute(0, 3, 1, 2).reshape(B, -1, K * L)  # (B, S, K*L)
 
     def condition(self, cond_mask: torch.Tensor, policy: torch.Tensor) -> list[torch.Tensor]:
-        """Per-block projected side information, each (B, 2C, K*L)."""
-        side = self.side_info(cond_mask, policy)  # (B, S, K*L)
-        return [block.side_proj(side) for block in self.blocks]
+        """Per-block projected side information, each (B, K, L, 2C)."""
+        side = self.side_info(cond_mask, policy)  # (B, K, L, S)
+        return [_pointwise(block.side_proj, side) for block in self.blocks]
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, sides: list[torch.Tensor]) -> torch.Tensor:
-        B, _, K, L = x.shape
-        h = F.relu(self.input_proj(x.reshape(B, 2, K * L))).reshape(B, -1, K, L)  # (B, C, K, L)
+        h = F.relu(_pointwise(self.input_proj, x.permute(0, 2, 3, 1)))  # (B, K, L, C)
         step = self.step_embedding(t)  # (B, D)
         skips = 0.0
         for block, side in zip(self.blocks, sides, strict=True):
             h, skip = block(h, side, step)
             skips = skips + skip
-        out = F.relu(self.skip_proj((skips / math.sqrt(len(self.blocks))).reshape(B, -1, K * L)))
-        return self.output_proj(out).reshape(B, K, L)
+        out = F.relu(_pointwise(self.skip_proj, skips / math.sqrt(len(self.blocks))))  # (B, K, L, C)
+        return _pointwise(self.output_proj, out)[..., 0]  # (B, K, L)
 
     def forward(
         self, x: torch.Tensor, cond_mask: torch.Tensor, t: torch.Tensor, policy: torch.Tensor
