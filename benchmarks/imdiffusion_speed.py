@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from diffad import ImDiffusionDetector
+from diffad.config import parse_assignments
 from diffad.data import load_dataset
 from diffad.fsio import atomic_write_text
 from diffad.metrics import auc_pr, vus
 from diffad.runtime import allocator_setting, keep_freed_memory
-from diffad.config import parse_assignments
 
 
 def main() -> None:
