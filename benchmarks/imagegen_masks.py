@@ -76,16 +76,16 @@ def main() -> None:
     args = ap.parse_args()
     gen = AnomalyDiffusion.load(args.model, verbose=False)
     split = model_split(args.model, os.environ.get("DIFFAD_DATA"))
-    kinds = [k for k in gen.kinds for _ in range(args.n_per_kind)]
+    kinds = [k for k in gen.kinds_ for _ in range(args.n_per_kind)]
     print("| masks | type | n | area | components | core share | length |\n|---|---|---|---|---|---|---|")
-    report("training", split.train_masks, split.train_kinds, gen.kinds)
-    report("generated", gen.generate_masks(kinds, seed=args.seed), kinds, gen.kinds)
+    report("training", split.train_masks, split.train_kinds, gen.kinds_)
+    report("generated", gen.generate_masks(kinds, seed=args.seed), kinds, gen.kinds_)
     if args.retrain is not None:
         gen.config = dataclasses.replace(gen.config, **parse_assignments(args.retrain, "--retrain"))
         t0 = time.perf_counter()
         gen.fit_masks(split.train_masks, split.train_kinds)
         label = "retrained (" + ", ".join(args.retrain) + f"; {time.perf_counter() - t0:.0f} s)"
-        report(label, gen.generate_masks(kinds, seed=args.seed), kinds, gen.kinds)
+        report(label, gen.generate_masks(kinds, seed=args.seed), kinds, gen.kinds_)
         if args.save is not None:
             gen.save(args.save)
             shutil.copyfile(args.model / "data.json", args.save / "data.json")

@@ -47,7 +47,7 @@ def masked_loss(
     """The anomaly stage's loss (noise MSE over the mask pixels) of ``cond`` on noised copies of ``x``."""
     b = len(t)
     xt = sched.add_noise(x.expand(b, -1, -1, -1), noise, t)
-    pred = gen.prior(xt, t, cond.expand(b, -1, -1)).sample
+    pred = gen.prior_(xt, t, cond.expand(b, -1, -1)).sample
     return masked_noise_loss(pred, noise, m.expand(b, -1, -1, -1))
 
 
@@ -65,11 +65,11 @@ def fit_condition(
     sched = make_scheduler(gen.config)
     cond = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([cond], lr=lr)
-    g = torch.Generator(device=gen.device).manual_seed(seed)
+    g = torch.Generator(device=gen.device_).manual_seed(seed)
     losses = []
     for _ in range(steps):
-        t = torch.randint(0, gen.config.train_timesteps, (batch,), generator=g, device=gen.device)
-        noise = torch.randn((batch, *x.shape[1:]), generator=g, device=gen.device)
+        t = torch.randint(0, gen.config.train_timesteps, (batch,), generator=g, device=gen.device_)
+        noise = torch.randn((batch, *x.shape[1:]), generator=g, device=gen.device_)
         loss = masked_loss(gen, sched, x, m, cond, t, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,10 +90,10 @@ def main() -> None:
     args = ap.parse_args()
     split = model_split(args.model)
     gen = AnomalyDiffusion.load(args.model)
-    kinds = args.kinds or gen.kinds
-    unknown = sorted(set(kinds) - set(gen.kinds))
+    kinds = args.kinds or gen.kinds_
+    unknown = sorted(set(kinds) - set(gen.kinds_))
     if unknown:
-        ap.error(f"unknown defect types {unknown}; the model has {gen.kinds}")
+        ap.error(f"unknown defect types {unknown}; the model has {gen.kinds_}")
     print(
         f"{args.model}: {torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
@@ -101,23 +101,25 @@ def main() -> None:
     for i, kind in enumerate(split.train_kinds):
         if kind not in kinds:
             continue
-        x = to_unit(split.train_images[i : i + 1]).to(gen.device)
-        m = torch.as_tensor(split.train_masks[i : i + 1] > 0, dtype=torch.float32, device=gen.device)[:, None]
-        label = torch.tensor([gen.kinds.index(kind)], device=gen.device)
+        x = to_unit(split.train_images[i : i + 1]).to(gen.device_)
+        m = torch.as_tensor(split.train_masks[i : i + 1] > 0, dtype=torch.float32, device=gen.device_)[
+            :, None
+        ]
+        label = torch.tensor([gen.kinds_.index(kind)], device=gen.device_)
         with torch.no_grad():
-            learned = gen.conditioner(label, m, x)
+            learned = gen.conditioner_(label, m, x)
         t0 = time.perf_counter()
         fitted, losses = fit_condition(gen, x, m, learned, args.steps, args.lr, args.batch, args.seed)
         fit_s = time.perf_counter() - t0
-        g = torch.Generator(device=gen.device).manual_seed(args.seed + 1)
-        t = torch.randint(0, gen.config.train_timesteps, (256,), generator=g, device=gen.device)
-        noise = torch.randn((256, *x.shape[1:]), generator=g, device=gen.device)
+        g = torch.Generator(device=gen.device_).manual_seed(args.seed + 1)
+        t = torch.randint(0, gen.config.train_timesteps, (256,), generator=g, device=gen.device_)
+        noise = torch.randn((256, *x.shape[1:]), generator=g, device=gen.device_)
         sched = make_scheduler(gen.config)
         with torch.no_grad():
             loss = {
                 name: float(masked_loss(gen, sched, x, m, c, t, noise))
                 for name, c in [
-                    ("prior layout", gen.prior_condition(x)),
+                    ("prior layout", gen.prior_condition_(x)),
                     ("anomaly stage", learned),
                     ("fitted", fitted),
                 ]

@@ -61,36 +61,36 @@ def teacher_forced(
     seed: int = 0,
 ) -> dict[int, dict[str, dict[str, float]]]:
     """{step: {defect type: {condition type: mean signed contrast of the predicted clean image}}}."""
-    x = to_unit(images).to(gen.device)
-    m = torch.as_tensor(masks > 0, dtype=torch.float32, device=gen.device)[:, None]
-    alpha_bar = make_scheduler(gen.config).alphas_cumprod.to(gen.device)
-    g = torch.Generator(device=gen.device).manual_seed(seed)
+    x = to_unit(images).to(gen.device_)
+    m = torch.as_tensor(masks > 0, dtype=torch.float32, device=gen.device_)[:, None]
+    alpha_bar = make_scheduler(gen.config).alphas_cumprod.to(gen.device_)
+    g = torch.Generator(device=gen.device_).manual_seed(seed)
     out: dict[int, dict[str, dict[str, float]]] = {}
     for t in steps:
-        noise = torch.randn(x.shape, generator=g, device=gen.device)
+        noise = torch.randn(x.shape, generator=g, device=gen.device_)
         a = alpha_bar[t]
         xt = a.sqrt() * x + (1 - a).sqrt() * noise
         conditions = {
-            cond_kind: gen.conditioner(
-                torch.full((len(x),), gen.kinds.index(cond_kind), device=gen.device), m, x
+            cond_kind: gen.conditioner_(
+                torch.full((len(x),), gen.kinds_.index(cond_kind), device=gen.device_), m, x
             )
-            for cond_kind in gen.kinds
+            for cond_kind in gen.kinds_
         }
         # the prior's own condition, for reference: the layout of the defective image itself, and no layout
-        conditions[PRIOR_LAYOUT] = gen.prior_condition(x)
-        conditions[PRIOR_NO_LAYOUT] = gen.prior_condition(
-            x, torch.zeros(len(x), dtype=torch.bool, device=gen.device)
+        conditions[PRIOR_LAYOUT] = gen.prior_condition_(x)
+        conditions[PRIOR_NO_LAYOUT] = gen.prior_condition_(
+            x, torch.zeros(len(x), dtype=torch.bool, device=gen.device_)
         )
         predicted = {}
         for name, cond in conditions.items():
-            eps = gen.prior(xt, torch.tensor(t, device=gen.device), cond).sample
+            eps = gen.prior_(xt, torch.tensor(t, device=gen.device_), cond).sample
             x0 = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
             predicted[name] = (
                 ((x0 + 1) * 127.5).cpu().numpy(),
                 masks,
                 kinds,
             )  # 0..255, as defect_contrast reads
-        out[t] = signed_contrast_by_kind(predicted, gen.kinds)
+        out[t] = signed_contrast_by_kind(predicted, gen.kinds_)
     return out
 
 
@@ -133,11 +133,11 @@ def main() -> None:
             print(f"saved to {args.save}")
     gen.config = gen.config.with_sampling(sampling)  # for this run only: after any --save
     kinds = list(split.train_kinds)
-    want = [k for k in gen.kinds for _ in range(args.n_per_type)]
+    want = [k for k in gen.kinds_ for _ in range(args.n_per_type)]
     drawn = gen.generate_masks(want, seed=args.seed + 1)
     # the training masks themselves (each type's masks in turn), which takes the mask model out, and moved
     on_train = np.concatenate(
-        [np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds]
+        [np.resize(np.flatnonzero(np.asarray(kinds) == k), args.n_per_type) for k in gen.kinds_]
     )
     train_masks = split.train_masks[on_train]
     moved = np.roll(train_masks, (args.shift, args.shift), axis=(1, 2))
@@ -157,7 +157,7 @@ def main() -> None:
         sets[f"the normal images under {where}"] = (split.normal[out["normal_index"]], out["masks"], want)
         # the prior alone: inpainting with its own condition of each edited normal image, no anomaly tokens
         with torch.no_grad():
-            own = gen.prior_condition(to_unit(split.normal[out["normal_index"]]).to(gen.device))
+            own = gen.prior_condition_(to_unit(split.normal[out["normal_index"]]).to(gen.device_))
         plain = gen.generate(
             split.normal, len(want), kinds=want, masks=masks, seed=args.seed, reweight=False, conditions=own
         )
@@ -167,39 +167,39 @@ def main() -> None:
             plain["masks"],
             want,
         )
-    rows = signed_contrast_by_kind(sets, gen.kinds)
+    rows = signed_contrast_by_kind(sets, gen.kinds_)
     tf = teacher_forced(gen, split.train_images, split.train_masks, kinds, args.steps, seed=args.seed)
 
     def line(name: str, values: dict[str, float]) -> str:
-        return f"| {name} | " + " | ".join(f"{values[k]:+.4f}" for k in gen.kinds) + " |"
+        return f"| {name} | " + " | ".join(f"{values[k]:+.4f}" for k in gen.kinds_) + " |"
 
     print("\nsigned defect contrast (mask minus its surroundings, 0..1 scale; + brighter)")
-    print("\n| defects | " + " | ".join(gen.kinds) + " |\n|---|" + "---|" * len(gen.kinds))
+    print("\n| defects | " + " | ".join(gen.kinds_) + " |\n|---|" + "---|" * len(gen.kinds_))
     print(
         line(
             "real few-shot training defects",
-            {k: rows[k]["real few-shot training defects"] for k in gen.kinds},
+            {k: rows[k]["real few-shot training defects"] for k in gen.kinds_},
         )
     )
     for t, by_kind in tf.items():
-        for cond in [*gen.kinds, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
+        for cond in [*gen.kinds_, PRIOR_LAYOUT, PRIOR_NO_LAYOUT]:
             print(
                 line(
                     f"predicted clean image, t = {t}, {cond} condition",
-                    {k: by_kind[k][cond] for k in gen.kinds},
+                    {k: by_kind[k][cond] for k in gen.kinds_},
                 )
             )
     for name in list(sets)[1:]:
-        print(line(name, {k: rows[k][name] for k in gen.kinds}))
+        print(line(name, {k: rows[k][name] for k in gen.kinds_}))
     with torch.no_grad():
-        m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device)[:, None]
-        x = to_unit(split.train_images).to(gen.device)
-        cond = gen.conditioner(torch.tensor([gen.kinds.index(k) for k in kinds], device=gen.device), m, x)
-        c0 = gen.conditioner.n_normal
+        m = torch.as_tensor(split.train_masks > 0, dtype=torch.float32, device=gen.device_)[:, None]
+        x = to_unit(split.train_images).to(gen.device_)
+        cond = gen.conditioner_(torch.tensor([gen.kinds_.index(k) for k in kinds], device=gen.device_), m, x)
+        c0 = gen.conditioner_.n_normal
         norms = {
             "normal (e_n)": cond[:, :c0],
-            "anomaly (e_a)": cond[:, c0 : c0 + gen.conditioner.n_anomaly],
-            "spatial (e_s)": cond[:, c0 + gen.conditioner.n_anomaly :],
+            "anomaly (e_a)": cond[:, c0 : c0 + gen.conditioner_.n_anomaly],
+            "spatial (e_s)": cond[:, c0 + gen.conditioner_.n_anomaly :],
         }
     print(
         "\ntoken norms over the training defects (median, max): "
@@ -208,7 +208,7 @@ def main() -> None:
         )
     )
     spread = max(
-        max(v[c] for c in gen.kinds) - min(v[c] for c in gen.kinds)
+        max(v[c] for c in gen.kinds_) - min(v[c] for c in gen.kinds_)
         for by_kind in tf.values()
         for v in by_kind.values()
     )

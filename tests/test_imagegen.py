@@ -44,7 +44,7 @@ def split():
 
 def _accept_any_mask(gen: AnomalyDiffusion) -> None:
     """A few-step mask model draws noise; widen the area check so that the plumbing can be tested."""
-    gen.mask_areas = {k: (1.0, float(SIZE * SIZE)) for k in gen.kinds}
+    gen.mask_areas_ = {k: (1.0, float(SIZE * SIZE)) for k in gen.kinds_}
 
 
 @pytest.fixture(scope="module")
@@ -153,17 +153,17 @@ def test_outside_weight_fills_the_cells_without_mask_pixels():
 
 
 def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
-    state = ReweightState(tokens=fitted.conditioner.anomaly_slice, image_shape=(SIZE, SIZE), record=True)
-    install_reweighting(fitted.prior, state)
+    state = ReweightState(tokens=fitted.conditioner_.anomaly_slice, image_shape=(SIZE, SIZE), record=True)
+    install_reweighting(fitted.prior_, state)
     m = torch.as_tensor(split.train_masks[:2], dtype=torch.float32)[:, None]
     state.weights = m * 3.0
     kind = torch.tensor([0, 1])
-    cond = fitted.conditioner(kind, m)
+    cond = fitted.conditioner_(kind, m)
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        fitted.prior(x, torch.tensor(10), cond)
+        fitted.prior_(x, torch.tensor(10), cond)
     assert state.maps, "no cross-attention layer used the re-weighting processor"
-    anomaly = fitted.conditioner.anomaly_slice
+    anomaly = fitted.conditioner_.anomaly_slice
     for before, after in state.maps:
         others = [i for i in range(before.shape[-1]) if not anomaly.start <= i < anomaly.stop]
         assert torch.equal(before[..., others], after[..., others])
@@ -171,11 +171,11 @@ def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
     # with no weights the processor is plain attention: same output as diffusers' default processor
     state.weights, state.record = None, False
     with torch.no_grad():
-        ours = fitted.prior(x, torch.tensor(10), cond).sample
+        ours = fitted.prior_(x, torch.tensor(10), cond).sample
         from diffusers.models.attention_processor import AttnProcessor
 
-        fitted.prior.set_attn_processor(AttnProcessor())
-        ref = fitted.prior(x, torch.tensor(10), cond).sample
+        fitted.prior_.set_attn_processor(AttnProcessor())
+        ref = fitted.prior_(x, torch.tensor(10), cond).sample
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
@@ -183,7 +183,7 @@ def test_reweighting_changes_only_the_anomaly_token_maps(fitted, split):
 def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp_path):
     out = fitted.generate(split.normal, 6, seed=5)
     assert out["images"].shape == (6, 3, SIZE, SIZE) and out["masks"].shape == (6, SIZE, SIZE)
-    assert out["kinds"] == [fitted.kinds[i % 4] for i in range(6)]
+    assert out["kinds"] == [fitted.kinds_[i % 4] for i in range(6)]
     assert all(m.any() for m in out["masks"])
     outside = ~out["masks"].astype(bool)[:, None].repeat(3, axis=1)
     assert np.array_equal(out["images"][outside], split.normal[out["normal_index"]][outside])
@@ -209,7 +209,7 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
     # given conditions replace the fitted ones: the fitted ones themselves reproduce the sample, others do not
     with torch.no_grad():
         m = torch.as_tensor(out["masks"], dtype=torch.float32)[:, None]
-        cond = fitted.conditioner(torch.tensor([fitted.kinds.index(k) for k in out["kinds"]]), m)
+        cond = fitted.conditioner_(torch.tensor([fitted.kinds_.index(k) for k in out["kinds"]]), m)
     same = fitted.generate(split.normal, 6, seed=5, masks=out["masks"], kinds=out["kinds"], conditions=cond)
     assert np.array_equal(same["images"], out["images"])
     moved = fitted.generate(
@@ -220,7 +220,7 @@ def test_generation_keeps_the_background_and_is_deterministic(fitted, split, tmp
         fitted.generate(split.normal, 6, seed=5, conditions=cond[:2])
     fitted.save(tmp_path / "m")
     loaded = AnomalyDiffusion.load(tmp_path / "m")
-    assert loaded.mask_areas == fitted.mask_areas
+    assert loaded.mask_areas_ == fitted.mask_areas_
     assert np.array_equal(loaded.generate(split.normal, 6, seed=5)["images"], out["images"])
 
 
@@ -231,18 +231,18 @@ def test_calibrated_outside_weights(fitted, split, tmp_path):
     res = gen.calibrate_reweighting(
         split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(0.0, 1.0), n_per_kind=2
     )
-    assert set(res["chosen"]) == set(gen.kinds) and set(res["chosen"].values()) <= {0.0, 1.0}
+    assert set(res["chosen"]) == set(gen.kinds_) and set(res["chosen"].values()) <= {0.0, 1.0}
     assert set(res["grid"]) == {0.0, 1.0} and all(v > 0 for v in res["real"].values())
-    for k in gen.kinds:  # the choice is the grid value whose contrast is nearest the real one on a log scale
+    for k in gen.kinds_:  # the choice is the grid value whose contrast is nearest the real one on a log scale
         dist = {g: abs(np.log(res["grid"][g][k] / res["real"][k])) for g in (0.0, 1.0)}
         assert dist[res["chosen"][k]] == min(dist.values())
-    assert gen.outside_weights == res["chosen"]
-    gen.outside_weights = dict.fromkeys(gen.kinds, 1.0)
+    assert gen.outside_weights_ == res["chosen"]
+    gen.outside_weights_ = dict.fromkeys(gen.kinds_, 1.0)
     assert not np.array_equal(gen.generate(split.normal, 4, seed=2)["images"], base["images"])
-    gen.outside_weights = dict.fromkeys(gen.kinds, 0.0)  # 0: the paper's weights, the uncalibrated default
+    gen.outside_weights_ = dict.fromkeys(gen.kinds_, 0.0)  # 0: the paper's weights, the uncalibrated default
     assert np.array_equal(gen.generate(split.normal, 4, seed=2)["images"], base["images"])
-    gen.outside_weights = {"hole": 0.25}
-    assert AnomalyDiffusion.load(gen.save(tmp_path / "c")).outside_weights == {"hole": 0.25}
+    gen.outside_weights_ = {"hole": 0.25}
+    assert AnomalyDiffusion.load(gen.save(tmp_path / "c")).outside_weights_ == {"hole": 0.25}
     with pytest.raises(DataValidationError, match=r"values in \[0, 1\]"):
         gen.calibrate_reweighting(
             split.normal, split.train_images, split.train_masks, split.train_kinds, grid=(2.0,)
@@ -252,50 +252,50 @@ def test_calibrated_outside_weights(fitted, split, tmp_path):
             split.normal, split.train_images[:1], split.train_masks[:1], split.train_kinds[:1]
         )
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
-    assert gen.outside_weights == {}  # new embeddings: the calibration no longer holds
+    assert gen.outside_weights_ == {}  # new embeddings: the calibration no longer holds
 
 
 def test_mask_support_check(fitted, split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE)).fit_masks(split.train_masks, split.train_kinds)
     areas = split.train_masks.reshape(len(split.train_masks), -1).sum(1)
     hole = [a for a, k in zip(areas, split.train_kinds, strict=True) if k == "hole"]
-    assert gen.mask_areas["hole"] == (min(hole), max(hole))
+    assert gen.mask_areas_["hole"] == (min(hole), max(hole))
     m = np.zeros((SIZE, SIZE), np.uint8)
     assert gen._clean_mask(m, "hole") is None  # empty
     m[2 : 2 + 4, 2 : 2 + 4] = 1  # a 16-pixel blob ...
     m[12, 12] = 1  # ... and a speck
-    gen.mask_areas["hole"] = (8.0, 20.0)
+    gen.mask_areas_["hole"] = (8.0, 20.0)
     clean = gen._clean_mask(m, "hole")
     assert clean.sum() == 16 and clean[12, 12] == 0
-    gen.mask_areas["hole"] = (40.0, 60.0)
+    gen.mask_areas_["hole"] = (40.0, 60.0)
     assert gen._clean_mask(m, "hole") is None  # too small for the type
 
 
 def test_fit_anomaly_keeps_the_prior_frozen(split):
     gen = AnomalyDiffusion(ImageGenConfig.tiny(SIZE), seed=1).fit_prior(split.normal)
-    before = {k: v.clone() for k, v in gen.prior.state_dict().items()}
+    before = {k: v.clone() for k, v in gen.prior_.state_dict().items()}
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
-    assert all(torch.equal(before[k], v) for k, v in gen.prior.state_dict().items())
-    assert not any(p.requires_grad for p in gen.prior.parameters())
-    assert gen.history["anomaly"] and len(gen.history["anomaly"]) == gen.config.anomaly_steps
+    assert all(torch.equal(before[k], v) for k, v in gen.prior_.state_dict().items())
+    assert not any(p.requires_grad for p in gen.prior_.parameters())
+    assert gen.history_["anomaly"] and len(gen.history_["anomaly"]) == gen.config.anomaly_steps
 
 
 def test_typed_spatial_embedding_reads_the_anomaly_type(fitted, split, tmp_path):
     masks = torch.as_tensor(split.train_masks[:2] > 0).float()[:, None].repeat(2, 1, 1, 1)
     kind = torch.tensor([0, 0, 1, 1])
-    spatial = slice(fitted.conditioner.n_normal + fitted.conditioner.n_anomaly, None)
-    plain = fitted.conditioner(kind, masks)[:, spatial]  # the paper's split: e_s from the mask alone
+    spatial = slice(fitted.conditioner_.n_normal + fitted.conditioner_.n_anomaly, None)
+    plain = fitted.conditioner_(kind, masks)[:, spatial]  # the paper's split: e_s from the mask alone
     assert torch.equal(plain[:2], plain[2:])
     cfg = ImageGenConfig.tiny(SIZE)
     cfg.spatial_embedding = "typed"
     gen = AnomalyDiffusion(cfg, seed=1).fit_prior(split.normal)
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
-    typed = gen.conditioner(kind, masks)
+    typed = gen.conditioner_(kind, masks)
     assert not torch.allclose(typed[:2, spatial], typed[2:, spatial])
     saved = gen.save(tmp_path / "typed")
     back = AnomalyDiffusion.load(saved)
     assert back.config.spatial_embedding == "typed"
-    assert torch.equal(back.conditioner(kind, masks), typed)
+    assert torch.equal(back.conditioner_(kind, masks), typed)
     with pytest.raises(DataValidationError, match="spatial_embedding"):
         ImageGenConfig(spatial_embedding="resnet")
 
@@ -304,7 +304,7 @@ def test_layout_spatial_embedding_starts_from_the_prior_layout_of_the_edited_ima
     from diffad.imagegen.models import AnomalyConditioner
 
     cfg = dataclasses.replace(fitted.config, spatial_embedding="layout")
-    fresh = AnomalyConditioner(cfg, len(fitted.kinds), fitted.prior_condition)
+    fresh = AnomalyConditioner(cfg, len(fitted.kinds_), fitted.prior_condition_)
     image = to_unit(split.normal[:2])
     kind = torch.tensor([0, 1])
     spatial = slice(fresh.n_normal + fresh.n_anomaly, None)
@@ -312,7 +312,7 @@ def test_layout_spatial_embedding_starts_from_the_prior_layout_of_the_edited_ima
         # before training, with nothing masked, e_s is the prior's own layout tokens of the image
         none = torch.zeros(2, 1, SIZE, SIZE)
         assert torch.allclose(
-            fresh(kind, none, image)[:, spatial], fitted.prior_condition.layout(image), atol=1e-5
+            fresh(kind, none, image)[:, spatial], fitted.prior_condition_.layout(image), atol=1e-5
         )
         # the pixels under the mask do not enter the layout: painting them over changes nothing
         m = torch.as_tensor(split.train_masks[:2] > 0).float()[:, None]
@@ -323,7 +323,7 @@ def test_layout_spatial_embedding_starts_from_the_prior_layout_of_the_edited_ima
     gen = AnomalyDiffusion(cfg, seed=1).fit_prior(split.normal)
     gen.fit_anomaly(split.train_images, split.train_masks, split.train_kinds)
     with torch.no_grad():
-        by_kind = gen.conditioner(
+        by_kind = gen.conditioner_(
             torch.tensor([0, 1]), m[:1].repeat(2, 1, 1, 1), image[:1].repeat(2, 1, 1, 1)
         )
         assert not torch.allclose(by_kind[0, spatial], by_kind[1, spatial])  # the learned shift is per type
@@ -341,9 +341,12 @@ def test_anomaly_loss_per_defect_weighs_each_defect_equally(fitted, split):
         cfg = ImageGenConfig.tiny(SIZE)
         cfg.anomaly_loss = loss
         gen = AnomalyDiffusion(cfg, seed=0)
-        gen.prior, gen.prior_condition = fitted.prior, fitted.prior_condition  # frozen: shared, not changed
+        gen.prior_, gen.prior_condition_ = (
+            fitted.prior_,
+            fitted.prior_condition_,
+        )  # frozen: shared, not changed
         gen.fit_anomaly(split.train_images, masks, split.train_kinds)
-        return gen.history["anomaly"]
+        return gen.history_["anomaly"]
 
     square = np.zeros_like(split.train_masks)
     square[:, 4:8, 4:8] = 1  # every defect the same area: the two averages are the same number

@@ -104,7 +104,7 @@ def train_prior(
         exit_error(exc)
     typer.echo(
         f"prior: {gen.n_parameters['prior']:,} parameters, {len(split.normal)} normal images, "
-        f"{cfg.prior_steps} steps in {gen.timings['prior']:.0f} s, final loss {gen.history['prior'][-1]:.4f}; saved to {model}"
+        f"{cfg.prior_steps} steps in {gen.timings_['prior']:.0f} s, final loss {gen.history_['prior'][-1]:.4f}; saved to {model}"
     )
 
 
@@ -156,10 +156,10 @@ def train_anomaly(
         gen.save(model)
     except (DiffadError, ValueError, TypeError, RuntimeError) as exc:
         exit_error(exc)
-    counts = {k: split.train_kinds.count(k) for k in gen.kinds}
+    counts = {k: split.train_kinds.count(k) for k in gen.kinds_}
     typer.echo(
-        f"anomaly types {counts} (few-shot images per type); embeddings {gen.timings['anomaly']:.0f} s, "
-        f"mask model {gen.timings['masks']:.0f} s; saved to {model}"
+        f"anomaly types {counts} (few-shot images per type); embeddings {gen.timings_['anomaly']:.0f} s, "
+        f"mask model {gen.timings_['masks']:.0f} s; saved to {model}"
     )
 
 
@@ -194,10 +194,10 @@ def calibrate(
         exit_error(exc)
     gen.save(model)
     typer.echo("median defect contrast (mask against its surroundings, 0..1 scale)")
-    typer.echo(f"{'':<16}" + "".join(f"{k:>10}" for k in gen.kinds))
-    typer.echo(f"{'real (few-shot)':<16}" + "".join(f"{res['real'][k]:>10.4f}" for k in gen.kinds))
+    typer.echo(f"{'':<16}" + "".join(f"{k:>10}" for k in gen.kinds_))
+    typer.echo(f"{'real (few-shot)':<16}" + "".join(f"{res['real'][k]:>10.4f}" for k in gen.kinds_))
     for g, row in res["grid"].items():
-        typer.echo(f"{'outside ' + format(g, 'g'):<16}" + "".join(f"{row[k]:>10.4f}" for k in gen.kinds))
+        typer.echo(f"{'outside ' + format(g, 'g'):<16}" + "".join(f"{row[k]:>10.4f}" for k in gen.kinds_))
     typer.echo("chosen: " + ", ".join(f"{k} {v:g}" for k, v in res["chosen"].items()) + f"; saved to {model}")
 
 
@@ -223,8 +223,8 @@ def generate(
     out = out or model / "generated"
     try:
         gen = _load(model, device, quiet, set_)
-        if kind is not None and kind not in gen.kinds:
-            raise DiffadError(f"--kind: expected one of {gen.kinds}, got {kind!r}")
+        if kind is not None and kind not in gen.kinds_:
+            raise DiffadError(f"--kind: expected one of {gen.kinds_}, got {kind!r}")
         split = _split(model)
         res = gen.generate(split.normal, n, kinds=[kind] * n if kind else None, seed=seed, reweight=reweight)
     except (DiffadError, ValueError, RuntimeError) as exc:
@@ -279,32 +279,32 @@ def evaluate(
             n_per_kind=n_per_kind,
             seeds=seed_list,
             seg_steps=seg_steps,
-            device=str(gen.device),
+            device=str(gen.device_),
             verbose=not quiet,
         )
     except (DiffadError, ValueError, RuntimeError) as exc:
         exit_error(exc)
     res["model"] = {
         "config": gen.config.to_dict(),
-        "kinds": gen.kinds,
-        "timings": gen.timings,
+        "kinds": gen.kinds_,
+        "timings": gen.timings_,
         "parameters": gen.n_parameters,
-        "outside_weights": gen.outside_weights,
+        "outside_weights": gen.outside_weights_,
         "data": json.loads((model / "data.json").read_text()),
-        "few_shot": {k: split.train_kinds.count(k) for k in gen.kinds},
+        "few_shot": {k: split.train_kinds.count(k) for k in gen.kinds_},
         "held_out": {k: split.test_kinds.count(k) for k in sorted(set(split.test_kinds))},
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "evaluation.json", json.dumps(res, indent=2))
     for name, s in samples.items():
-        idx = np.concatenate([np.flatnonzero(np.asarray(s["kinds"]) == k)[:8] for k in gen.kinds])
+        idx = np.concatenate([np.flatnonzero(np.asarray(s["kinds"]) == k)[:8] for k in gen.kinds_])
         save_grid(
             s["images"][idx], s["masks"][idx], out / f"grid_{name}.png", titles=[s["kinds"][i] for i in idx]
         )
-    if gen.outside_weights:
+    if gen.outside_weights_:
         typer.echo(
             "generated with calibrated outside weights: "
-            + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights.items())
+            + ", ".join(f"{k} {v:g}" for k, v in gen.outside_weights_.items())
         )
     types = sorted(
         {

@@ -298,7 +298,7 @@ def evaluate_generator(
     downstream pixel AUROC / AP (segmenter seeds ``seeds``), nearest-training-mask IoU, mask fill and
     the diversity stand-ins. Returns ``(results, samples)``, ``samples`` holding the generated pairs.
     """
-    kinds = [k for k in gen.kinds for _ in range(n_per_kind)]
+    kinds = [k for k in gen.kinds_ for _ in range(n_per_kind)]
     t0 = time.perf_counter()
     on = gen.generate(split.normal, len(kinds), kinds=kinds, seed=sample_seed, reweight=True)
     t_gen = time.perf_counter() - t0
@@ -338,14 +338,14 @@ def evaluate_generator(
             "generated": (on["images"], on["masks"], on["kinds"]),
             "generated, no re-weighting": (off["images"], off["masks"], off["kinds"]),
         },
-        gen.kinds,
+        gen.kinds_,
     )
     real_kinds = np.asarray(split.test_kinds)
     net = train_segmenter(
         split.normal, split.train_images, split.train_masks, steps=seg_steps, seed=1234, device=device
     )
     div = {}
-    for kind in gen.kinds:
+    for kind in gen.kinds_:
         real = real_kinds == kind
         if real.sum() < 2:
             continue

@@ -143,7 +143,7 @@ def _seeded(offset: int):
     def wrap(method):
         @functools.wraps(method)
         def run(self, *args, **kwargs):
-            with seeded(self.seed + offset, self.device):
+            with seeded(self.seed + offset, self.device_):
                 return method(self, *args, **kwargs)
 
         return run
@@ -156,7 +156,13 @@ class AnomalyDiffusion:
 
     Parameters: ``config`` (:class:`ImageGenConfig`, default the CPU configuration), ``seed`` (all
     training and sampling randomness comes from generators seeded from it), ``device`` (None: CUDA
-    when available), ``verbose`` (progress bars).
+    when available), ``verbose`` (progress bars). The constructor only stores them, as the detectors'
+    constructors do.
+
+    Fitted attributes end in ``_``: ``prior_`` and ``prior_condition_`` (stage 1), ``kinds_`` and
+    ``conditioner_`` (stage 2), ``mask_model_`` and ``mask_areas_`` (stage 3), ``outside_weights_``
+    (:meth:`calibrate_reweighting`), ``history_`` and ``timings_`` (training losses and seconds per stage),
+    ``prior_seed_``, ``device_``.
     """
 
     def __init__(
@@ -169,18 +175,27 @@ class AnomalyDiffusion:
     ):
         self.config = config or ImageGenConfig()
         self.seed = int(seed)
-        self.prior_seed: int | None = None  # the seed the prior was trained with (``seed`` may change after)
-        self.device = resolve_device(device)
+        self.prior_seed_: int | None = None  # the seed the prior was trained with (``seed`` may change after)
+        self.device = device
+        self._device: torch.device | None = None
         self.verbose = verbose
-        self.kinds: list[str] = []
-        self.prior = None
-        self.prior_condition: PriorCondition | None = None
-        self.conditioner: AnomalyConditioner | None = None
-        self.mask_model = None
-        self.history: dict[str, list[float]] = {}
-        self.mask_areas: dict[str, tuple[float, float]] = {}
-        self.outside_weights: dict[str, float] = {}
-        self.timings: dict[str, float] = {}
+        self.kinds_: list[str] = []
+        self.prior_ = None
+        self.prior_condition_: PriorCondition | None = None
+        self.conditioner_: AnomalyConditioner | None = None
+        self.mask_model_ = None
+        self.history_: dict[str, list[float]] = {}
+        self.mask_areas_: dict[str, tuple[float, float]] = {}
+        self.outside_weights_: dict[str, float] = {}
+        self.timings_: dict[str, float] = {}
+
+    @property
+    def device_(self) -> torch.device:
+        """The device the models live on: ``device`` resolved on first use, as the detectors' ``fit``
+        resolves it (None: CUDA when available)."""
+        if self._device is None:
+            self._device = resolve_device(self.device)
+        return self._device
 
     # ------------------------------------------------------------------ helpers
     def _images(self, images: np.ndarray, what: str) -> torch.Tensor:
@@ -195,7 +210,7 @@ class AnomalyDiffusion:
             )
         if len(a) == 0:
             raise fail(what, "at least one image", "none", "Pass some images.")
-        return to_unit(a).to(self.device)
+        return to_unit(a).to(self.device_)
 
     def _masks(self, masks: np.ndarray, n: int, what: str = "masks") -> torch.Tensor:
         m = np.asarray(masks)
@@ -204,16 +219,16 @@ class AnomalyDiffusion:
             raise fail(
                 what, f"shape ({n}, {s}, {s})", repr(m.shape), "Give one mask per image at the image size."
             )
-        return torch.as_tensor(m > 0, dtype=torch.float32, device=self.device)[:, None]
+        return torch.as_tensor(m > 0, dtype=torch.float32, device=self.device_)[:, None]
 
     def _kind_index(self, kinds, n: int) -> torch.Tensor:
         kinds = list(kinds)
         if len(kinds) != n:
             raise fail("kinds", f"{n} anomaly-type names", f"{len(kinds)}", "Give one type per image.")
-        return torch.as_tensor([self.kinds.index(k) for k in kinds], device=self.device)
+        return torch.as_tensor([self.kinds_.index(k) for k in kinds], device=self.device_)
 
     def _generator(self, offset: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.seed * 1000 + offset)
+        return torch.Generator(device=self.device_).manual_seed(self.seed * 1000 + offset)
 
     def _train(self, params, loss_fn, steps: int, lr: float, stage: str, offset: int) -> None:
         params = list(params)
@@ -229,16 +244,16 @@ class AnomalyDiffusion:
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        self.history[stage] = losses
-        self.timings[stage] = time.perf_counter() - t0
+        self.history_[stage] = losses
+        self.timings_[stage] = time.perf_counter() - t0
 
     def _noised(self, x0: torch.Tensor, gen: torch.Generator, sched):
-        t = torch.randint(0, self.config.train_timesteps, (x0.shape[0],), generator=gen, device=self.device)
-        noise = torch.randn(x0.shape, generator=gen, device=self.device)
+        t = torch.randint(0, self.config.train_timesteps, (x0.shape[0],), generator=gen, device=self.device_)
+        noise = torch.randn(x0.shape, generator=gen, device=self.device_)
         return sched.add_noise(x0, noise, t), t, noise
 
     def _require(self, *parts: str) -> None:
-        missing = [p for p in parts if getattr(self, p) is None]
+        missing = [p for p in parts if getattr(self, p + "_") is None]
         if missing:
             steps = {
                 "prior": "fit_prior (diffad imagegen train-prior)",
@@ -256,28 +271,28 @@ class AnomalyDiffusion:
         """Train the conditional UNet on defect-free images (uint8, (n, 3, H, W))."""
         cfg = self.config
         x = self._images(normal, "normal images")
-        self.prior_seed = self.seed
-        self.prior = build_prior(cfg).to(self.device)
-        self.prior_condition = PriorCondition(cfg).to(self.device)
+        self.prior_seed_ = self.seed
+        self.prior_ = build_prior(cfg).to(self.device_)
+        self.prior_condition_ = PriorCondition(cfg).to(self.device_)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
 
         def loss_fn(gen):
-            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
-            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device_)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device_)
             x0 = dihedral(x[idx], k)
-            keep = torch.rand(B, generator=gen, device=self.device) >= cfg.layout_dropout
+            keep = torch.rand(B, generator=gen, device=self.device_) >= cfg.layout_dropout
             xt, t, noise = self._noised(x0, gen, sched)
             return torch.nn.functional.mse_loss(
-                self.prior(xt, t, self.prior_condition(x0, keep)).sample, noise
+                self.prior_(xt, t, self.prior_condition_(x0, keep)).sample, noise
             )
 
-        self.prior.train()
-        params = list(self.prior.parameters()) + list(self.prior_condition.parameters())
+        self.prior_.train()
+        params = list(self.prior_.parameters()) + list(self.prior_condition_.parameters())
         self._train(params, loss_fn, cfg.prior_steps, cfg.prior_lr, "prior", 1)
-        self.prior.eval().requires_grad_(False)
-        self.prior_condition.eval().requires_grad_(False)
-        self.conditioner = None  # a new prior invalidates embeddings learned on an old one
+        self.prior_.eval().requires_grad_(False)
+        self.prior_condition_.eval().requires_grad_(False)
+        self.conditioner_ = None  # a new prior invalidates embeddings learned on an old one
         return self
 
     # ------------------------------------------------------------------ stage 2: anomaly embeddings
@@ -298,24 +313,24 @@ class AnomalyDiffusion:
                 "an empty mask",
                 "Drop defect-free images from the few-shot set.",
             )
-        self.kinds = sorted(set(kinds))
-        self.outside_weights = {}  # calibrated for the old embeddings
+        self.kinds_ = sorted(set(kinds))
+        self.outside_weights_ = {}  # calibrated for the old embeddings
         kind = self._kind_index(kinds, len(x))
-        self.conditioner = AnomalyConditioner(cfg, len(self.kinds), self.prior_condition).to(self.device)
+        self.conditioner_ = AnomalyConditioner(cfg, len(self.kinds_), self.prior_condition_).to(self.device_)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
 
         def loss_fn(gen):
-            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device)
-            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            idx = torch.randint(0, len(x), (B,), generator=gen, device=self.device_)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device_)
             xi, mi = shifted(dihedral(x[idx], k), dihedral(m[idx], k), cfg.anomaly_shift, gen)
             xt, t, noise = self._noised(xi, gen, sched)
-            pred = self.prior(xt, t, self.conditioner(kind[idx], mi, xi)).sample
+            pred = self.prior_(xt, t, self.conditioner_(kind[idx], mi, xi)).sample
             return masked_noise_loss(pred, noise, mi, per_defect=cfg.anomaly_loss == "defect")
 
-        self.conditioner.train()
-        self._train(self.conditioner.parameters(), loss_fn, cfg.anomaly_steps, cfg.anomaly_lr, "anomaly", 2)
-        self.conditioner.eval().requires_grad_(False)
+        self.conditioner_.train()
+        self._train(self.conditioner_.parameters(), loss_fn, cfg.anomaly_steps, cfg.anomaly_lr, "anomaly", 2)
+        self.conditioner_.eval().requires_grad_(False)
         return self
 
     # ------------------------------------------------------------------ stage 3: masks
@@ -325,38 +340,38 @@ class AnomalyDiffusion:
         flips/rotations and random shifts."""
         cfg = self.config
         kinds = list(kinds)
-        if not self.kinds:
-            self.kinds = sorted(set(kinds))
-        unknown = sorted(set(kinds) - set(self.kinds))
+        if not self.kinds_:
+            self.kinds_ = sorted(set(kinds))
+        unknown = sorted(set(kinds) - set(self.kinds_))
         if unknown:
             raise fail(
                 "mask kinds",
-                f"types among {self.kinds}",
+                f"types among {self.kinds_}",
                 repr(unknown),
                 "Fit the anomaly embeddings on the same types.",
             )
         m = self._masks(masks, len(kinds))
         kind = self._kind_index(kinds, len(kinds))
         areas = m.flatten(1).sum(1).cpu().numpy()
-        self.mask_areas = {
+        self.mask_areas_ = {
             k: (float(areas[kind.cpu().numpy() == i].min()), float(areas[kind.cpu().numpy() == i].max()))
-            for i, k in enumerate(self.kinds)
+            for i, k in enumerate(self.kinds_)
             if (kind == i).any()
         }
-        self.mask_model = build_mask_model(cfg, len(self.kinds)).to(self.device)
+        self.mask_model_ = build_mask_model(cfg, len(self.kinds_)).to(self.device_)
         sched = make_scheduler(cfg)
         B = cfg.batch_size
 
         def loss_fn(gen):
-            idx = torch.randint(0, len(m), (B,), generator=gen, device=self.device)
-            k = torch.randint(0, 8, (B,), generator=gen, device=self.device)
+            idx = torch.randint(0, len(m), (B,), generator=gen, device=self.device_)
+            k = torch.randint(0, 8, (B,), generator=gen, device=self.device_)
             mi = _shift_masks(dihedral(m[idx], k), gen) * 2 - 1
             xt, t, noise = self._noised(mi, gen, sched)
-            return torch.nn.functional.mse_loss(self.mask_model(xt, t, class_labels=kind[idx]).sample, noise)
+            return torch.nn.functional.mse_loss(self.mask_model_(xt, t, class_labels=kind[idx]).sample, noise)
 
-        self.mask_model.train()
-        self._train(self.mask_model.parameters(), loss_fn, cfg.mask_steps, cfg.mask_lr, "masks", 3)
-        self.mask_model.eval().requires_grad_(False)
+        self.mask_model_.train()
+        self._train(self.mask_model_.parameters(), loss_fn, cfg.mask_steps, cfg.mask_lr, "masks", 3)
+        self.mask_model_.eval().requires_grad_(False)
         return self
 
     def fit(self, normal: np.ndarray, images: np.ndarray, masks: np.ndarray, kinds) -> AnomalyDiffusion:
@@ -369,7 +384,7 @@ class AnomalyDiffusion:
         rest is empty or its area is outside [0.5 x smallest, 2 x largest] training area of the type."""
         from scipy import ndimage
 
-        lo, hi = self.mask_areas[kind]
+        lo, hi = self.mask_areas_[kind]
         lab, n = ndimage.label(m)
         if n == 0:
             return None
@@ -391,15 +406,15 @@ class AnomalyDiffusion:
         kinds = list(kinds)
         n, s = len(kinds), self.config.size
         label = self._kind_index(kinds, n)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
         out = np.zeros((n, s, s), np.uint8)
         todo = np.arange(n)
         sched = make_scheduler(self.config, "ddim")
         for _ in range(max_tries):
-            x = torch.randn((len(todo), 1, s, s), generator=gen, device=self.device)
+            x = torch.randn((len(todo), 1, s, s), generator=gen, device=self.device_)
             sched.set_timesteps(self.config.mask_sample_steps)
             for t in sched.timesteps:
-                eps = self.mask_model(x, t, class_labels=label[todo]).sample
+                eps = self.mask_model_(x, t, class_labels=label[todo]).sample
                 x = sched.step(eps, t, x, eta=1.0, generator=gen).prev_sample
             drawn = (x[:, 0] > 0).cpu().numpy()
             failed = []
@@ -443,7 +458,7 @@ class AnomalyDiffusion:
         self._require("prior", "conditioner")
         if n < 1:
             raise fail("n", "a positive number of images", repr(n), "Ask for at least one image.")
-        kinds = [self.kinds[i % len(self.kinds)] for i in range(n)] if kinds is None else list(kinds)
+        kinds = [self.kinds_[i % len(self.kinds_)] for i in range(n)] if kinds is None else list(kinds)
         label = self._kind_index(kinds, n)
         if masks is None:
             masks = self.generate_masks(kinds, seed=seed + 1)
@@ -458,10 +473,10 @@ class AnomalyDiffusion:
         y_all = self._images(normal, "normal images")
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(y_all), size=n)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        outside = torch.as_tensor([self.outside_weights.get(k, 0.0) for k in kinds], device=self.device)
-        state = ReweightState(tokens=self.conditioner.anomaly_slice, image_shape=(self.config.size,) * 2)
-        install_reweighting(self.prior, state)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        outside = torch.as_tensor([self.outside_weights_.get(k, 0.0) for k in kinds], device=self.device_)
+        state = ReweightState(tokens=self.conditioner_.anomaly_slice, image_shape=(self.config.size,) * 2)
+        install_reweighting(self.prior_, state)
         sched = make_scheduler(self.config, "ddim")
         out = []
         try:
@@ -470,15 +485,15 @@ class AnomalyDiffusion:
                 state.outside = outside[sl]
                 y = y_all[pick[sl]]
                 cond = (
-                    self.conditioner(label[sl], m_all[sl], y)
+                    self.conditioner_(label[sl], m_all[sl], y)
                     if conditions is None
-                    else conditions[sl].to(self.device)
+                    else conditions[sl].to(self.device_)
                 )
                 out.append(self._sample(y, m_all[sl], cond, state, sched, gen, reweight))
         finally:
             from diffusers.models.attention_processor import AttnProcessor2_0
 
-            self.prior.set_attn_processor(AttnProcessor2_0())
+            self.prior_.set_attn_processor(AttnProcessor2_0())
         return {
             "images": to_uint8(torch.cat(out)),
             "masks": (np.asarray(masks) > 0).astype(np.uint8),
@@ -489,10 +504,12 @@ class AnomalyDiffusion:
     def _sample(self, y, m, cond, state: ReweightState, sched, gen, reweight: bool) -> torch.Tensor:
         sched.set_timesteps(self.config.sample_steps)
         steps = list(sched.timesteps)
-        alpha_bar = sched.alphas_cumprod.to(self.device)
+        alpha_bar = sched.alphas_cumprod.to(self.device_)
         scale = float(self.config.guidance)
-        ref = self.prior_condition(y) if scale != 1.0 else None  # guidance's reference: the prior's view of y
-        x = torch.randn(y.shape, generator=gen, device=self.device)
+        ref = (
+            self.prior_condition_(y) if scale != 1.0 else None
+        )  # guidance's reference: the prior's view of y
+        x = torch.randn(y.shape, generator=gen, device=self.device_)
         x0 = None
         for i, t in enumerate(steps):
             last = i + 1 == len(steps)
@@ -500,13 +517,13 @@ class AnomalyDiffusion:
                 if run:  # back to step t's noise level: x_t ~ q(x_t | x_{t'}) of the blended x_{t'}
                     a = alpha_bar[t] / alpha_bar[steps[i + 1]]
                     x = a.sqrt() * x + (1 - a).sqrt() * torch.randn(
-                        y.shape, generator=gen, device=self.device
+                        y.shape, generator=gen, device=self.device_
                     )
                 state.weights = attention_weights(y, x0, m) if reweight else None
-                eps = self.prior(x, t, cond).sample
+                eps = self.prior_(x, t, cond).sample
                 if ref is not None:
                     weights, state.weights = state.weights, None  # re-weighting acts on anomaly tokens only
-                    eps_ref = self.prior(x, t, ref).sample
+                    eps_ref = self.prior_(x, t, ref).sample
                     state.weights = weights
                     eps = eps_ref + scale * (eps - eps_ref)
                 step = sched.step(eps, t, x, eta=0.0)
@@ -514,7 +531,7 @@ class AnomalyDiffusion:
                 if last:
                     known = y
                 else:
-                    noise = torch.randn(y.shape, generator=gen, device=self.device)
+                    noise = torch.randn(y.shape, generator=gen, device=self.device_)
                     known = sched.add_noise(y, noise, steps[i + 1].reshape(1))
                 x = m * x + (1 - m) * known
         state.weights = None
@@ -555,29 +572,29 @@ class AnomalyDiffusion:
             raise fail("n_per_kind", "a positive number", repr(n_per_kind), "Use at least 1.")
         kinds = np.asarray(list(kinds))
         real_c = defect_contrast(images, masks)
-        missing = sorted(set(self.kinds) - set(kinds))
+        missing = sorted(set(self.kinds_) - set(kinds))
         if len(real_c) != len(kinds) or missing:
             raise fail(
                 "calibration images",
-                f"real defective images of every type {self.kinds}, one type per image",
+                f"real defective images of every type {self.kinds_}, one type per image",
                 f"{len(real_c)} images, {len(kinds)} types, missing {missing}",
                 "Pass the few-shot training split.",
             )
-        real = {k: float(np.nanmedian(real_c[kinds == k])) for k in self.kinds}
-        draw = [k for k in self.kinds for _ in range(n_per_kind)]
+        real = {k: float(np.nanmedian(real_c[kinds == k])) for k in self.kinds_}
+        draw = [k for k in self.kinds_ for _ in range(n_per_kind)]
         drawn = np.asarray(draw)
         draw_masks = self.generate_masks(draw, seed=seed + 1)
-        table, previous = {}, self.outside_weights
+        table, previous = {}, self.outside_weights_
         try:
             for g in grid:
-                self.outside_weights = dict.fromkeys(self.kinds, g)
+                self.outside_weights_ = dict.fromkeys(self.kinds_, g)
                 out = self.generate(normal, len(draw), kinds=draw, masks=draw_masks, seed=seed)
                 c = defect_contrast(out["images"], out["masks"])
-                table[g] = {k: float(np.nanmedian(c[drawn == k])) for k in self.kinds}
+                table[g] = {k: float(np.nanmedian(c[drawn == k])) for k in self.kinds_}
         finally:
-            self.outside_weights = previous
-        chosen = {k: min(grid, key=lambda g, k=k: abs(np.log(table[g][k] / real[k]))) for k in self.kinds}
-        self.outside_weights = chosen
+            self.outside_weights_ = previous
+        chosen = {k: min(grid, key=lambda g, k=k: abs(np.log(table[g][k] / real[k]))) for k in self.kinds_}
+        self.outside_weights_ = chosen
         return {"real": real, "grid": table, "chosen": chosen}
 
     # ------------------------------------------------------------------ persistence
@@ -592,22 +609,22 @@ class AnomalyDiffusion:
             "version": 1,
             "config": self.config.to_dict(),
             "seed": self.seed,
-            "prior_seed": self.prior_seed,
-            "kinds": self.kinds,
-            "mask_areas": self.mask_areas,
-            "outside_weights": self.outside_weights,
-            "timings": self.timings,
+            "prior_seed": self.prior_seed_,
+            "kinds": self.kinds_,
+            "mask_areas": self.mask_areas_,
+            "outside_weights": self.outside_weights_,
+            "timings": self.timings_,
         }
-        if self.prior is not None:
+        if self.prior_ is not None:
             _save_tensors(
-                {"unet": self.prior.state_dict(), "condition": self.prior_condition.state_dict()},
+                {"unet": self.prior_.state_dict(), "condition": self.prior_condition_.state_dict()},
                 path / "prior.pt",
             )
-        if self.conditioner is not None:
-            _save_tensors(self.conditioner.state_dict(), path / "anomaly.pt")
-        if self.mask_model is not None:
-            _save_tensors(self.mask_model.state_dict(), path / "masks.pt")
-        atomic_write_text(path / "history.json", json.dumps(self.history))
+        if self.conditioner_ is not None:
+            _save_tensors(self.conditioner_.state_dict(), path / "anomaly.pt")
+        if self.mask_model_ is not None:
+            _save_tensors(self.mask_model_.state_dict(), path / "masks.pt")
+        atomic_write_text(path / "history.json", json.dumps(self.history_))
         atomic_write_text(path / "config.json", json.dumps(meta, indent=2))
         return path
 
@@ -629,17 +646,17 @@ class AnomalyDiffusion:
         self = cls(
             ImageGenConfig.from_dict(meta["config"]), seed=meta["seed"], device=device, verbose=verbose
         )
-        self.prior_seed = meta.get("prior_seed", meta["seed"])
-        self.kinds = list(meta["kinds"])
-        self.timings = meta.get("timings", {})
-        self.mask_areas = {k: tuple(v) for k, v in meta.get("mask_areas", {}).items()}
-        self.outside_weights = {k: float(v) for k, v in meta.get("outside_weights", {}).items()}
+        self.prior_seed_ = meta.get("prior_seed", meta["seed"])
+        self.kinds_ = list(meta["kinds"])
+        self.timings_ = meta.get("timings", {})
+        self.mask_areas_ = {k: tuple(v) for k, v in meta.get("mask_areas", {}).items()}
+        self.outside_weights_ = {k: float(v) for k, v in meta.get("outside_weights", {}).items()}
         if (path / "history.json").is_file():
-            self.history = json.loads((path / "history.json").read_text())
+            self.history_ = json.loads((path / "history.json").read_text())
 
         def read(name):
             try:
-                return torch.load(path / name, map_location=self.device, weights_only=True)
+                return torch.load(path / name, map_location=self.device_, weights_only=True)
             except Exception as exc:  # torch raises RuntimeError / UnpicklingError on damaged files
                 raise PersistenceError(
                     f"load: {path / name} is corrupt or truncated ({type(exc).__name__}). Train or save again."
@@ -647,26 +664,26 @@ class AnomalyDiffusion:
 
         if (path / "prior.pt").is_file():
             st = read("prior.pt")
-            self.prior = build_prior(self.config).to(self.device)
-            self.prior.load_state_dict(st["unet"])
-            self.prior.eval().requires_grad_(False)
-            self.prior_condition = PriorCondition(self.config).to(self.device)
-            self.prior_condition.load_state_dict(st["condition"])
-            self.prior_condition.eval().requires_grad_(False)
+            self.prior_ = build_prior(self.config).to(self.device_)
+            self.prior_.load_state_dict(st["unet"])
+            self.prior_.eval().requires_grad_(False)
+            self.prior_condition_ = PriorCondition(self.config).to(self.device_)
+            self.prior_condition_.load_state_dict(st["condition"])
+            self.prior_condition_.eval().requires_grad_(False)
         if (path / "anomaly.pt").is_file():
             st = read("anomaly.pt")
-            self.conditioner = AnomalyConditioner(self.config, len(self.kinds), self.prior_condition).to(
-                self.device
+            self.conditioner_ = AnomalyConditioner(self.config, len(self.kinds_), self.prior_condition_).to(
+                self.device_
             )
-            self.conditioner.load_state_dict(st)
-            self.conditioner.eval().requires_grad_(False)
+            self.conditioner_.load_state_dict(st)
+            self.conditioner_.eval().requires_grad_(False)
         if (path / "masks.pt").is_file():
-            self.mask_model = build_mask_model(self.config, len(self.kinds)).to(self.device)
-            self.mask_model.load_state_dict(read("masks.pt"))
-            self.mask_model.eval().requires_grad_(False)
+            self.mask_model_ = build_mask_model(self.config, len(self.kinds_)).to(self.device_)
+            self.mask_model_.load_state_dict(read("masks.pt"))
+            self.mask_model_.eval().requires_grad_(False)
         return self
 
     @property
     def n_parameters(self) -> dict[str, int]:
-        parts = {"prior": self.prior, "anomaly": self.conditioner, "masks": self.mask_model}
+        parts = {"prior": self.prior_, "anomaly": self.conditioner_, "masks": self.mask_model_}
         return {k: sum(p.numel() for p in v.parameters()) for k, v in parts.items() if v is not None}
