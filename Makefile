@@ -28,6 +28,7 @@ bench-metrics: venv
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks

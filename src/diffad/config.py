@@ -84,7 +84,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         item = args[0] if args else Any
         return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, where=where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -101,7 +101,7 @@ def from_mapping(cls: type[T], mapping: Any, *, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``mapping``; unknown keys and wrong types are errors."""
     if not isinstance(mapping, dict):
         raise ConfigError(f"{where}: expected a table/mapping, got {type(mapping).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}.")

@@ -47,7 +47,7 @@ def _json_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     a tuple (JSON has no tuples), so that a loaded detector's ``get_params()`` equals the saved one's."""
     import inspect
 
-    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     return {
         k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
         for k, v in params.items()

@@ -59,6 +59,7 @@ def paper_vote(labels: np.ndarray, step_errors: np.ndarray, rule_r: float | str)
         xi, f1 = oracle_vote_xi(y, votes, len(step_errors))
         if best is None or f1 > best[0]:
             best = (f1, float(ratio), xi, votes)
+    assert best is not None  # at least one ratio
     f1, ratio, xi, votes = best
     preds = (votes > xi).astype(int)
     precision, recall, _ = pa_precision_recall(y, preds)

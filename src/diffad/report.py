@@ -12,6 +12,7 @@ import datetime
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,12 @@ def _blamed_channels(
 
 
 def _html(
-    detector: Any, metrics: dict | None, n: int, K: int, n_flagged: int, blamed: list[tuple[str, float]] = ()
+    detector: Any,
+    metrics: dict | None,
+    n: int,
+    K: int,
+    n_flagged: int,
+    blamed: Sequence[tuple[str, float]] = (),
 ) -> str:
     blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
     rows = ""

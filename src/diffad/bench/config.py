@@ -110,7 +110,9 @@ class BenchConfig:
 
 def preset_names() -> list[str]:
     return sorted(
-        p.stem for p in resources.files("diffad.bench.presets").iterdir() if p.name.endswith(".toml")
+        p.name.removesuffix(".toml")
+        for p in resources.files("diffad.bench.presets").iterdir()
+        if p.name.endswith(".toml")
     )
 
 
@@ -125,4 +127,5 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Be
         if preset not in preset_names():
             raise ConfigError(f"bench preset: unknown {preset!r}; valid: {preset_names()}.")
         path = Path(str(resources.files("diffad.bench.presets").joinpath(f"{preset}.toml")))
+    assert path is not None
     return from_mapping(BenchConfig, load_file(path), where=str(Path(path).name))

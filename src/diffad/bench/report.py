@@ -173,9 +173,9 @@ def tables(cells: list[dict[str, Any]]) -> str:
     for protocol in dict.fromkeys(c["protocol"] for c in tabular):
         sel = [c for c in tabular if c["protocol"] == protocol]
         out.append(f"## tabular, {protocol} protocol\n")
-        for section, cols in (("honest", TABULAR_HONEST), (PAPER_TAG, TABULAR_PAPER)):
+        for section, tcols in (("honest", TABULAR_HONEST), (PAPER_TAG, TABULAR_PAPER)):
             if any(section in c for c in sel):
-                out += _section_table(sel, section, cols, ("score_s_per_1000", "score s / 1000 rows", ".4f"))
+                out += _section_table(sel, section, tcols, ("score_s_per_1000", "score s / 1000 rows", ".4f"))
         out.append(rank_table(sel))
         out.append(matrix_table(sel))
     return "\n".join(out)

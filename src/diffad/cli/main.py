@@ -88,7 +88,7 @@ def data_list(data_dir: DataDir = None) -> None:
         typer.secho(f"note: {exc}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{'collection':<10}  {'kind':<8}  {'found':>5}  examples")
     for name, coll in COLLECTIONS.items():
-        found = coll.entities(root) if (root is not None or not coll.needs_files) else []
+        found = coll.entities(root or Path()) if (root is not None or not coll.needs_files) else []
         sample = ", ".join(f"{name}/{e}" if e != name else e for e in found[:2]) + (
             " ..." if len(found) > 2 else ""
         )
@@ -171,14 +171,15 @@ def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, wha
     elif len(df.columns) == 1:
         name = df.columns[0]
     else:
-        name = next((lower[c] for c in preferred if c in lower), None)
-        if name is None:
+        found = next((lower[c] for c in preferred if c in lower), None)
+        if found is None:
             raise fail(
                 f"{what} column in {path}",
                 f"a column named one of {list(preferred)} (or --{what}-col)",
                 f"columns {list(df.columns)}",
                 f"Pass --{what}-col NAME.",
             )
+        name = found
     values = df[name]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
         raise fail(

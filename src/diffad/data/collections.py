@@ -277,7 +277,9 @@ class NAB(Collection):
         key = entity if entity in files else next((k for k in files if k.split("/")[1] == entity), None)
         if key is None:
             raise self.missing(data_dir, f"data/<category>/{entity}.csv")
-        labels_file = self.root(data_dir) / "labels" / "combined_windows.json"
+        root = self.root(data_dir)
+        assert root is not None  # the entity's file was found under it
+        labels_file = root / "labels" / "combined_windows.json"
         if not labels_file.is_file():
             raise self.missing(data_dir, "labels/combined_windows.json")
         df = pd.read_csv(files[key])
@@ -326,7 +328,9 @@ class UCR(Collection):
             raise self.missing(
                 data_dir, f"{entity}*.txt named <id>_UCR_Anomaly_<name>_<train_end>_<begin>_<end>.txt"
             )
-        _, _, train_end, begin, end = self.pattern.match(key).groups()
+        match = self.pattern.match(key)
+        assert match is not None  # _files keeps only names that match
+        _, _, train_end, begin, end = match.groups()
         values = np.loadtxt(files[key], dtype=np.float64).ravel()[:, None]
         y = np.zeros(len(values), dtype=np.int8)
         y[int(begin) - 1 : int(end)] = 1
@@ -394,6 +398,7 @@ class PSM(Collection):
         if not self.entities(data_dir):
             raise self.missing(data_dir, "PSM/train.csv, PSM/test.csv and PSM/test_label.csv")
         root = self.root(data_dir)
+        assert root is not None  # entities() found the files
         train = read_series(root / "train.csv")
         test = read_series(root / "test.csv")
         y = _label_vector(pd.read_csv(root / "test_label.csv")["label"], "PSM/test_label.csv")

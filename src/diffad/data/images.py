@@ -21,10 +21,11 @@ IMAGE_FOLDERS = ("MVTec3D_tire_subset", "mvtec_3d/tire", "MVTec3D/tire", "mvtec_
 def _read_png(path: Path, size: tuple[int, int] | None, mask: bool) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("L" if mask else "RGB")
+    with Image.open(path) as f:
+        im = f.convert("L" if mask else "RGB")
         if size is not None:
-            im = im.resize((size[1], size[0]), Image.NEAREST if mask else Image.BILINEAR)
+            resample = Image.Resampling.NEAREST if mask else Image.Resampling.BILINEAR
+            im = im.resize((size[1], size[0]), resample)
         return np.asarray(im, dtype=np.uint8)
 
 

@@ -50,8 +50,9 @@ def _split_name(name: str) -> tuple[Collection, str | None]:
     return coll, rest or None
 
 
-def _root_for(coll: Collection, data_dir: str | Path | None) -> Path | None:
-    return resolve_data_dir(data_dir) if coll.needs_files else None
+def _root_for(coll: Collection, data_dir: str | Path | None) -> Path:
+    """The data folder a collection reads (``Path()`` for the built-in ones, which read no files)."""
+    return resolve_data_dir(data_dir) if coll.needs_files else Path()
 
 
 def list_entities(name: str, data_dir: str | Path | None = None) -> list[str]:

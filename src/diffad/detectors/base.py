@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,16 +38,19 @@ from ._envelope import save_model
 
 __all__ = ["BaseDetector", "register", "registry"]
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[BaseDetector]] = {}
 
 
-def register(cls: type) -> type:
+D = TypeVar("D", bound="type[BaseDetector]")
+
+
+def register(cls: D) -> D:
     """Class decorator: make a detector loadable by name (``diffad.load``) and usable in benchmarks."""
     _REGISTRY[cls.__name__] = cls
     return cls
 
 
-def registry() -> dict[str, type]:
+def registry() -> dict[str, type[BaseDetector]]:
     """Registered detector classes by name."""
     return dict(_REGISTRY)
 
@@ -79,7 +82,9 @@ class BaseDetector(BaseEstimator):
     #: Accepted values of each constructor parameter (see ``diffad.validation``); every parameter has one.
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     #: ``fit(X, resume=True)`` continues from a training checkpoint.
-    _supports_resume: bool = False
+    _supports_resume: ClassVar[bool] = False
+    #: ``fit(X, y)`` passes ``y`` (known anomalies) to ``_fit`` as ``labels``.
+    _uses_labels: ClassVar[bool] = False
     #: Parameters left out of the resume fingerprint: they do not change what an epoch computes
     #: (a resumed fit may train longer with a larger ``max_epochs``, or stop sooner with ``patience``).
     _resume_ignores: tuple[str, ...] = (
@@ -93,7 +98,7 @@ class BaseDetector(BaseEstimator):
     )
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X: Any, y: Any = None, *, resume: bool = False, **fit_params: Any) -> BaseDetector:
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> BaseDetector:
         """Fit on ``X`` of shape (n, K) (unlabelled, assumed mostly normal). Returns ``self``.
 
         Every parameter is checked first (``_parameter_constraints``), before any work. ``resume=True``
@@ -117,8 +122,11 @@ class BaseDetector(BaseEstimator):
             del self.feature_names_in_
         self.history_: dict[str, Any] = {}
         self.device_ = "cpu"
+        fit_params: dict[str, Any] = {}
         if self._supports_resume:
             fit_params["resume"] = resume
+        if self._uses_labels:
+            fit_params["labels"] = y
         with self._fit_context():
             self._fit(arr, **fit_params)
             self._fit_scores(arr)
@@ -214,7 +222,7 @@ class BaseDetector(BaseEstimator):
         """A context the fit runs in (torch detectors: a seeded, forked global random stream)."""
         return contextlib.nullcontext()
 
-    def _fit(self, X: np.ndarray, **fit_params: Any) -> None:
+    def _fit(self, X: np.ndarray) -> None:
         raise NotImplementedError
 
     def _score(self, X: np.ndarray) -> np.ndarray:

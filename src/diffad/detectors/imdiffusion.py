@@ -662,7 +662,7 @@ class ImDiffusionDetector(TorchDetector):
         train_part, val_part = windowed_time_split(X, self.validation_fraction, L)
         dev = resolve_device(self.device)
         self.device_ = str(dev)
-        self._memo = None
+        self._memo: tuple[str, np.ndarray, np.ndarray] | None = None
         a, b = fit_affine(self.scaler, train_part)
         self.scale_a_, self.scale_b_ = (
             a * self.data_scale,

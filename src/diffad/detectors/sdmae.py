@@ -92,6 +92,7 @@ class SelfDistilledMAEDetector(TorchDetector):
     device, random_state, verbose : as the other torch detectors.
     """
 
+    _uses_labels = True
     _parameter_constraints = {
         **TRAINING,
         "window": Integer(2),
@@ -236,18 +237,19 @@ class SelfDistilledMAEDetector(TorchDetector):
         def masked_mse(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             return ((a - b) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
-        loss = sum(masked_mse(r, x, w * normal) for r in out.values())
+        loss = torch.stack([masked_mse(r, x, w * normal) for r in out.values()]).sum()
         if len(out) == 2:
             disc = (out["student"] - out["teacher"].detach()) ** 2
-            loss = loss + self.distill_weight * masked_mse(disc, 0.0, w * normal)
+            loss = loss + self.distill_weight * masked_mse(disc, torch.zeros_like(disc), w * normal)
             if bool(anomalous.any()):
                 d_win = (disc * w).sum((1, 2)) / w.sum((1, 2)).clamp_min(1.0)  # (B,)
                 loss = loss + self.anomaly_weight * F.relu(self.margin - d_win[anomalous]).mean()
         return loss
 
-    def fit(self, X: Any, y: Any = None) -> SelfDistilledMAEDetector:
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> SelfDistilledMAEDetector:
         """Fit on a training series (n, K); ``y`` (optional, 0/1 per time point) marks known anomalies."""
-        return super().fit(X, labels=y)
+        super().fit(X, y, resume=resume)
+        return self
 
     def _fit(self, X: np.ndarray, labels: Any = None) -> None:
         n, K = X.shape

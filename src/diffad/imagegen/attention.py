@@ -76,6 +76,7 @@ class ReweightAttnProcessor:
         if h * w != n_query:
             raise ValueError(f"cannot map {n_query} query positions onto a {H}x{W} image grid")
         weights = self.state.weights
+        assert weights is not None  # the processors re-weight only when weights are set
         if weights.shape[0] != batch:
             raise ValueError(f"re-weighting map batch {weights.shape[0]} != attention batch {batch}")
         # mean weight over the mask pixels of each cell (0 for cells without any): plain average

@@ -41,7 +41,8 @@ def few_shot_split(images: ImageSet, fraction: float = 1 / 3) -> FewShotSplit:
     and all defect-free test images, are held out. Deterministic."""
     check_fraction(fraction, name="few-shot fraction")
     kinds = np.asarray([str(k) for k in images.test_kinds])
-    train_idx, test_idx = [], []
+    train_idx: list[int] = []
+    test_idx: list[int] = []
     for kind in dict.fromkeys(images.test_kinds):
         idx = np.flatnonzero(kinds == kind)
         if kind == "good":
@@ -82,7 +83,8 @@ def _resize(a: np.ndarray, size: int, mask: bool) -> np.ndarray:
     from PIL import Image
 
     im = Image.fromarray(a if mask else a.transpose(1, 2, 0))
-    out = np.asarray(im.resize((size, size), Image.NEAREST if mask else Image.BILINEAR))
+    resample = Image.Resampling.NEAREST if mask else Image.Resampling.BILINEAR
+    out = np.asarray(im.resize((size, size), resample))
     return out if mask else out.transpose(2, 0, 1)
 
 

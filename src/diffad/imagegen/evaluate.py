@@ -99,7 +99,7 @@ def train_segmenter(
         net = Segmenter(width).to(device)
     xn = to_unit(normal).to(device)
     has_pairs = images is not None and len(images) > 0
-    if has_pairs:
+    if images is not None and has_pairs:
         xa = to_unit(images).to(device)
         ma = torch.as_tensor(np.asarray(masks) > 0, dtype=torch.float32, device=device)[:, None]
     opt = torch.optim.Adam(net.parameters(), lr=lr)

@@ -28,6 +28,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,10 +181,11 @@ class AnomalyDiffusion:
         self._device: torch.device | None = None
         self.verbose = verbose
         self.kinds_: list[str] = []
-        self.prior_ = None
-        self.prior_condition_: PriorCondition | None = None
-        self.conditioner_: AnomalyConditioner | None = None
-        self.mask_model_ = None
+        # the stages' models: None until fitted (``_require`` checks before use)
+        self.prior_: Any = None  # diffusers UNet2DConditionModel
+        self.prior_condition_: Any = None  # PriorCondition
+        self.conditioner_: Any = None  # AnomalyConditioner
+        self.mask_model_: Any = None  # diffusers UNet2DModel
         self.history_: dict[str, list[float]] = {}
         self.mask_areas_: dict[str, tuple[float, float]] = {}
         self.outside_weights_: dict[str, float] = {}
@@ -593,7 +595,11 @@ class AnomalyDiffusion:
                 table[g] = {k: float(np.nanmedian(c[drawn == k])) for k in self.kinds_}
         finally:
             self.outside_weights_ = previous
-        chosen = {k: min(grid, key=lambda g, k=k: abs(np.log(table[g][k] / real[k]))) for k in self.kinds_}
+
+        def distance(g: float, k: str) -> float:
+            return abs(float(np.log(table[g][k] / real[k])))
+
+        chosen = {k: min(grid, key=lambda g: distance(g, k)) for k in self.kinds_}
         self.outside_weights_ = chosen
         return {"real": real, "grid": table, "chosen": chosen}
 

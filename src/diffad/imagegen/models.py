@@ -312,6 +312,8 @@ class AnomalyConditioner(nn.Module):
     def __init__(self, cfg: ImageGenConfig, n_kinds: int, prior_condition: PriorCondition):
         super().__init__()
         d = cfg.cross_dim
+        self.normal_tokens: torch.Tensor
+        self.position: torch.Tensor
         self.register_buffer("normal_tokens", prior_condition.normal.detach().clone())
         self.register_buffer("position", prior_condition.position.detach().clone())
         self.anomaly = nn.Parameter(torch.randn(n_kinds, cfg.n_anomaly_tokens, d) * 0.02)
@@ -327,11 +329,15 @@ class AnomalyConditioner(nn.Module):
         self.n_anomaly = cfg.n_anomaly_tokens
         self.anchored = cfg.spatial_embedding == "layout"
         if self.anchored:
-            self.register_buffer("describe_weight", prior_condition.describe.weight.detach().clone())
-            self.register_buffer("describe_bias", prior_condition.describe.bias.detach().clone())
-            self.shift = nn.Parameter(torch.zeros(n_kinds, self.describe_weight.shape[1]))
-            nn.init.zeros_(self.encoder[-1].weight)
-            nn.init.zeros_(self.encoder[-1].bias)
+            describe: nn.Linear = prior_condition.describe
+            self.describe_weight: torch.Tensor
+            self.describe_bias: torch.Tensor
+            self.register_buffer("describe_weight", describe.weight.detach().clone())
+            self.register_buffer("describe_bias", describe.bias.detach().clone())
+            self.shift = nn.Parameter(torch.zeros(n_kinds, describe.weight.shape[1]))
+            last: nn.Conv2d = self.encoder[-1]  # type: ignore[assignment]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # Conv2d has a bias by default
 
     @property
     def anomaly_slice(self) -> slice:

@@ -114,7 +114,7 @@ def _vus_curves(y: np.ndarray, s: np.ndarray, window: int, n_thresholds: int = 2
             E = np.where(in_seg[uniq], 0.0, np.minimum(E, 1.0))  # points inside true segments are 1 anyway
             a_ext = np.cumsum(np.bincount(k0[uniq], weights=E, minlength=n_thresholds + 1)[:n_thresholds])
         else:
-            a_ext = np.zeros(n_thresholds)
+            a_ext = np.zeros(n_thresholds, dtype=np.float64)
         # existence: merged widened segments that hold a prediction
         gs, ge = _merged(starts, ends, half, n)
         first_k = np.minimum.reduceat(k0_pad, np.ravel(np.c_[gs, ge + 1]))[::2]  # (G,) earliest threshold hit

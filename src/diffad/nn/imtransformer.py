@@ -106,11 +106,13 @@ class ImTransformer(nn.Module):
         self.step_embedding = _DiffusionEmbedding(cfg.diffusion_embedding_dim)
         side_dim = cfg.time_embedding_dim + cfg.feature_embedding_dim + cfg.policy_embedding_dim + 1
         self.input_proj = nn.Conv1d(2, C, 1)
-        self.blocks = nn.ModuleList(_ResidualBlock(cfg, side_dim) for _ in range(cfg.n_blocks))
+        self.blocks: list[_ResidualBlock] = nn.ModuleList(  # type: ignore[assignment]  # typed for its items
+            _ResidualBlock(cfg, side_dim) for _ in range(cfg.n_blocks)
+        )
         self.skip_proj = nn.Conv1d(C, C, 1)
         self.output_proj = nn.Conv1d(C, 1, 1)
         nn.init.zeros_(self.output_proj.weight)
-        nn.init.zeros_(self.output_proj.bias)
+        nn.init.zeros_(self.output_proj.bias)  # type: ignore[arg-type]  # Conv1d has a bias by default
 
     def side_info(self, cond_mask: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
         B, K, L = cond_mask.shape
@@ -136,7 +138,7 @@ class ImTransformer(nn.Module):
     def denoise(self, x: torch.Tensor, t: torch.Tensor, sides: list[torch.Tensor]) -> torch.Tensor:
         h = F.relu(_pointwise(self.input_proj, x.permute(0, 2, 3, 1)))  # (B, K, L, C)
         step = self.step_embedding(t)  # (B, D)
-        skips = 0.0
+        skips = torch.zeros_like(h)
         for block, side in zip(self.blocks, sides, strict=True):
             h, skip = block(h, side, step)
             skips = skips + skip
