@@ -7,9 +7,9 @@ from typer.testing import CliRunner
 
 import diffad
 from diffad import DataValidationError, SelfDistilledMAEDetector
+from diffad.bench import load_config
 from diffad.cli import app
 from diffad.data.synthetic import make_series
-from diffad.experiments.sdmae import suite_configs
 from diffad.metrics import auc_roc
 from diffad.nn.sdmae import MASKINGS, make_mask
 
@@ -101,7 +101,10 @@ def test_save_load_roundtrip(fitted, series, tmp_path):
     )
 
 
-@pytest.mark.parametrize("name,params", suite_configs("ablation")[1:])
+ABLATIONS = [(d.name, d.params) for d in load_config(preset="sdmae-ablation").detectors if d.params]
+
+
+@pytest.mark.parametrize("name,params", ABLATIONS)
 def test_ablations_run(name, params, series):
     det = SelfDistilledMAEDetector(**{**TINY, **params, "max_epochs": 1}).fit(series.train)
     terms = det.score_terms(series.test)
@@ -144,39 +147,17 @@ def test_learns_the_synthetic_series():
     assert auc_roc(s.labels, det.decision_function(s.test)) > 0.8
 
 
-def test_experiment_cli_writes_results_and_plots(tmp_path):
-    args = [
-        "experiment",
-        "sdmae",
-        "--suite",
-        "masking",
-        "--seeds",
-        "0",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-        "--set",
-        "max_epochs=1",
-        "--set",
-        "window=20",
-        "--set",
-        "patch=5",
-        "--set",
-        "d_model=16",
-        "--set",
-        "heads=2",
-        "--set",
-        "train_stride=10",
-        "--set",
-        "encoder_layers=1",
-        "--set",
-        "teacher_layers=1",
-    ]
+def test_experiment_cli_runs_the_suite_preset_as_a_bench_run(tmp_path):
+    tiny = ["max_epochs=1", "window=20", "patch=5", "d_model=16", "heads=2", "train_stride=10"]
+    tiny += ["encoder_layers=1", "teacher_layers=1"]
+    args = ["experiment", "sdmae", "--suite", "masking", "--dataset", "SYNTH/0", "--seeds", "0"]
+    args += ["--out", str(tmp_path), "--quiet"] + [a for kv in tiny for a in ("--set", kv)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    folder = next(tmp_path.iterdir())
-    data = json.loads((folder / "results.json").read_text())
-    assert {r["config"] for r in data["records"]} == {
+    (run,) = tmp_path.iterdir()  # a run of its own: the shared parameters differ from the preset's
+    assert run.name.startswith("sdmae-masking-")
+    cells = {p.relative_to(run).parts[0] for p in run.rglob("done.json")}
+    assert cells == {
         "masking=patch",
         "masking=token",
         "masking=temporal",
@@ -184,38 +165,27 @@ def test_experiment_cli_writes_results_and_plots(tmp_path):
         "PCA",
         "IForest",
     }
-    assert all(
-        "AUC-ROC" in r["metrics"] and not any("PA" in k for k in r["metrics"]) for r in data["records"]
-    )
-    assert (folder / "comparison.png").is_file() and (folder / "training_curves.png").is_file()
+    cell = json.loads(next((run / "masking=token").rglob("done.json")).read_text())
+    assert "AUC-ROC" in cell["honest"] and not any("PA" in k for k in cell["honest"])
+    config = json.loads(next((run / "masking=token").rglob("config.json")).read_text())
+    assert config["params"]["masking"] == "token" and config["params"]["max_epochs"] == 1
     assert "masking=token" in res.output
+    again = CliRunner().invoke(app, args)  # resumes: every cell already finished
+    assert again.exit_code == 0 and "6 cells: 0 run, 6 already finished" in again.output
     bad = CliRunner().invoke(app, ["experiment", "sdmae", "--suite", "nope", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "valid" in bad.output
     bad = CliRunner().invoke(app, ["experiment", "sdmae", "--set", "windw=3", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown parameter(s) ['windw']" in bad.output
 
 
-def test_grid_plots(tmp_path):
-    from diffad.experiments.sdmae import GRID, plot_suite
-
-    records = [
-        {
-            "config": n,
-            "params": p,
-            "dataset": "d",
-            "seed": 0,
-            "val_loss": [1.0, 0.5],
-            "train_loss": [],
-            "metrics": {"AUC-ROC": 0.5 + 0.01 * i, "AUC-PR": 0.3, "VUS-PR": 0.2},
-        }
-        for i, (n, p) in enumerate(suite_configs("grid"))
+def test_the_grid_preset_spans_the_grid():
+    specs = [
+        d for d in load_config(preset="sdmae-grid").detectors if d.detector == "SelfDistilledMAEDetector"
     ]
-    assert len(records) == np.prod([len(v) for v in GRID.values()])
-    (tmp_path / "results.json").write_text(json.dumps({"records": records}))
-    written = plot_suite(tmp_path, "grid")
-    assert {p.name for p in written} == {
-        "comparison.png",
-        "training_curves.png",
-        "grid_heatmap.png",
-        "hyperparameters.png",
+    values = {k: {d.params[k] for d in specs} for k in ("mask_ratio", "distill_weight", "d_model")}
+    assert len(specs) == 27 == len({tuple(sorted(d.params.items())) for d in specs})
+    assert values == {
+        "mask_ratio": {0.5, 0.6, 0.75},
+        "distill_weight": {0.3, 0.5, 0.7},
+        "d_model": {32, 64, 128},
     }

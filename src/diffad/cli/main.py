@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -645,7 +645,7 @@ def bench(
     `diffad bench report RUN` to turn a run into markdown tables and figures."""
     import dataclasses
 
-    from ..bench import load_config, preset_names, run_bench, tables, write_report
+    from ..bench import load_config, preset_names, tables, write_report
     from ..bench.report import collect
 
     try:
@@ -668,6 +668,17 @@ def bench(
             cfg = cfg.only_seeds(parse_ints(seeds, "--seeds"))
         if datasets is not None:
             cfg = cfg.only_datasets(tuple(d.strip() for d in datasets.split(",") if d.strip()))
+    except DiffadError as exc:
+        exit_error(exc)
+    _run_bench_and_report(cfg, results, jobs, quiet)
+
+
+def _run_bench_and_report(cfg: Any, results: Path, jobs: int, quiet: bool) -> None:
+    """Run a bench config's unfinished cells, then print the counts, failures and tables."""
+    from ..bench import run_bench, tables
+    from ..bench.report import collect
+
+    try:
         summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
     except DiffadError as exc:
         exit_error(exc)
@@ -683,7 +694,8 @@ def bench(
 
 
 experiment_app = typer.Typer(
-    help="Experiment suites of a detector (results/<detector>/<timestamp>/).", no_args_is_help=True
+    help="Experiment suites of a detector (bench presets run with other datasets, seeds or parameters).",
+    no_args_is_help=True,
 )
 app.add_typer(experiment_app, name="experiment")
 
@@ -693,49 +705,57 @@ app.add_typer(experiment_app, name="experiment")
 def experiment_sdmae(
     suite: Annotated[str, typer.Option(help="masking | ablation | grid.")] = "ablation",
     dataset: Annotated[
-        list[str] | None, typer.Option(help="Dataset (repeat for several); default SYNTH/0.")
+        list[str] | None,
+        typer.Option(help="Dataset (repeat for several); default: the preset's (SYNTH/0, SMD/machine-2-1)."),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Shared detector parameter KEY=VALUE (repeatable), e.g. max_epochs=10."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/sdmae"),
+    out: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
     no_baselines: Annotated[
         bool, typer.Option("--no-baselines", help="Skip PCA and Isolation Forest.")
     ] = False,
-    metric_window: Annotated[int, typer.Option(help="Window of VUS.")] = 100,
+    jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
     data_dir: DataDir = None,
     quiet: Quiet = False,
 ) -> None:
     """Self-distilled masked autoencoder: masking strategies, ablations or the hyper-parameter grid,
-    over datasets and seeds, with PCA and Isolation Forest in the same run (honest protocol)."""
-    from ..config import parse_assignments
-    from ..experiments.sdmae import run_suite, summarise
-
-    try:
-        seed_list = list(parse_ints(seeds, "--seeds"))
-        folder = run_suite(
-            suite,
-            dataset or ["SYNTH/0"],
-            seed_list,
-            out,
-            parse_assignments(set_),
-            baselines=not no_baselines,
-            data_dir=str(data_dir) if data_dir else None,
-            metric_window=metric_window,
-            verbose=not quiet,
-        )
-    except (DiffadError, ValueError) as exc:
-        exit_error(exc)
+    with PCA and Isolation Forest in the same run (honest protocol). The suites are the bench presets
+    sdmae-masking, sdmae-ablation and sdmae-grid; this runs one of them with other datasets, seeds or
+    shared parameters (a run of its own, named by them), resumable like every bench run."""
+    import dataclasses
+    import hashlib
     import json
 
-    records = json.loads((folder / "results.json").read_text())["records"]
-    roc, pr = summarise(records, "AUC-ROC"), summarise(records, "AUC-PR")
-    typer.echo(f"{'configuration':<48} {'AUC-ROC':>15} {'AUC-PR':>15} runs")
-    for name, (m, sd, k) in roc.items():
-        typer.echo(f"{name:<48} {m:>7.3f} ± {sd:.3f} {pr[name][0]:>7.3f} ± {pr[name][1]:.3f} {k:>4}")
-    typer.echo(f"results: {folder}")
+    from ..bench import load_config
+    from ..config import parse_assignments
+    from ..detectors import SelfDistilledMAEDetector
+
+    suites = ("masking", "ablation", "grid")
+    if suite not in suites:
+        raise ConfigError(f"--suite: unknown {suite!r}; valid: {list(suites)}.")
+    cfg = load_config(preset=f"sdmae-{suite}")
+    shared = parse_assignments(set_)
+    valid = sorted(SelfDistilledMAEDetector().get_params())
+    unknown = sorted(set(shared) - set(valid))
+    if unknown:  # before any work
+        raise ConfigError(f"--set: unknown parameter(s) {unknown}; valid: {valid}.")
+    sdmae = "SelfDistilledMAEDetector"
+    detectors = tuple(
+        dataclasses.replace(d, params={**d.params, **shared}) if d.detector == sdmae else d
+        for d in cfg.detectors
+        if d.detector == sdmae or not no_baselines
+    )
+    cfg = dataclasses.replace(cfg, detectors=detectors, datasets=tuple(dataset or cfg.datasets))
+    cfg = dataclasses.replace(cfg, seeds=parse_ints(seeds, "--seeds"))
+    if shared:  # other settings: another run folder, never mixed with the preset's cells
+        digest = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:8]
+        cfg = dataclasses.replace(cfg, name=f"{cfg.name}-{digest}")
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
+    _run_bench_and_report(cfg, out, jobs, quiet)
 
 
 from .imagegen import imagegen_app  # noqa: E402

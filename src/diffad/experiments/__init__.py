@@ -1,1 +1,0 @@
-"""Experiment suites of a detector (``diffad experiment ...``)."""
