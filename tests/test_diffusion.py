@@ -80,7 +80,7 @@ def test_other_masks():
 
 
 # ---------------------------------------------------------------- the imputation loop, on analytic models
-from diffad.diffusion import imputation_timesteps, impute  # noqa: E402
+from diffad.diffusion import impute  # noqa: E402
 
 
 def _oracle(sched, x0_true, prediction):
@@ -104,7 +104,7 @@ def test_an_oracle_network_imputes_the_true_values(sampler, prediction):
     x0 = torch.rand(4, 3, 16, generator=g)
     cond = grating_mask(torch.tensor([0, 1, 0, 1]), 3, 16, 4)  # 1 = observed (given), 0 = imputed
     record = [0, 3, 6]
-    steps = imputation_timesteps(19, record, sampler, ddim_jumps=2)
+    steps = sched.set_timesteps(19, record, ddim_jumps=2)
     out, final = impute(
         _oracle(sched, x0, prediction),
         sched,
@@ -126,11 +126,13 @@ def test_an_oracle_network_imputes_the_true_values(sampler, prediction):
 
 
 def test_recorded_samples_and_the_step_schedule():
-    assert imputation_timesteps(9, [0, 2, 4], "ddpm") == list(range(9, -1, -1))
-    steps = imputation_timesteps(49, [0, 3, 6, 9], "ddim", ddim_jumps=2)
+    assert DDPMScheduler(10).set_timesteps(9, [0, 2, 4]) == list(range(9, -1, -1))
+    ddim = DDPMScheduler(50, sampler="ddim")
+    steps = ddim.set_timesteps(49, [0, 3, 6, 9], ddim_jumps=2)
     assert (
         steps[0] == 49 and steps[-4:] == [9, 6, 3, 0] and len(steps) == 6
     )  # two jumps down to 9, then the recorded steps
+    assert ddim.timesteps == steps
     sched = DDPMScheduler(10, 1e-4, 0.5).with_settings(prediction_type="x0", sampler="ddim")
     x0 = torch.ones(2, 2, 8)
     cond = torch.zeros_like(x0)
@@ -148,7 +150,7 @@ def test_recorded_samples_and_the_step_schedule():
     )
     torch.testing.assert_close(out[0], final)  # step 0's sample is the final one
     with pytest.raises(DataValidationError, match="sampler"):
-        imputation_timesteps(9, [0], "euler")
+        DDPMScheduler(10, sampler="euler")
 
 
 def test_dte_and_imdiffusion_share_the_schedule_code():

@@ -21,7 +21,6 @@ from ..diffusion import (
     forecast_mask,
     full_mask,
     grating_mask,
-    imputation_timesteps,
     impute,
     random_mask,
 )
@@ -775,7 +774,7 @@ class ImDiffusionDetector(TorchDetector):
         if self.mode == "reconstruction":  # partial diffusion of the input itself
             start = min(record[-1] + self.ensemble_stride, self.n_steps - 1)
             x = sched.add_noise(x0, x, start)
-        timesteps = imputation_timesteps(start, record, self.sampler, self.ddim_jumps)
+        timesteps = sched.set_timesteps(start, record, self.ddim_jumps)
 
         def model(noisy: torch.Tensor, sample: torch.Tensor, t_vec: torch.Tensor) -> torch.Tensor:
             return self._denoise(self._net_input(x0, cond, noisy, sample), t_vec, sides)

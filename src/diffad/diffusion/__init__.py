@@ -1,7 +1,7 @@
 """Diffusion machinery: schedules, the DDPM/DDIM scheduler and masking strategies."""
 
 from .ddpm import PREDICTION_TYPES, SAMPLERS, DDPMScheduler
-from .imputation import imputation_timesteps, impute
+from .imputation import impute
 from .masking import forecast_mask, full_mask, grating_mask, random_mask, strip_ids
 from .schedules import SCHEDULES, make_betas
 
@@ -11,7 +11,6 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULES",
     "impute",
-    "imputation_timesteps",
     "forecast_mask",
     "full_mask",
     "grating_mask",

@@ -7,6 +7,7 @@ Equation numbers refer to Ho et al., "Denoising Diffusion Probabilistic Models" 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ class DDPMScheduler:
         check_option(prediction_type, PREDICTION_TYPES, name="prediction")
         check_option(sampler, SAMPLERS, name="sampler")
         self.prediction_type, self.sampler = prediction_type, sampler
+        self.timesteps: list[int] = list(range(n_steps - 1, -1, -1))  # set_timesteps changes them
         betas = make_betas(n_steps, beta_start, beta_end, kind)
         alphas = 1.0 - betas
         alpha_bar = np.cumprod(alphas)
@@ -114,6 +116,25 @@ class DDPMScheduler:
             x0_hat = x0_hat.clamp(*clip)
             eps = self.eps_from_x0(x0_hat, t, x_t)
         return ab_prev.sqrt() * x0_hat + (1.0 - ab_prev).sqrt() * eps
+
+    def set_timesteps(self, start: int, record: Sequence[int] = (), ddim_jumps: int = 2) -> list[int]:
+        """The reverse steps a sampling run visits, from ``start`` down, largest first; also kept as
+        ``self.timesteps`` (as diffusers' schedulers do).
+
+        ``"ddpm"``: every step from ``start`` to 0. ``"ddim"``: ``ddim_jumps`` evenly spaced jumps from
+        ``start`` to the earliest recorded step, then every step in ``record`` (the steps an ensemble
+        reads; at least one).
+        """
+        if self.sampler == "ddpm":
+            steps = list(range(start, -1, -1))
+        else:
+            if not record:
+                raise ValueError("set_timesteps: the DDIM schedule needs at least one recorded step")
+            last = max(record)
+            jumps = np.unique(np.linspace(start, last, ddim_jumps + 1).round().astype(int))[::-1].tolist()
+            steps = sorted(set(jumps[:-1]) | set(record), reverse=True)
+        self.timesteps = steps
+        return steps
 
     def with_settings(self, *, prediction_type: str, sampler: str) -> DDPMScheduler:
         """The same schedule (tensors shared) with another prediction type or sampler."""

@@ -1,4 +1,5 @@
-"""The unconditional imputation sampling loop of ImDiffusion, and the step schedule it visits.
+"""The unconditional imputation sampling loop of ImDiffusion (the steps it visits come from
+:meth:`~diffad.diffusion.DDPMScheduler.set_timesteps`).
 
 The network is a callable ``model(noisy_observed, sample, t) -> output`` that knows nothing of betas;
 the scheduler (:class:`~diffad.diffusion.DDPMScheduler`) owns the schedule and the step rules, the
@@ -12,29 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 
 from ..validation import check_option
 from .ddpm import DDPMScheduler
 
-__all__ = ["imputation_timesteps", "impute", "OUTPUTS"]
+__all__ = ["impute", "OUTPUTS"]
 
 OUTPUTS = ("x0", "sample")
-
-
-def imputation_timesteps(start: int, record: Sequence[int], sampler: str, ddim_jumps: int = 2) -> list[int]:
-    """The reverse steps a sampling run visits, from ``start`` down, largest first.
-
-    ``"ddpm"``: every step from ``start`` to 0. ``"ddim"``: ``ddim_jumps`` evenly spaced jumps from
-    ``start`` to the earliest recorded step, then every step in ``record`` (the steps an ensemble reads).
-    """
-    check_option(sampler, ("ddpm", "ddim"), name="sampler")
-    if sampler == "ddpm":
-        return list(range(start, -1, -1))
-    last = max(record)
-    jumps = np.unique(np.linspace(start, last, ddim_jumps + 1).round().astype(int))[::-1].tolist()
-    return sorted(set(jumps[:-1]) | set(record), reverse=True)
 
 
 def impute(
