@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .events import EventRules, events_to_json
 from .fsio import RUN_FORMAT, atomic_write_text, output_folder
 from .plotting import plot_detection
 from .protocols import PAPER_TAG, paper_metrics
@@ -66,6 +67,7 @@ def write_run_files(
     channels: list[str] | None = None,
     labels: np.ndarray | None = None,
     window: int = 100,
+    rules: EventRules | None = None,
 ) -> dict[str, Any]:
     """Write the run's files into the new staging ``folder`` (see :func:`write_run`), ``run.json``
     last: it lists every entry of the folder, including ones the caller put there before (``model/``)."""
@@ -81,23 +83,29 @@ def write_run_files(
     )
     explain = getattr(detector, "explain", None)
     blamed: list[tuple[str, float]] = []
+    attr = None
     if explain is not None:
         attr = explain(test_values)
         for k, name in enumerate(names):
             table[f"attribution_{name}"] = attr[:, k]
         blamed = _blamed_channels(attr, preds, names)
+    threshold = detector._score_threshold()
+    events = detector.events_from(preds, scores, attr, index=index, channels=names, rules=rules)
+    buf = io.StringIO()
+    events.to_csv(buf, index=False)
+    atomic_write_text(folder / "events.csv", buf.getvalue())
+    atomic_write_text(folder / "events.json", events_to_json(events))
     buf = io.StringIO()
     table.to_csv(
         buf, index=True, index_label=table.index.name or ("timestamp" if index is not None else "index")
     )
     atomic_write_text(folder / "scores.csv", buf.getvalue())
-    files = [folder / "scores.csv"]
+    files = [folder / "scores.csv", folder / "events.csv", folder / "events.json"]
     metrics = None
     if labels is not None:
         metrics = _metrics(labels, scores, preds, detector, test_values, window)
         atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
         files.append(folder / "metrics.json")
-    threshold = 1.0 if hasattr(detector, "step_thresholds_") else getattr(detector, "threshold_", None)
     plot_detection(
         test_values,
         scores,
@@ -110,7 +118,9 @@ def write_run_files(
         title=f"{type(detector).__name__}",
     )
     files.append(folder / "plot.png")
-    atomic_write_text(folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed))
+    atomic_write_text(
+        folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed, events)
+    )
     files.append(folder / "report.html")
     manifest = {
         "format": RUN_FORMAT,
@@ -121,7 +131,7 @@ def write_run_files(
         "files": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")),
     }
     atomic_write_text(folder / "run.json", json.dumps(manifest, indent=2))
-    return {"scores": scores, "preds": preds, "metrics": metrics, "files": files}
+    return {"scores": scores, "preds": preds, "metrics": metrics, "events": events, "files": files}
 
 
 def _blamed_channels(
@@ -143,7 +153,31 @@ def _html(
     K: int,
     n_flagged: int,
     blamed: Sequence[tuple[str, float]] = (),
+    events: pd.DataFrame | None = None,
 ) -> str:
+    incidents = ""
+    if events is not None and len(events):
+        cols = [
+            c
+            for c in ("event", "start", "end", "duration", "peak_score", "severity", "grade", "channels")
+            if c in events
+        ]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{v:.3g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
+                for v in (row[c] for c in cols)
+            )
+            + "</tr>"
+            for _, row in events.iterrows()
+        )
+        incidents = (
+            f"<h2>Events</h2><p>{len(events)} events (flagged points merged across gaps of at most "
+            "a few points, very short ones dropped: <code>diffad.events</code>); severity 0 is at the "
+            "threshold, 1 as far above it again.</p>"
+            f"<table id=events border=1 cellpadding=3><tr>{head}</tr>{body}</table>"
+        )
     blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
     rows = ""
     if metrics:
@@ -160,6 +194,7 @@ def _html(
         f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
         f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
         f"<img src=plot.png style='max-width:100%'>"
+        + incidents
         + (
             f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "
             f"(from <code>explain</code>).</p><table border=1 cellpadding=3><tr><th>channel</th><th>share</th></tr>{blame}</table>"

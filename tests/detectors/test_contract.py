@@ -106,3 +106,19 @@ def test_nan_is_data_where_declared_and_an_error_elsewhere(fitted, series):
     else:
         with pytest.raises(DataValidationError, match="NaN"):
             det.decision_function(holed)
+
+
+def test_events_cover_exactly_the_flagged_points(fitted, series):
+    # with no merging and no dropping, the events are the runs of predict's flags, on the same index
+    from diffad.events import EventRules
+
+    cls, det = fitted
+    idx = pd.date_range("2024-01-01", periods=200, freq="min")
+    frame = pd.DataFrame(series.test, index=idx)
+    ev = det.events(frame, EventRules(merge_gap=0, min_duration=1))
+    flags = np.asarray(det.predict(frame))
+    assert ev["n_flagged"].sum() == flags.sum() == ev["duration"].sum()
+    assert all(flags[s : e + 1].all() for s, e in zip(ev["start_pos"], ev["end_pos"], strict=True))
+    assert list(ev["start"]) == [idx[s] for s in ev["start_pos"]]
+    if len(ev):
+        assert np.isfinite(ev["severity"]).all() and set(ev["grade"]) <= {"low", "medium", "high"}

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from ..events import EventRules, find_events
 from ..exceptions import PersistenceError
 from ..thresholds import apply_threshold, contamination_threshold
 from ..validation import (
@@ -156,6 +157,49 @@ class BaseDetector(BaseEstimator):
         return save_model(self, path, option=option)
 
     # ------------------------------------------------------------------ shared mechanics
+    def events(self, X: Any, rules: EventRules | None = None) -> pd.DataFrame:
+        """The incidents in ``X``: flagged points grouped into events (``diffad.events``: merging rules,
+        severity scale, columns), with the channels to blame where the detector has ``explain``.
+
+        ``rules`` (:class:`~diffad.events.EventRules`) sets ``merge_gap`` and ``min_duration``; a
+        DataFrame with a time index gives times and durations in seconds.
+        """
+        arr, index = self._validate(X)
+        explain = getattr(self, "explain", None)
+        attribution = explain(arr) if explain is not None else None
+        return self.events_from(self._decide(arr), self._score(arr), attribution, index=index, rules=rules)
+
+    def events_from(
+        self,
+        flags: np.ndarray,
+        scores: np.ndarray,
+        attribution: np.ndarray | None = None,
+        *,
+        index: pd.Index | None = None,
+        channels: list[str] | None = None,
+        rules: EventRules | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`events` from decisions, scores and attribution already computed (no second scoring
+        pass); the threshold and the severity scale are this detector's."""
+        check_is_fitted(self, ("n_features_in_", "threshold_"))
+        K = int(self.n_features_in_)
+        names = channels or list(getattr(self, "feature_names_in_", [f"ch{k}" for k in range(K)]))
+        train = np.asarray(getattr(self, "decision_scores_", []), dtype=np.float64)
+        return find_events(
+            flags,
+            scores,
+            self._score_threshold(),
+            rules=rules,
+            index=index,
+            typical_score=float(np.median(train)) if train.size else None,
+            attribution=attribution,
+            channels=names,
+        )
+
+    def _score_threshold(self) -> float:
+        """Where the decision sits on the score scale (the events' severity is measured from it)."""
+        return float(self.threshold_)
+
     def _validate(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:
         check_is_fitted(self, ("n_features_in_", "threshold_"))
         X = self._match_columns(X)

@@ -843,6 +843,10 @@ class ImDiffusionDetector(TorchDetector):
         """(R, n, K) errors divided by ``error_scale_`` (``error_norm``)."""
         return errors / self.error_scale_[:, None, :]
 
+    def _score_threshold(self) -> float:
+        """1: the score is the mean over steps of each step's error divided by its vote threshold."""
+        return 1.0
+
     def _check_scoring_input(self, X: np.ndarray) -> None:
         check_window(X.shape[0], self.window)
 
