@@ -331,12 +331,16 @@ def test_a_new_run_replaces_the_old_one_whole(files, fitted_run):
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in (files / "out").iterdir())
     assert names == [
+        "events.csv",
+        "events.json",
         "plot.png",
         "report.html",
         "run.json",
         "scores.csv",
     ]  # no stale metrics.json, no old model
     assert json.loads((files / "out" / "run.json").read_text())["files"] == [
+        "events.csv",
+        "events.json",
         "plot.png",
         "report.html",
         "scores.csv",

@@ -23,6 +23,8 @@ def test_write_run_from_python_is_one_unit_and_refuses_foreign_folders(tmp_path)
     assert not (tmp_path / "r").exists()
     result = write_run(tmp_path / "r", det, X, labels=(X[:, 0] > 2).astype(int))
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "events.csv",
+        "events.json",
         "metrics.json",
         "plot.png",
         "report.html",
