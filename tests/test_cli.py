@@ -272,11 +272,36 @@ def test_any_registered_detector_from_the_command_line(tmp_path):
 
     det = diffad.load(tmp_path / "run" / "model")
     assert type(det).__name__ == "KNNDetector" and det.n_neighbors == 3
+    for args, rule in [
+        (["--threshold", "pot"], {"threshold": "pot"}),
+        (["--contamination", "auto"], {"contamination": "auto"}),
+        (["--contamination", "0.05"], {"contamination": 0.05}),
+    ]:
+        r = runner.invoke(
+            app,
+            [
+                "fit",
+                "--train",
+                str(tmp_path / "train.csv"),
+                "--model",
+                str(tmp_path / "t"),
+                "--detector",
+                "pca",
+            ]
+            + args,
+        )
+        assert r.exit_code == 0, r.output
+        det = diffad.load(tmp_path / "t")
+        assert {k: det.get_params()[k] for k in rule} == rule
+        assert np.array_equal(det.labels_, det.decision_scores_ > det.threshold_)
     for args, message in [
         (["--detector", "foo"], "--detector: expected one of"),
         (["--detector", "PCA", "--preset", "paper"], "has no presets"),
         (["--detector", "PCA", "--resume"], "Fit without --resume"),
         (["--detector", "PCA", "--set", "random_state=1"], "set by --seed"),
+        (["--detector", "PCA", "--threshold", "median"], "threshold: expected one of"),
+        (["--detector", "PCA", "--contamination", "lots"], "contamination: expected"),
+        (["--threshold", "pot"], "decides by its ensemble-step vote"),
     ]:
         r = runner.invoke(
             app, ["fit", "--train", str(tmp_path / "train.csv"), "--model", str(tmp_path / "m"), *args]

@@ -75,8 +75,13 @@ def test_event_f1_counts_overlaps():
     r = event_f1(y, flags, EventRules(merge_gap=0, min_duration=1))
     assert (r["event_precision"], r["event_recall"], r["events"]) == (0.5, 0.5, 2.0)
     assert r["one_point_share"] == 0.5
+    assert r["interval_precision"] == 0.75  # 3 of the 4 points the events span are labelled
     r = event_f1(y, flags, EventRules(merge_gap=0, min_duration=2))  # the one-point alarm dropped
     assert (r["event_precision"], r["event_recall"]) == (1.0, 0.5)
+    assert r["composite_F1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    # one event over both segments: the overlap event-F1 is perfect, the composite F1 pays for its span
+    r = event_f1(y, flags | (np.arange(30) >= 20), EventRules(merge_gap=20, min_duration=1))
+    assert r["event_F1"] == 1.0 and r["interval_precision"] == pytest.approx(8 / 23)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,10 @@ from scipy.stats import genpareto
 from .validation import check_fraction, fail
 
 __all__ = [
+    "THRESHOLD_RULES",
+    "fit_threshold",
+    "decide",
+    "auto_threshold",
     "contamination_threshold",
     "apply_threshold",
     "pot",
@@ -46,6 +50,55 @@ def contamination_threshold(scores, contamination: float) -> float:
     fraction of the fitted scores lie strictly above it. NaN scores are ignored."""
     check_fraction(contamination, name="contamination", low=0.0, high=0.5)
     return float(np.quantile(_clean(scores), 1.0 - contamination, method="higher"))
+
+
+THRESHOLD_RULES = ("contamination", "pot", "spot", "dspot")
+
+
+def auto_threshold(scores) -> float:
+    """``contamination="auto"``: no flag rate assumed; the far-out fence of the training scores,
+    Q3 + 3 x (Q3 - Q1) (Tukey), so that a clean training series flags almost nothing and a heavy tail
+    flags its outliers."""
+    q1, q3 = np.quantile(_clean(scores), [0.25, 0.75])
+    return float(q3 + 3.0 * (q3 - q1))
+
+
+def fit_threshold(scores, rule: str = "contamination", contamination: float | str = 0.01) -> float:
+    """``threshold_`` from training-side ``scores`` by a detector's ``threshold`` rule:
+
+    - ``"contamination"``: the ``1 - contamination`` quantile (:func:`contamination_threshold`), or
+      with ``contamination="auto"`` :func:`auto_threshold`;
+    - ``"pot"``: peaks over threshold (:func:`pot`, risk 1e-3 above the 98 % level);
+    - ``"spot"`` / ``"dspot"``: the same POT threshold to start with; decisions on new data then adapt
+      along the series (:func:`decide`).
+    """
+    if rule not in THRESHOLD_RULES:
+        raise fail(
+            "threshold",
+            f"one of {list(THRESHOLD_RULES)}",
+            repr(rule),
+            "Use contamination, pot, spot or dspot.",
+        )
+    if rule != "contamination":
+        return pot(scores)
+    if contamination == "auto":
+        return auto_threshold(scores)
+    if isinstance(contamination, str):
+        raise fail("contamination", 'a fraction in (0, 0.5) or "auto"', repr(contamination), "Use e.g. 0.01.")
+    return contamination_threshold(scores, contamination)
+
+
+def decide(scores, threshold: float, rule: str = "contamination", train_scores=None) -> np.ndarray:
+    """0/1 decisions for ``scores`` of one series in time order: ``scores > threshold``, or with
+    ``"spot"`` / ``"dspot"`` the streaming thresholds of :class:`SPOT` / :class:`DSPOT` calibrated on
+    ``train_scores`` and run along ``scores`` (the threshold moves with the peaks it sees)."""
+    if rule in ("spot", "dspot"):
+        s = np.asarray(scores, dtype=np.float64).ravel()
+        ok = np.isfinite(s)  # NaN scores (unobserved points) are no alarm and do not move the threshold
+        out = np.zeros(s.size, dtype=np.int64)
+        out[ok] = (SPOT() if rule == "spot" else DSPOT()).fit(train_scores).run(s[ok])[1]
+        return out
+    return apply_threshold(scores, threshold)
 
 
 def apply_threshold(scores, threshold: float) -> np.ndarray:

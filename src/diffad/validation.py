@@ -429,7 +429,8 @@ NONE = Options(None)
 SEED = Integer(0, 2**32 - 1)
 POSITIVE = Integer(1)
 FRACTION = Real(0.0, 1.0, low_open=True, high_open=True)
-CONTAMINATION = Real(0.0, 0.5, low_open=True, high_open=True)
+CONTAMINATION = AnyOf(Real(0.0, 0.5, low_open=True, high_open=True), Options("auto"))
+THRESHOLD = Options("contamination", "pot", "spot", "dspot")  # diffad.thresholds.THRESHOLD_RULES
 
 #: The parameters every torch detector shares (``validation_fraction`` differs per detector).
 TRAINING: dict[str, Constraint] = {

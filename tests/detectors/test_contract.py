@@ -122,3 +122,36 @@ def test_events_cover_exactly_the_flagged_points(fitted, series):
     assert list(ev["start"]) == [idx[s] for s in ev["start_pos"]]
     if len(ev):
         assert np.isfinite(ev["severity"]).all() and set(ev["grade"]) <= {"low", "medium", "high"}
+
+
+@pytest.mark.parametrize("rule", ["contamination", "pot", "spot", "dspot"])
+def test_every_threshold_rule_on_the_score_scale(rule, series):
+    # threshold_ is on the score scale and labels_ are the training scores above it, for every rule;
+    # the streaming rules decide along the series, starting from threshold_
+    for cls in CLASSES:
+        if "threshold" not in cls().get_params():
+            continue  # ImDiffusion decides by its step-ensemble vote (vote_ratio, vote_xi)
+        det = make(cls, threshold=rule).fit(series.train)
+        s = np.asarray(det.decision_scores_)
+        assert np.isfinite(det.threshold_), cls.__name__
+        np.testing.assert_array_equal(det.labels_, (s > det.threshold_).astype(int), err_msg=cls.__name__)
+        p = np.asarray(det.predict(series.test))
+        if rule in ("contamination", "pot"):
+            np.testing.assert_array_equal(
+                p, (det.decision_function(series.test) > det.threshold_).astype(int)
+            )
+        assert set(np.unique(p)) <= {0, 1}
+
+
+def test_contamination_auto_and_bad_threshold_values_are_clear_errors(series):
+    from diffad.thresholds import auto_threshold
+
+    det = make(diffad.PCADetector, contamination="auto").fit(series.train)
+    assert det.threshold_ == auto_threshold(det.decision_scores_)
+    for kw, message in [
+        (dict(threshold="otsu"), "threshold"),
+        (dict(contamination="lots"), "contamination"),
+        (dict(contamination=0.7), "contamination"),
+    ]:
+        with pytest.raises(DataValidationError, match=message):
+            make(diffad.PCADetector, **kw).fit(series.train)

@@ -300,15 +300,34 @@ _OWN = {
 
 
 def _make_detector(
-    detector: str, preset: str | None, overrides: dict, device: str | None, seed: int, verbose: bool
+    detector: str,
+    preset: str | None,
+    overrides: dict,
+    device: str | None,
+    seed: int,
+    verbose: bool,
+    rule: dict | None = None,
 ):
-    """The detector (``--detector``, ``--preset`` for ImDiffusion) with ``--set`` overrides, every
-    parameter checked (nothing trained yet)."""
+    """The detector (``--detector``, ``--preset`` for ImDiffusion) with ``--set`` overrides and the
+    ``--threshold`` / ``--contamination`` options (``rule``), every parameter checked (nothing
+    trained yet)."""
     from ..training import resolve_device
     from ..validation import check_option
 
     cls = _detector_class(detector)
     params = set(cls().get_params())
+    for key, value in (rule or {}).items():
+        if key not in params:
+            raise ConfigError(
+                f"--{key}: {cls.__name__} has no {key} parameter"
+                + (
+                    " (it decides by its ensemble-step vote; see vote_ratio)."
+                    if "vote_ratio" in params
+                    else "."
+                )
+                + f" Leave --{key} out."
+            )
+        overrides = {**overrides, key: value}
     has_presets = all(callable(getattr(cls, p, None)) for p in PRESETS)
     if preset is not None and not has_presets:
         raise ConfigError(
@@ -471,6 +490,35 @@ TimestampCol = Annotated[
         help="Timestamp column of the CSV/Parquet files (default: one named timestamp, time, date ...)."
     ),
 ]
+Threshold = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the threshold goes: contamination (the training quantile, the default), pot, spot or "
+        "dspot (extreme-value rules on the training scores; spot/dspot adapt along the test series)."
+    ),
+]
+Contamination = Annotated[
+    str | None,
+    typer.Option(
+        help='Expected share of anomalous training points for --threshold contamination, e.g. 0.01, or "auto" '
+        "(the far-out fence Q3 + 3 IQR of the training scores)."
+    ),
+]
+
+
+def _rule(threshold: str | None, contamination: str | None) -> dict:
+    """The ``--threshold`` / ``--contamination`` options as detector parameters (only those given)."""
+    rule: dict = {}
+    if threshold is not None:
+        rule["threshold"] = threshold
+    if contamination is not None:
+        try:
+            rule["contamination"] = float(contamination)
+        except ValueError:
+            rule["contamination"] = contamination  # "auto", or a bad value the detector's check names
+    return rule
+
+
 LabelCol = Annotated[
     str | None,
     typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...)."),
@@ -491,6 +539,8 @@ def detect(
     detector: DetectorOpt = "ImDiffusion",
     preset: Preset = None,
     set_: Set = None,
+    threshold: Threshold = None,
+    contamination: Contamination = None,
     device: Device = None,
     seed: Seed = 0,
     resume: Resume = False,
@@ -502,7 +552,9 @@ def detect(
     report.html, run.json and model/. Every input is checked before training starts."""
     from ..config import parse_assignments
 
-    det = _make_detector(detector, preset, parse_assignments(set_), device, seed, not quiet)
+    det = _make_detector(
+        detector, preset, parse_assignments(set_), device, seed, not quiet, _rule(threshold, contamination)
+    )
     tr, _ = _read_input(train, None, timestamp_col, label_col)
     te, y = _read_input(test, labels, timestamp_col, label_col)
     _check_outside(out, train=train, test=test, labels=labels)
@@ -522,6 +574,8 @@ def fit(
     detector: DetectorOpt = "ImDiffusion",
     preset: Preset = None,
     set_: Set = None,
+    threshold: Threshold = None,
+    contamination: Contamination = None,
     device: Device = None,
     seed: Seed = 0,
     resume: Resume = False,
@@ -535,7 +589,9 @@ def fit(
     from ..fsio import claim
     from ..persistence import save
 
-    det = _make_detector(detector, preset, parse_assignments(set_), device, seed, not quiet)
+    det = _make_detector(
+        detector, preset, parse_assignments(set_), device, seed, not quiet, _rule(threshold, contamination)
+    )
     tr, _ = _read_input(train, None, timestamp_col, label_col)
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())

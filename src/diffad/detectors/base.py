@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 
 from ..events import EventRules, find_events
 from ..exceptions import PersistenceError
-from ..thresholds import apply_threshold, contamination_threshold
+from ..thresholds import apply_threshold, decide, fit_threshold
 from ..validation import (
     Constraint,
     check_array,
@@ -276,12 +276,18 @@ class BaseDetector(BaseEstimator):
         """Set ``decision_scores_``, ``threshold_`` and ``labels_`` after ``_fit``. Default: score the
         training data and put the threshold at its ``contamination`` quantile."""
         self.decision_scores_ = np.asarray(self._score(X), dtype=np.float64)
-        self.threshold_ = contamination_threshold(self.decision_scores_, getattr(self, "contamination", 0.01))
+        self.threshold_ = fit_threshold(
+            self.decision_scores_,
+            getattr(self, "threshold", "contamination"),
+            getattr(self, "contamination", 0.01),
+        )
         self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
 
     def _decide(self, X: np.ndarray) -> np.ndarray:
-        """0/1 decisions; default ``score > threshold_``."""
-        return apply_threshold(self._score(X), self.threshold_)
+        """0/1 decisions; default ``score > threshold_`` (streaming thresholds with
+        ``threshold="spot" | "dspot"``, calibrated on ``decision_scores_``)."""
+        rule = getattr(self, "threshold", "contamination")
+        return decide(self._score(X), self.threshold_, rule, getattr(self, "decision_scores_", None))
 
     def _check_scoring_input(self, X: np.ndarray) -> None:
         """Extra checks on data to score (e.g. at least one window)."""

@@ -17,7 +17,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.svm import OneClassSVM
 
 from ..exceptions import DataValidationError
-from ..validation import CONTAMINATION, FRACTION, NONE, POSITIVE, SEED, AnyOf, Options, Real
+from ..validation import CONTAMINATION, FRACTION, NONE, POSITIVE, SEED, THRESHOLD, AnyOf, Options, Real
 from .base import BaseDetector, register
 
 __all__ = [
@@ -49,16 +49,30 @@ class RandomDetector(BaseDetector):
 
     Parameters
     ----------
-    contamination : float, default=0.01
-        Fraction of training points above ``threshold_``.
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     random_state : int or None
         Seed; the same seed and length give the same scores.
     """
 
-    _parameter_constraints = {"contamination": CONTAMINATION, "random_state": AnyOf(SEED, NONE)}
+    _parameter_constraints = {
+        "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
+        "random_state": AnyOf(SEED, NONE),
+    }
 
-    def __init__(self, *, contamination: float = 0.01, random_state: int | None = 0):
+    def __init__(
+        self,
+        *,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
+        random_state: int | None = 0,
+    ):
         self.contamination = contamination
+        self.threshold = threshold
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:
@@ -76,14 +90,29 @@ class PCADetector(_Standardised):
     ----------
     n_components : int or float, default=0.9
         Kept components (an int) or the fraction of variance to keep (a float in (0, 1)).
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     """
 
-    _parameter_constraints = {"n_components": AnyOf(POSITIVE, FRACTION), "contamination": CONTAMINATION}
+    _parameter_constraints = {
+        "n_components": AnyOf(POSITIVE, FRACTION),
+        "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
+    }
 
-    def __init__(self, *, n_components: int | float = 0.9, contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_components: int | float = 0.9,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
+    ):
         self.n_components = n_components
         self.contamination = contamination
+        self.threshold = threshold
 
     def _fit(self, X: np.ndarray) -> None:
         Z = self._standardise_fit(X)
@@ -144,7 +173,11 @@ class IsolationForestDetector(_RefitFromData):
     ----------
     n_estimators : int, default=100
     max_samples : int or "auto", default="auto"
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     random_state : int or None, default=0
     """
 
@@ -152,6 +185,7 @@ class IsolationForestDetector(_RefitFromData):
         "n_estimators": POSITIVE,
         "max_samples": AnyOf(POSITIVE, FRACTION, Options("auto")),
         "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
         "random_state": AnyOf(SEED, NONE),
     }
 
@@ -164,12 +198,14 @@ class IsolationForestDetector(_RefitFromData):
         *,
         n_estimators: int = 100,
         max_samples: int | str = "auto",
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
         random_state: int | None = 0,
     ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.contamination = contamination
+        self.threshold = threshold
         self.random_state = random_state
 
     def _build(self) -> None:
@@ -190,19 +226,32 @@ class KNNDetector(_RefitFromData):
     ----------
     n_neighbors : int, default=5
     method : {"mean", "largest"}, default="mean"
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     """
 
     _parameter_constraints = {
         "n_neighbors": POSITIVE,
         "method": Options("mean", "largest"),
         "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
     }
 
-    def __init__(self, *, n_neighbors: int = 5, method: str = "mean", contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 5,
+        method: str = "mean",
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
+    ):
         self.n_neighbors = n_neighbors
         self.method = method
         self.contamination = contamination
+        self.threshold = threshold
 
     def _build(self) -> None:
         self._check_neighbours(self.n_neighbors)
@@ -220,14 +269,21 @@ class LOFDetector(_RefitFromData):
     Parameters
     ----------
     n_neighbors : int, default=20
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     """
 
-    _parameter_constraints = {"n_neighbors": POSITIVE, "contamination": CONTAMINATION}
+    _parameter_constraints = {"n_neighbors": POSITIVE, "contamination": CONTAMINATION, "threshold": THRESHOLD}
 
-    def __init__(self, *, n_neighbors: int = 20, contamination: float = 0.01):
+    def __init__(
+        self, *, n_neighbors: int = 20, contamination: float | str = 0.01, threshold: str = "contamination"
+    ):
         self.n_neighbors = n_neighbors
         self.contamination = contamination
+        self.threshold = threshold
 
     def _build(self) -> None:
         self._check_neighbours(self.n_neighbors)
@@ -247,19 +303,32 @@ class OCSVMDetector(_RefitFromData):
     ----------
     nu : float, default=0.5
     gamma : float or {"scale", "auto"}, default="auto"
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
     """
 
     _parameter_constraints = {
         "nu": Real(0.0, 1.0, low_open=True),
         "gamma": AnyOf(Real(0.0, low_open=True), Options("scale", "auto")),
         "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
     }
 
-    def __init__(self, *, nu: float = 0.5, gamma: float | str = "auto", contamination: float = 0.01):
+    def __init__(
+        self,
+        *,
+        nu: float = 0.5,
+        gamma: float | str = "auto",
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
+    ):
         self.nu = nu
         self.gamma = gamma
         self.contamination = contamination
+        self.threshold = threshold
 
     def _build(self) -> None:
         model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)

@@ -19,7 +19,7 @@ from torch import nn
 from ..diffusion import DDPMScheduler, make_betas
 from ..nn.layers import sinusoidal
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
-from ..validation import CONTAMINATION, POSITIVE, TRAINING, Boolean, IntTuple, Options, Real, fail
+from ..validation import CONTAMINATION, POSITIVE, THRESHOLD, TRAINING, Boolean, IntTuple, Options, Real, fail
 from ._torch import TorchDetector
 from .base import register
 from .baselines import _RefitFromData, _Standardised
@@ -58,6 +58,7 @@ _NET = {
     "dropout": Real(0.0, 1.0, high_open=True),
     "validation_fraction": Real(0.0, 0.5),
     "contamination": CONTAMINATION,
+    "threshold": THRESHOLD,
 }
 
 
@@ -93,7 +94,11 @@ class DTENonParametric(_RefitFromData):
     n_steps : int, default=300
     beta_start, beta_end : float, default=1e-4, 0.01
     score : {"mode", "mean"}, default="mean"
-    contamination : float, default=0.01
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
 
     References
     ----------
@@ -105,6 +110,7 @@ class DTENonParametric(_RefitFromData):
         **_SCHEDULE,
         "score": Options("mode", "mean"),
         "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
     }
 
     def __init__(
@@ -115,7 +121,8 @@ class DTENonParametric(_RefitFromData):
         beta_start: float = 1e-4,
         beta_end: float = 0.01,
         score: str = "mean",
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
     ):
         self.n_neighbors = n_neighbors
         self.n_steps = n_steps
@@ -123,6 +130,7 @@ class DTENonParametric(_RefitFromData):
         self.beta_end = beta_end
         self.score = score
         self.contamination = contamination
+        self.threshold = threshold
 
     def _build(self) -> None:
         from sklearn.neighbors import NearestNeighbors
@@ -271,8 +279,11 @@ _NET_DOC = """
     random_state : int, default=0
     verbose : bool, default=False
         Progress bar over epochs.
-    contamination : float, default=0.01
-        Fraction of training rows above ``threshold_``.
+    contamination : float or "auto", default=0.01
+        Fraction of training points above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no fraction assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the training scores (``diffad.thresholds.fit_threshold``).
 """
 
 
@@ -328,7 +339,8 @@ class DTECategorical(_DTENet):
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
     ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 
@@ -397,7 +409,8 @@ class DTEInverseGamma(_DTENet):
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
     ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 
@@ -470,7 +483,8 @@ class DDPMTabular(_TabularNet):
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
     ):
         _net_params(self, **{k: v for k, v in locals().items() if k != "self"})
 

@@ -35,12 +35,13 @@ from tqdm.auto import tqdm
 from ..data.scaling import SCALERS, fit_affine
 from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
 from ..nn.sdmae import MASKINGS, SDMAE, make_mask
-from ..thresholds import apply_threshold, contamination_threshold
+from ..thresholds import apply_threshold, fit_threshold
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
 from ..validation import (
     CONTAMINATION,
     NONE,
     POSITIVE,
+    THRESHOLD,
     TRAINING,
     AnyOf,
     Integer,
@@ -87,8 +88,11 @@ class SelfDistilledMAEDetector(TorchDetector):
     lr, weight_decay, batch_size, max_epochs, patience : training settings (1e-3, 1e-5, 64, 30, 5)
     validation_fraction : float, default=0.2
         Time-ordered tail of the training series for early stopping, score normalisation and the threshold.
-    contamination : float, default=0.01
-        Share of the validation tail above ``threshold_``.
+    contamination : float or "auto", default=0.01
+        Share of the validation tail above ``threshold_`` (``threshold="contamination"``); ``"auto"``:
+        no share assumed (``diffad.thresholds.fit_threshold``).
+    threshold : {"contamination", "pot", "spot", "dspot"}, default="contamination"
+        How ``threshold_`` is fitted on the validation tail's scores (``diffad.thresholds.fit_threshold``).
     device, random_state, verbose : as the other torch detectors.
     """
 
@@ -114,6 +118,7 @@ class SelfDistilledMAEDetector(TorchDetector):
         "scaler": Options(*SCALERS),
         "validation_fraction": Real(0.0, 0.9, low_open=True, high_open=True),
         "contamination": CONTAMINATION,
+        "threshold": THRESHOLD,
     }
 
     @classmethod
@@ -155,7 +160,8 @@ class SelfDistilledMAEDetector(TorchDetector):
         max_epochs: int = 30,
         patience: int = 5,
         validation_fraction: float = 0.2,
-        contamination: float = 0.01,
+        contamination: float | str = 0.01,
+        threshold: str = "contamination",
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
@@ -184,6 +190,7 @@ class SelfDistilledMAEDetector(TorchDetector):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.contamination = contamination
+        self.threshold = threshold
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -313,7 +320,7 @@ class SelfDistilledMAEDetector(TorchDetector):
         """Scores, threshold (contamination quantile) and decisions of the validation tail."""
         tail = time_split(X, self.validation_fraction)[1]
         self.decision_scores_ = self._score(tail)
-        self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
+        self.threshold_ = fit_threshold(self.decision_scores_, self.threshold, self.contamination)
         self.labels_ = apply_threshold(self.decision_scores_, self.threshold_)
 
     # ------------------------------------------------------------------ scoring
