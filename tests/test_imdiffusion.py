@@ -40,7 +40,8 @@ def test_contract(fitted, data):
     s = fitted.decision_function(data.test)
     assert s.shape == (200,) and s.dtype == np.float64 and np.isfinite(s).all()
     p = fitted.predict(data.test)
-    np.testing.assert_array_equal(p, (fitted.votes(data.test) > fitted.threshold_).astype(int))
+    np.testing.assert_array_equal(p, (fitted.votes(data.test) > fitted.vote_level_).astype(int))
+    assert fitted.threshold_ == 1.0 and fitted.vote_level_ == 1  # 3 ensemble steps: a majority
     assert fitted.step_errors(data.test).shape == (3, 200)
     per_max, per_sum = (
         fitted.step_errors(data.test, reduce="max"),
@@ -351,6 +352,29 @@ def test_explain_decomposes_the_score_decision_function_uses(data, reduce):
         single = tiny(error_norm="channel", error_reduce="max", ensemble_steps=1).fit(data.train)
         top = single.step_errors(data.test, reduce="none")[0].argmax(axis=1)
         assert np.array_equal(single.explain(data.test).argmax(axis=1), top)
+
+
+def test_the_vote_score_reproduces_the_vote_exactly(fitted, data):
+    # score="vote": the (xi + 1)-th largest step ratio, above threshold_ exactly where the vote flags
+    det = tiny(score="vote", vote_ratio=0.2).fit(data.train)
+    for X in (data.test, data.train):
+        s, votes = det.decision_function(X), det.votes(X)
+        np.testing.assert_array_equal(det.predict(X), (s > det.threshold_).astype(int))
+        for xi in range(3):  # every vote level, not just the default
+            det.set_params(vote_xi=xi)
+            np.testing.assert_array_equal(det.decision_function(X) > 1.0, votes > xi)
+        det.set_params(vote_xi=None)
+    np.testing.assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))
+    assert det.labels_.any() and not det.labels_.all()  # a real test: both decisions occur
+    ratios = det.step_errors(data.test) / det.step_thresholds_[:, None]
+    np.testing.assert_array_equal(det.decision_function(data.test), np.sort(ratios, axis=0)[-2])
+    shares = det.explain(data.test)  # decomposes that one step's ratio
+    s = det.decision_function(data.test)
+    np.testing.assert_allclose((shares * s[:, None]).sum(axis=1), s, rtol=1e-9)
+    vote = det.predict(data.test)
+    mean = det.set_params(score="mean").decision_function(data.test)
+    assert not np.array_equal(mean, s)
+    np.testing.assert_array_equal(det.predict(data.test), vote)  # the decision is the vote either way
 
 
 def test_parameters_that_fail_at_scoring_fail_before_training(data):

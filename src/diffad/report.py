@@ -24,6 +24,7 @@ from .events import EventRules, events_to_json
 from .fsio import RUN_FORMAT, atomic_write_text, output_folder
 from .plotting import plot_detection
 from .protocols import PAPER_TAG, paper_metrics
+from .sanity import RunWarning, check_run
 from .validation import check_labels
 
 __all__ = ["write_run", "write_run_files", "PAPER_TAG", "RUN_FORMAT"]
@@ -68,9 +69,12 @@ def write_run_files(
     labels: np.ndarray | None = None,
     window: int = 100,
     rules: EventRules | None = None,
+    event_budget: int | None = None,
 ) -> dict[str, Any]:
     """Write the run's files into the new staging ``folder`` (see :func:`write_run`), ``run.json``
-    last: it lists every entry of the folder, including ones the caller put there before (``model/``)."""
+    last: it lists every entry of the folder, including ones the caller put there before (``model/``).
+    The run's sanity warnings (:mod:`diffad.sanity`, ``event_budget`` there) go into ``report.html``
+    and ``run.json`` and are returned under ``"warnings"``."""
     n, K = test_values.shape
     if labels is not None:
         labels = check_labels(labels, n)  # before any work
@@ -91,6 +95,7 @@ def write_run_files(
         blamed = _blamed_channels(attr, preds, names)
     threshold = detector._score_threshold()
     events = detector.events_from(preds, scores, attr, index=index, channels=names, rules=rules)
+    warnings = check_run(detector, scores, preds, len(events), event_budget)
     buf = io.StringIO()
     events.to_csv(buf, index=False)
     atomic_write_text(folder / "events.csv", buf.getvalue())
@@ -119,7 +124,7 @@ def write_run_files(
     )
     files.append(folder / "plot.png")
     atomic_write_text(
-        folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed, events)
+        folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed, events, warnings)
     )
     files.append(folder / "report.html")
     manifest = {
@@ -128,10 +133,18 @@ def write_run_files(
         "diffad_version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "detector": type(detector).__name__,
+        "warnings": [w.to_dict() for w in warnings],
         "files": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")),
     }
     atomic_write_text(folder / "run.json", json.dumps(manifest, indent=2))
-    return {"scores": scores, "preds": preds, "metrics": metrics, "events": events, "files": files}
+    return {
+        "scores": scores,
+        "preds": preds,
+        "metrics": metrics,
+        "events": events,
+        "warnings": warnings,
+        "files": files,
+    }
 
 
 def _blamed_channels(
@@ -154,7 +167,12 @@ def _html(
     n_flagged: int,
     blamed: Sequence[tuple[str, float]] = (),
     events: pd.DataFrame | None = None,
+    warnings: Sequence[RunWarning] = (),
 ) -> str:
+    notes = ""
+    if warnings:
+        items = "".join(f"<li><b>{html.escape(w.code)}</b>: {html.escape(w.message)}</li>" for w in warnings)
+        notes = f"<div id=warnings style='border:2px solid #c60;padding:4px'><h2>Warnings</h2><ul>{items}</ul></div>"
     incidents = ""
     if events is not None and len(events):
         cols = [
@@ -173,9 +191,9 @@ def _html(
             for _, row in events.iterrows()
         )
         incidents = (
-            f"<h2>Events</h2><p>{len(events)} events (flagged points merged across gaps of at most "
-            "a few points, very short ones dropped: <code>diffad.events</code>); severity 0 is at the "
-            "threshold, 1 as far above it again.</p>"
+            f"<h2>Events</h2><p>{len(events)} events (flagged points grouped by the rules of "
+            "<code>diffad.events.EventRules</code>: one-point flags dropped by default); severity 0 is at "
+            "the threshold, 1 as far above it again, grade high from 3.</p>"
             f"<table id=events border=1 cellpadding=3><tr>{head}</tr>{body}</table>"
         )
     blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
@@ -193,7 +211,8 @@ def _html(
     return (
         f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
         f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
-        f"<img src=plot.png style='max-width:100%'>"
+        + notes
+        + "<img src=plot.png style='max-width:100%'>"
         + incidents
         + (
             f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "

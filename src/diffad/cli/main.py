@@ -397,9 +397,13 @@ def _report(result: dict, out: Path, has_model: bool) -> None:
             if isinstance(v, float)
         }
         typer.echo(_metrics_table(metrics["honest"], paper))
-    typer.echo(f"flagged {int(result['preds'].sum())} of {len(result['preds'])} points")
     typer.echo(
-        f"report: {out / 'report.html'}  (scores.csv, plot.png{', metrics.json' if metrics else ''}{', model/' if has_model else ''}, run.json)"
+        f"flagged {int(result['preds'].sum())} of {len(result['preds'])} points, {len(result['events'])} events"
+    )
+    for w in result["warnings"]:
+        typer.secho(f"warning: {w.code}: {w.message}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(
+        f"report: {out / 'report.html'}  (scores.csv, events.csv, plot.png{', metrics.json' if metrics else ''}{', model/' if has_model else ''}, run.json)"
     )
 
 

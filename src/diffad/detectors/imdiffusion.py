@@ -109,9 +109,22 @@ class WindowNoise:
         )
 
 
-def ensemble_score(step_errors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(R, n) -> (n,): the mean over ensemble steps of each step's error divided by its vote threshold."""
-    return (step_errors / thresholds[:, None]).mean(axis=0)
+SCORES = ("mean", "vote")
+
+
+def ensemble_score(
+    step_errors: np.ndarray, thresholds: np.ndarray, how: str = "mean", xi: int = 0
+) -> np.ndarray:
+    """(R, n) -> (n,) from each step's error divided by its vote threshold (the step's ratio):
+
+    - ``"mean"``: the mean ratio over the ensemble steps;
+    - ``"vote"``: the (xi + 1)-th largest ratio, which exceeds 1 exactly where more than xi steps flag
+      the point, so ``score > 1`` is the vote's decision.
+    """
+    ratios = step_errors / thresholds[:, None]
+    if how == "vote":
+        return -np.partition(-ratios, xi, axis=0)[xi]
+    return ratios.mean(axis=0)
 
 
 @register
@@ -196,6 +209,11 @@ class ImDiffusionDetector(TorchDetector):
     vote_xi : int or None, default=None
         A point is an anomaly when more than ``vote_xi`` steps flag it; ``None`` means
         ``ensemble_steps // 2`` (a majority).
+    score : {"mean", "vote"}, default="mean"
+        What ``decision_function`` returns, from each step's error divided by its threshold (the step's
+        ratio): ``"mean"``, their mean; ``"vote"``, the (xi + 1)-th largest, which is above 1 exactly
+        where the vote flags the point (so ``labels_ == decision_scores_ > threshold_``, as for every
+        other detector). ``predict`` is the vote either way.
     sampler : {"ddpm", "ddim"}, default="ddpm"
         ``"ddim"`` jumps deterministically from T to the ensemble steps and visits only those
         (``ensemble_steps`` + ``ddim_jumps`` network calls instead of T).
@@ -248,10 +266,13 @@ class ImDiffusionDetector(TorchDetector):
     step_thresholds_ : ndarray of shape (ensemble_steps,)
         Per-step error thresholds fitted on the validation tail.
     threshold_ : float
-        The vote level xi: ``predict`` returns ``votes(X) > threshold_``.
+        1.0, on the score scale: a step flags a point when its ratio exceeds 1; with ``score="vote"``
+        ``decision_function(X) > threshold_`` is ``predict(X)``.
+    vote_level_ : int
+        The vote level xi: ``predict`` returns ``votes(X) > vote_level_``.
     decision_scores_, labels_ : ndarray
         Scores and decisions of the validation tail (the part of the training series held out from
-        the weights; scoring the full training series would double the cost).
+        the weights; scoring the full training series too would add a full scoring pass).
     history_ : dict
         ``train_loss``, ``val_loss``, ``epoch_seconds`` per epoch, ``best_epoch``.
     device_ : str
@@ -311,6 +332,7 @@ class ImDiffusionDetector(TorchDetector):
         "error_floor": Real(0.0),
         "vote_ratio": FRACTION,
         "vote_xi": AnyOf(Integer(0), NONE),
+        "score": Options(*SCORES),
         "sampler": Options(*SAMPLERS),
         "ddim_jumps": POSITIVE,
         "ensemble_output": Options(*OUTPUTS),
@@ -380,6 +402,7 @@ class ImDiffusionDetector(TorchDetector):
         error_floor: float = 0.0,
         vote_ratio: float = 0.01,
         vote_xi: int | None = None,
+        score: str = "mean",
         sampler: str = "ddpm",
         ddim_jumps: int = 2,
         ensemble_output: str = "x0",
@@ -431,6 +454,7 @@ class ImDiffusionDetector(TorchDetector):
         self.error_floor = error_floor
         self.vote_ratio = vote_ratio
         self.vote_xi = vote_xi
+        self.score = score
         self.sampler = sampler
         self.ddim_jumps = ddim_jumps
         self.ensemble_output = ensemble_output
@@ -499,33 +523,40 @@ class ImDiffusionDetector(TorchDetector):
 
     @classmethod
     def fast(cls, **overrides: Any) -> ImDiffusionDetector:
-        """A CPU-friendly preset: a smaller network (2 blocks x 16 channels), windows of 50, DDIM jumps to
-        the ensemble steps (12 network calls per window instead of 50), at most 12 epochs, and the network
-        predicting the clean values (``prediction="x0"``: with this training budget it more than doubled
-        the honest AUC-PR on SMD, see ``prediction``), channel-normalised errors with divisors floored at
-        a tenth of the median (``error_floor=0.1``, see there).
-        Its results on every SMD machine are in ``docs/benchmarks.md``; ``paper()`` (a GPU preset) has not been
-        measured against it yet."""
+        """A CPU-friendly preset: a smaller network (2 blocks x 16 channels, one attention head), windows
+        of 50, every training window eligible (stride 1) with a fresh draw of 1,024 of them per epoch, at
+        most 10 epochs, DDIM jumps to the ensemble steps (12 network calls per window instead of 50), the
+        network predicting the clean values (``prediction="x0"``, see ``prediction``), channel-normalised
+        errors with divisors floored at a tenth of the median (``error_floor=0.1``, see there), and the
+        training part min-max scaled to [0, 1] (``scaler="minmax"``, ``data_scale=1``).
+
+        About 155 s to fit and score one SMD machine on 2 CPU cores (``benchmarks/imdiffusion_speed.py``).
+        The network target and the data transform were chosen among min-max x1 / min-max x20 (the
+        published scale) / standardised x ``"x0"`` / ``"eps"`` on four development SMD machines and
+        confirmed on the other ten (``docs/benchmarks.md``, "ImDiffusion: the data scale")."""
         params: dict[str, Any] = {
             "window": 50,
             "n_strips": 10,
-            "train_stride": 5,
+            "train_stride": 1,
+            "epoch_windows": 1024,
             "test_stride": 25,
             "n_blocks": 2,
             "channels": 16,
-            "heads": 2,
+            "heads": 1,
             "ff_dim": 32,
             "diffusion_embedding_dim": 64,
             "time_embedding_dim": 32,
             "feature_embedding_dim": 8,
             "batch_size": 32,
-            "max_epochs": 12,
+            "max_epochs": 10,
             "patience": 3,
             "sampler": "ddim",
             "inference_batch_size": 512,
             "error_norm": "channel",
             "error_floor": 0.1,
             "prediction": "x0",
+            "scaler": "minmax",
+            "data_scale": 1.0,
         }
         return cls(**{**params, **overrides})
 
@@ -732,9 +763,10 @@ class ImDiffusionDetector(TorchDetector):
         return super().fit(X, resume=resume)
 
     def _fit_scores(self, X: np.ndarray) -> None:
-        """Scores, threshold (the vote level) and decisions of the validation tail."""
+        """Scores, threshold (1 on the ratio scale), vote level and decisions of the validation tail."""
         tail = time_split(X, self.validation_fraction)[1]
-        self.threshold_ = float(self._xi())
+        self.threshold_ = 1.0
+        self.vote_level_ = self._xi()
         self.decision_scores_ = self._score(tail)
         self.labels_ = self._decide(tail)
 
@@ -843,10 +875,6 @@ class ImDiffusionDetector(TorchDetector):
         """(R, n, K) errors divided by ``error_scale_`` (``error_norm``)."""
         return errors / self.error_scale_[:, None, :]
 
-    def _score_threshold(self) -> float:
-        """1: the score is the mean over steps of each step's error divided by its vote threshold."""
-        return 1.0
-
     def _check_scoring_input(self, X: np.ndarray) -> None:
         check_window(X.shape[0], self.window)
 
@@ -864,7 +892,7 @@ class ImDiffusionDetector(TorchDetector):
         return errors, imputed
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return ensemble_score(self._reduce(self._errors(X)[0]), self.step_thresholds_)
+        return ensemble_score(self._reduce(self._errors(X)[0]), self.step_thresholds_, self.score, self._xi())
 
     def _decide(self, X: np.ndarray) -> np.ndarray:
         return ensemble_vote(self._reduce(self._errors(X)[0]), self.step_thresholds_, self._xi())[1]
@@ -890,8 +918,9 @@ class ImDiffusionDetector(TorchDetector):
         """(n, K): each channel's share of the score ``decision_function`` gives each time point (rows sum
         to 1 where the score is positive): a root-cause hint.
 
-        The score is the mean over ensemble steps of the step's channel-reduced, normalised error divided
-        by the step's threshold; this splits exactly that sum. With ``error_reduce="sum"`` every channel
+        The score is the mean over ensemble steps (``score="vote"``: the (xi + 1)-th largest) of the
+        step's channel-reduced, normalised error divided by the step's threshold; this splits exactly
+        that sum (that step's ratio). With ``error_reduce="sum"`` every channel
         contributes its own normalised error; with ``"max"`` each step's contribution goes to the channel
         that holds the maximum. So ``explain(X) * decision_function(X)[:, None]`` adds up to the score.
         """
@@ -899,7 +928,13 @@ class ImDiffusionDetector(TorchDetector):
         if self.error_reduce == "max":
             top = norm.argmax(axis=2)[..., None]  # (R, n, 1)
             norm = np.where(np.arange(norm.shape[2]) == top, norm, 0.0)
-        contrib = (norm / self.step_thresholds_[:, None, None]).mean(axis=0)  # (n, K), sums to the score
+        steps = norm / self.step_thresholds_[:, None, None]  # (R, n, K); sums over K to each step's ratio
+        if self.score == "vote":  # the score is one step's ratio per point: the (xi + 1)-th largest
+            ratios = steps.sum(axis=2)
+            pick = np.argpartition(-ratios, self._xi(), axis=0)[self._xi()]  # (n,)
+            contrib = steps[pick, np.arange(steps.shape[1])]
+        else:
+            contrib = steps.mean(axis=0)  # (n, K), sums to the score
         total = contrib.sum(axis=1, keepdims=True)
         return np.divide(contrib, total, out=np.zeros_like(contrib), where=total > 0)
 
@@ -912,4 +947,6 @@ class ImDiffusionDetector(TorchDetector):
     # ------------------------------------------------------------------ persistence
     def _set_state(self, attrs, arrays, weights) -> None:
         super()._set_state(attrs, arrays, weights)
+        if "vote_level_" not in attrs:  # saved when threshold_ held the vote level
+            self.threshold_, self.vote_level_ = 1.0, self._xi()
         self._memo = None
