@@ -27,7 +27,7 @@ from .protocols import PAPER_TAG, paper_metrics
 from .sanity import RunWarning, check_run
 from .validation import check_labels
 
-__all__ = ["write_run", "write_run_files", "PAPER_TAG", "RUN_FORMAT"]
+__all__ = ["write_run", "write_run_files", "write_frame_files", "PAPER_TAG", "RUN_FORMAT"]
 
 
 def _metrics(labels, scores, preds, detector, test_values, window) -> dict[str, Any]:
@@ -145,6 +145,17 @@ def write_run_files(
         "warnings": warnings,
         "files": files,
     }
+
+
+def write_frame_files(
+    folder: Path, detector: Any, test: pd.DataFrame, labels: np.ndarray | None
+) -> dict[str, Any]:
+    """:func:`write_run_files` for a series read by :func:`diffad.data.files.read_frame`: its columns name
+    the channels and a time index (if any) dates the events. What ``diffad detect`` writes."""
+    index = test.index if isinstance(test.index, pd.DatetimeIndex) else None
+    return write_run_files(
+        folder, detector, test, index=index, channels=list(test.columns), labels=labels, window=100
+    )
 
 
 def _blamed_channels(

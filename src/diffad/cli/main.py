@@ -12,9 +12,25 @@ import pandas as pd
 import typer
 
 from .._version import __version__
+from ..data.files import read_column, read_frame
 from ..exceptions import ConfigError, DiffadError
 from ..runtime import allocator_setting, keep_freed_memory
 from ._common import exit_error, parse_ints, user_errors
+from ._detectors import make_detector, threshold_rule
+from ._options import (
+    Contamination,
+    DetectorOpt,
+    Device,
+    LabelCol,
+    Preset,
+    Quiet,
+    Resume,
+    Seed,
+    Set,
+    Threshold,
+    TimestampCol,
+    TrainSeries,
+)
 
 app = typer.Typer(
     help="diffad: anomaly detection with diffusion and masked-modelling models.",
@@ -148,49 +164,6 @@ def data_show(
 from ..protocols import PA_TAG, PAPER_TAG  # noqa: E402
 
 
-def _read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
-    """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the only column)."""
-    from ..data.files import _read_numpy, read_csv_table
-    from ..validation import fail
-
-    if not path.is_file():
-        raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
-    if path.suffix == ".npy":
-        values, _ = _read_numpy(path, ".npy")  # (n, K) float64, diffad's errors for damaged files
-        if values.shape[1] != 1:
-            raise fail(
-                f"{what} in {path}", "a 1-D array", f"shape {values.shape}", "Save one value per time point."
-            )
-        return values[:, 0]
-    df = read_csv_table(path)
-    lower = {c.lower(): c for c in df.columns}
-    if column is not None:
-        if column not in df.columns:
-            raise fail(f"{what} column", f"one of {list(df.columns)}", repr(column), "Check the column name.")
-        name = column
-    elif len(df.columns) == 1:
-        name = df.columns[0]
-    else:
-        found = next((lower[c] for c in preferred if c in lower), None)
-        if found is None:
-            raise fail(
-                f"{what} column in {path}",
-                f"a column named one of {list(preferred)} (or --{what}-col)",
-                f"columns {list(df.columns)}",
-                f"Pass --{what}-col NAME.",
-            )
-        name = found
-    values = df[name]
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
-        raise fail(
-            f"{what} column {name!r} of {path}",
-            "numbers",
-            f"values like {values.head(3).tolist()}",
-            "Check the file and its delimiter.",
-        )
-    return values.to_numpy()
-
-
 @app.command()
 @user_errors
 def evaluate(
@@ -215,10 +188,10 @@ def evaluate(
     from ..metrics import evaluate as run_metrics
 
     try:
-        s = _read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
-        y = _read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), labels_col, "labels")
+        s = read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
+        y = read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), labels_col, "labels")
         p = (
-            _read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds")
+            read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds")
             if preds
             else None
         )
@@ -258,103 +231,6 @@ def _split_tagged(result: dict[str, float]) -> tuple[dict[str, float], dict[str,
 
 
 # ------------------------------------------------------------------------------ detect / fit / score
-PRESETS = ("fast", "paper")
-LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly")
-
-
-def _read_input(path: Path, labels: Path | None, timestamp_col: str | None, label_col: str | None):
-    """(series as a DataFrame with its channel names and timestamps, labels or None)."""
-    from ..data.loaders import read_series
-    from ..validation import check_labels
-
-    series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
-    frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
-    y = series.labels
-    if labels is not None:
-        y = check_labels(
-            _read_column(labels, LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}"
-        )
-    return frame, y
-
-
-def _detector_class(name: str):
-    """A registered detector by its class name, case-insensitive, with or without "Detector"."""
-    from ..detectors import registry
-
-    known = registry()
-    key = name.strip().lower().removesuffix("detector")
-    found = {n.lower().removesuffix("detector"): c for n, c in known.items()}.get(key)
-    if found is None:
-        names = ", ".join(sorted(n.removesuffix("Detector") for n in known))
-        raise ConfigError(f"--detector: expected one of {names}, got {name!r}.")
-    return found
-
-
-# the options the command line sets itself, whatever the detector
-_OWN = {
-    "checkpoint_dir": "the model folder",
-    "device": "--device",
-    "random_state": "--seed",
-    "verbose": "--quiet",
-}
-
-
-def _make_detector(
-    detector: str,
-    preset: str | None,
-    overrides: dict,
-    device: str | None,
-    seed: int,
-    verbose: bool,
-    rule: dict | None = None,
-):
-    """The detector (``--detector``, ``--preset`` for ImDiffusion) with ``--set`` overrides and the
-    ``--threshold`` / ``--contamination`` options (``rule``), every parameter checked (nothing
-    trained yet)."""
-    from ..training import resolve_device
-    from ..validation import check_option
-
-    cls = _detector_class(detector)
-    params = set(cls().get_params())
-    for key, value in (rule or {}).items():
-        if key not in params:
-            raise ConfigError(
-                f"--{key}: {cls.__name__} has no {key} parameter"
-                + (
-                    " (it decides by its ensemble-step vote; see vote_ratio)."
-                    if "vote_ratio" in params
-                    else "."
-                )
-                + f" Leave --{key} out."
-            )
-        overrides = {**overrides, key: value}
-    has_presets = all(callable(getattr(cls, p, None)) for p in PRESETS)
-    if preset is not None and not has_presets:
-        raise ConfigError(
-            f"--preset: {cls.__name__} has no presets (only ImDiffusion has fast and paper). Leave --preset out."
-        )
-    valid = sorted(params - set(_OWN))
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        taken = [k for k in unknown if k in _OWN]
-        hint = "; ".join(f"{k} is set by {_OWN[k]}" for k in taken)
-        raise ConfigError(
-            f"--set: expected parameters of {cls.__name__}, got unknown {unknown}. Valid: {', '.join(valid)}"
-            + (f" ({hint})." if hint else ".")
-        )
-    own = {"device": device, "random_state": seed, "verbose": verbose}
-    kwargs = {**overrides, **{k: v for k, v in own.items() if k in params}}
-    if has_presets:
-        check_option(preset or "fast", PRESETS, name="--preset")
-        det = getattr(cls, preset or "fast")(**kwargs)
-    else:
-        det = cls(**kwargs)
-    det._check_params()
-    if "device" in params:
-        resolve_device(device)
-    return det
-
-
 def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str):
     """Fit with a checkpoint after every epoch in folder ``checkpoint``; Ctrl-C says how to resume."""
     ckpt = checkpoint / "checkpoint.pt"
@@ -414,14 +290,6 @@ def _command_line() -> str:
     return "diffad " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
 
 
-def _write_run(stage: Path, det, test: pd.DataFrame, y) -> dict:
-    """Score the test frame and write the run's files into the staging folder."""
-    from ..report import write_run_files
-
-    index = test.index if isinstance(test.index, pd.DatetimeIndex) else None
-    return write_run_files(stage, det, test, index=index, channels=list(test.columns), labels=y, window=100)
-
-
 def _check_outside(out: Path, **inputs: Path | None) -> None:
     """An input inside the run folder would be deleted when the new run replaces it."""
     for option, path in inputs.items():
@@ -444,6 +312,7 @@ def _detect(
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from ..fsio import atomic_write_text, check_output, claim, output_folder
     from ..persistence import write_model
+    from ..report import write_frame_files
 
     check_output(out, "run", "--out")
     if y is not None and len(y) != len(test):
@@ -456,77 +325,8 @@ def _detect(
             write_model(det, stage / "model")
             for name, text in (extra or {}).items():
                 atomic_write_text(stage / name, text)
-            result = _write_run(stage, det, test, y)
+            result = write_frame_files(stage, det, test, y)
     _report(result, out, has_model=True)
-
-
-Preset = Annotated[
-    str | None,
-    typer.Option(
-        help="ImDiffusion's settings: fast (CPU-friendly, the default) or paper (published settings, for a GPU)."
-    ),
-]
-DetectorOpt = Annotated[
-    str,
-    typer.Option(
-        "--detector",
-        help="ImDiffusion, PCA, KNN, IsolationForest, LOF, OCSVM, Random, SelfDistilledMAE, DTECategorical ... "
-        "(`docs/choosing.md` says which for which data).",
-    ),
-]
-Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
-Seed = Annotated[int, typer.Option(help="Random seed (0 to 2**32 - 1).")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-TrainSeries = Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")]
-Set = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Detector parameter KEY=VALUE (repeatable), e.g. --set window=50 --set max_epochs=5."
-    ),
-]
-Resume = Annotated[
-    bool,
-    typer.Option("--resume", help="Continue an interrupted fit from the checkpoint in the model folder."),
-]
-TimestampCol = Annotated[
-    str | None,
-    typer.Option(
-        help="Timestamp column of the CSV/Parquet files (default: one named timestamp, time, date ...)."
-    ),
-]
-Threshold = Annotated[
-    str | None,
-    typer.Option(
-        help="Where the threshold goes: contamination (the training quantile, the default), pot, spot or "
-        "dspot (extreme-value rules on the training scores; spot/dspot adapt along the test series)."
-    ),
-]
-Contamination = Annotated[
-    str | None,
-    typer.Option(
-        help='Expected share of anomalous training points for --threshold contamination, e.g. 0.01, or "auto" '
-        "(the far-out fence Q3 + 3 IQR of the training scores)."
-    ),
-]
-
-
-def _rule(threshold: str | None, contamination: str | None) -> dict:
-    """The ``--threshold`` / ``--contamination`` options as detector parameters (only those given)."""
-    rule: dict = {}
-    if threshold is not None:
-        rule["threshold"] = threshold
-    if contamination is not None:
-        try:
-            rule["contamination"] = float(contamination)
-        except ValueError:
-            rule["contamination"] = contamination  # "auto", or a bad value the detector's check names
-    return rule
-
-
-LabelCol = Annotated[
-    str | None,
-    typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...)."),
-]
 
 
 @app.command()
@@ -556,11 +356,17 @@ def detect(
     report.html, run.json and model/. Every input is checked before training starts."""
     from ..config import parse_assignments
 
-    det = _make_detector(
-        detector, preset, parse_assignments(set_), device, seed, not quiet, _rule(threshold, contamination)
+    det = make_detector(
+        detector,
+        preset,
+        parse_assignments(set_),
+        device,
+        seed,
+        not quiet,
+        threshold_rule(threshold, contamination),
     )
-    tr, _ = _read_input(train, None, timestamp_col, label_col)
-    te, y = _read_input(test, labels, timestamp_col, label_col)
+    tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
+    te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
     _check_outside(out, train=train, test=test, labels=labels)
     _detect(tr, te, y, out, det, resume)
 
@@ -593,10 +399,16 @@ def fit(
     from ..fsio import claim
     from ..persistence import save
 
-    det = _make_detector(
-        detector, preset, parse_assignments(set_), device, seed, not quiet, _rule(threshold, contamination)
+    det = make_detector(
+        detector,
+        preset,
+        parse_assignments(set_),
+        device,
+        seed,
+        not quiet,
+        threshold_rule(threshold, contamination),
     )
-    tr, _ = _read_input(train, None, timestamp_col, label_col)
+    tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())
         save(det, model, option="--model")
@@ -621,16 +433,17 @@ def score(
 
     from ..fsio import check_output, output_folder
     from ..persistence import load
+    from ..report import write_frame_files
 
     det = load(model)
-    te, y = _read_input(test, labels, timestamp_col, label_col)
+    te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
     _check_outside(out, test=test, labels=labels)
     check_output(out, "run", "--out")
     inside = model.resolve().is_relative_to(out.resolve())
     with output_folder(out, "run", option="--out") as stage:
         if inside:  # scoring with the model of the run being replaced: the new run keeps it
             shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
-        result = _write_run(stage, det, te, y)
+        result = write_frame_files(stage, det, te, y)
     _report(result, out, has_model=inside)
 
 
@@ -664,7 +477,7 @@ def demo(
         test,
         data.labels,
         out,
-        _make_detector("ImDiffusion", "fast", {}, None, seed, not quiet),
+        make_detector("ImDiffusion", "fast", {}, None, seed, not quiet),
         resume=False,
         extra=extra,
     )
@@ -818,9 +631,11 @@ def experiment_sdmae(
     _run_bench_and_report(cfg, out, jobs, quiet)
 
 
+from .fleet import fleet_app  # noqa: E402
 from .imagegen import imagegen_app  # noqa: E402
 
 app.add_typer(imagegen_app, name="imagegen")
+app.add_typer(fleet_app, name="fleet")
 
 
 def _log_internal_error(exc: BaseException) -> Path | None:

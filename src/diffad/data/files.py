@@ -18,7 +18,7 @@ from ..exceptions import DataValidationError
 from ..validation import check_index, check_labels, fail, param_hint
 from .records import SeriesData
 
-__all__ = ["read_series", "read_csv_table", "TIMESTAMP_NAMES", "LABEL_NAMES"]
+__all__ = ["read_series", "read_frame", "read_column", "read_csv_table", "TIMESTAMP_NAMES", "LABEL_NAMES"]
 
 TIMESTAMP_NAMES = ("timestamp", "time", "date", "datetime", "ts", "timestamp_(min)")
 LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly", "attack", "normal/attack")
@@ -140,6 +140,67 @@ def read_series(
     else:
         raise fail("series file type", ".csv, .parquet, .npz or .npy", repr(path.suffix), "Convert the file.")
     return SeriesData(values, None, tuple(f"ch{i}" for i in range(values.shape[1])), labels)
+
+
+def read_frame(
+    path: str | Path,
+    labels: str | Path | None = None,
+    *,
+    timestamp_col: str | None = None,
+    label_col: str | None = None,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """A series file as ``(DataFrame, labels or None)``: the channels as named columns, the timestamps
+    (if any) as the index; the labels from a separate ``labels`` file (.csv or .npy, one per row) when
+    given, else from the file's label column."""
+    series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
+    frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
+    y = series.labels
+    if labels is not None:
+        y = check_labels(
+            read_column(Path(labels), LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}"
+        )
+    return frame, y
+
+
+def read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
+    """One numeric column from a .npy file or a CSV (named by ``column``, else a preferred name, else the
+    only column); ``what`` names it in messages (and its ``--WHAT-col`` option)."""
+    if not path.is_file():
+        raise fail(f"{what} file", "an existing .csv or .npy file", repr(str(path)), "Check the path.")
+    if path.suffix == ".npy":
+        values, _ = _read_numpy(path, ".npy")  # (n, K) float64, diffad's errors for damaged files
+        if values.shape[1] != 1:
+            raise fail(
+                f"{what} in {path}", "a 1-D array", f"shape {values.shape}", "Save one value per time point."
+            )
+        return values[:, 0]
+    df = read_csv_table(path)
+    lower = {c.lower(): c for c in df.columns}
+    if column is not None:
+        if column not in df.columns:
+            raise fail(f"{what} column", f"one of {list(df.columns)}", repr(column), "Check the column name.")
+        name = column
+    elif len(df.columns) == 1:
+        name = df.columns[0]
+    else:
+        found = next((lower[c] for c in preferred if c in lower), None)
+        if found is None:
+            raise fail(
+                f"{what} column in {path}",
+                f"a column named one of {list(preferred)} (or --{what}-col)",
+                f"columns {list(df.columns)}",
+                f"Pass --{what}-col NAME.",
+            )
+        name = found
+    values = df[name]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
+        raise fail(
+            f"{what} column {name!r} of {path}",
+            "numbers",
+            f"values like {values.head(3).tolist()}",
+            "Check the file and its delimiter.",
+        )
+    return values.to_numpy()
 
 
 def _read_numpy(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
