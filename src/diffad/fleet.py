@@ -617,7 +617,12 @@ def run(
 
         detector = ImDiffusionDetector.fast()
     if detector is not None:
-        detector.set_params(**{k: False for k in ("verbose",) if k in detector.get_params()})
+        from sklearn.base import clone
+
+        detector = clone(detector)  # the caller's detector stays as it was
+        detector.set_params(
+            **{k: False for k in ("verbose",) if k in detector.get_params()}
+        )  # no bars on workers
         detector._check_params()
     sources = (
         list(source) if not isinstance(source, str | Path | Mapping) else discover(source, **discover_options)
