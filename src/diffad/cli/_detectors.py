@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..exceptions import ConfigError
 
-__all__ = ["PRESETS", "make_detector", "detector_class", "threshold_rule"]
+__all__ = ["PRESETS", "make_detector", "detector_from_options", "detector_class", "threshold_rule"]
 
 PRESETS = ("fast", "paper")
 
@@ -99,3 +99,27 @@ def threshold_rule(threshold: str | None, contamination: str | None) -> dict:
         except ValueError:
             rule["contamination"] = contamination  # "auto", or a bad value the detector's check names
     return rule
+
+
+def detector_from_options(
+    detector: str,
+    preset: str | None,
+    sets: list[str] | None,
+    device: str | None,
+    seed: int,
+    verbose: bool,
+    threshold: str | None,
+    contamination: str | None,
+):
+    """:func:`make_detector` from the raw option values of ``detect``, ``fit`` and ``fleet``."""
+    from ..config import parse_assignments
+
+    return make_detector(
+        detector,
+        preset,
+        parse_assignments(sets),
+        device,
+        seed,
+        verbose,
+        threshold_rule(threshold, contamination),
+    )

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import parse_assignments
 from ._common import user_errors
-from ._detectors import make_detector, threshold_rule
+from ._detectors import detector_from_options
 from ._options import (
     Contamination,
     DetectorOpt,
@@ -87,6 +86,16 @@ def _go(source: str, out: Path, quiet: bool, **kwargs: Any) -> None:
         raise typer.Exit(code=PARTIAL)
 
 
+def _with_detector(mode: str, source: str, out: Path, quiet: bool, **options: Any) -> None:
+    """``fleet detect`` / ``fleet fit``: the detector from its options, the rest to :func:`diffad.fleet.run`."""
+    picked = [
+        options.pop(k) for k in ("detector", "preset", "set_", "device", "seed", "threshold", "contamination")
+    ]
+    name, preset, sets, device, seed, threshold, contamination = picked
+    det = detector_from_options(name, preset, sets, device, seed, False, threshold, contamination)
+    _go(source, out, quiet, detector=det, mode=mode, **options)
+
+
 @fleet_app.command("detect")
 @user_errors
 def fleet_detect(
@@ -110,29 +119,7 @@ def fleet_detect(
 ) -> None:
     """Fit and score every series (as `diffad detect` does each one): OUT/<series>/ run folders, a ranked
     summary.csv and report.html."""
-    det = make_detector(
-        detector,
-        preset,
-        parse_assignments(set_),
-        device,
-        seed,
-        False,
-        threshold_rule(threshold, contamination),
-    )
-    _go(
-        source,
-        out,
-        quiet,
-        detector=det,
-        mode="detect",
-        workers=workers,
-        scheduler=scheduler,
-        threads=threads,
-        id_col=id_col,
-        train_fraction=train_fraction,
-        timestamp_col=timestamp_col,
-        label_col=label_col,
-    )
+    _with_detector("detect", **locals())
 
 
 @fleet_app.command("fit")
@@ -157,29 +144,7 @@ def fleet_fit(
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on every series' training part: OUT/<series>/ model folders (for `fleet score --models OUT`)."""
-    det = make_detector(
-        detector,
-        preset,
-        parse_assignments(set_),
-        device,
-        seed,
-        False,
-        threshold_rule(threshold, contamination),
-    )
-    _go(
-        source,
-        out,
-        quiet,
-        detector=det,
-        mode="fit",
-        workers=workers,
-        scheduler=scheduler,
-        threads=threads,
-        id_col=id_col,
-        train_fraction=train_fraction,
-        timestamp_col=timestamp_col,
-        label_col=label_col,
-    )
+    _with_detector("fit", **locals())
 
 
 @fleet_app.command("score")

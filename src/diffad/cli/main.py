@@ -16,7 +16,7 @@ from ..data.files import read_column, read_frame
 from ..exceptions import ConfigError, DiffadError
 from ..runtime import allocator_setting, keep_freed_memory
 from ._common import exit_error, parse_ints, user_errors
-from ._detectors import make_detector, threshold_rule
+from ._detectors import detector_from_options, make_detector
 from ._options import (
     Contamination,
     DetectorOpt,
@@ -354,17 +354,8 @@ def detect(
 ) -> None:
     """Fit a detector (ImDiffusion unless --detector) on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html, run.json and model/. Every input is checked before training starts."""
-    from ..config import parse_assignments
 
-    det = make_detector(
-        detector,
-        preset,
-        parse_assignments(set_),
-        device,
-        seed,
-        not quiet,
-        threshold_rule(threshold, contamination),
-    )
+    det = detector_from_options(detector, preset, set_, device, seed, not quiet, threshold, contamination)
     tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
     te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
     _check_outside(out, train=train, test=test, labels=labels)
@@ -395,19 +386,10 @@ def fit(
 ) -> None:
     """Fit a detector (ImDiffusion unless --detector) on a training series and save it; for ImDiffusion a checkpoint after every epoch lets --resume
     continue an interrupted fit."""
-    from ..config import parse_assignments
     from ..fsio import claim
     from ..persistence import save
 
-    det = make_detector(
-        detector,
-        preset,
-        parse_assignments(set_),
-        device,
-        seed,
-        not quiet,
-        threshold_rule(threshold, contamination),
-    )
+    det = detector_from_options(detector, preset, set_, device, seed, not quiet, threshold, contamination)
     tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())
