@@ -170,12 +170,14 @@ def test_detect_then_score_with_the_saved_model(tmp_path):
     assert list(table.columns) == [
         "timestamp",
         "score",
-        "label",
+        "flag",  # the decision
+        "true_label",  # the test labels: the two never share a name
         "attribution_cpu",
         "attribution_mem",
         "attribution_net",
     ]
     assert len(table) == 400 and table["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 11:40")
+    assert set(table["flag"]) <= {0, 1} and set(table["true_label"]) == {0, 1}
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == ["honest", "paper-protocol (uses test labels)"]
     assert "AUC-PR" in metrics["honest"] and "PA-F1 (oracle)" in metrics["paper-protocol (uses test labels)"]

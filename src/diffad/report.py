@@ -81,10 +81,10 @@ def write_run_files(
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(K)]
     scores = np.asarray(detector.decision_function(test_values), dtype=float)
     preds = np.asarray(detector.predict(test_values), dtype=int)
-    table = pd.DataFrame(
-        {"score": scores, "label": preds},
-        index=index if index is not None else pd.RangeIndex(n, name="index"),
-    )
+    columns: dict[str, Any] = {"score": scores, "flag": preds}  # flag: the detector's decision
+    if labels is not None:
+        columns["true_label"] = labels  # the ground truth, never confused with the decision
+    table = pd.DataFrame(columns, index=index if index is not None else pd.RangeIndex(n, name="index"))
     explain = getattr(detector, "explain", None)
     blamed: list[tuple[str, float]] = []
     attr = None

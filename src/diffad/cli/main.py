@@ -191,7 +191,7 @@ def evaluate(
         s = read_column(scores, ("score", "scores", "anomaly_score"), scores_col, "scores")
         y = read_column(labels, ("label", "labels", "is_anomaly", "anomaly"), labels_col, "labels")
         p = (
-            read_column(preds, ("pred", "preds", "prediction", "label"), preds_col, "preds")
+            read_column(preds, ("flag", "pred", "preds", "prediction", "label"), preds_col, "preds")
             if preds
             else None
         )
