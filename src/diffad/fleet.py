@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .data.files import csv_delimiter
 from .exceptions import ConfigError, DataValidationError, DiffadError, PersistenceError
 from .fsio import atomic_write_bytes, atomic_write_text, read_envelope
 
@@ -121,26 +122,26 @@ class SeriesSource:
             test, y = read_frame(self.test, self.labels, **opts) if self.test else (None, None)
             return train, test, y
         if self.kind == "memory":
-            return _memory_frames(self.id, self.frames)
+            return _memory_frames(self.frames)
         if self.kind == "file":
             frame, y = read_frame(str(self.path), **opts)
             return _split(frame, y, self.train_fraction, str(self.path))
         return self._read_table()
 
     def _read_table(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None, np.ndarray | None]:
-        from .data.files import _frame_to_series
+        from .data.files import _frame_to_series, frame_of
 
         rows = _table_rows(Path(str(self.path)), self.id_col, self.key).drop(columns=[self.id_col])
         where = f"series {self.id!r} of {self.path}"
 
-        def frame_of(part: pd.DataFrame, what: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+        def rows_of(part: pd.DataFrame, what: str) -> tuple[pd.DataFrame, np.ndarray | None]:
             s = _frame_to_series(
                 part.reset_index(drop=True), f"{what} rows of {where}", self.timestamp_col, self.label_col
             )
-            return pd.DataFrame(s.values, columns=list(s.channels), index=s.index), s.labels
+            return frame_of(s), s.labels
 
         if self.part_col is None:
-            frame, y = frame_of(rows, "the")
+            frame, y = rows_of(rows, "the")
             return _split(frame, y, self.train_fraction, where)
         part = rows.pop(self.part_col).astype(str).str.strip().str.lower()
         bad = sorted(set(part) - {"train", "test"})
@@ -148,14 +149,12 @@ class SeriesSource:
             raise DataValidationError(
                 f"{where}: expected the {self.part_col!r} column to say train or test, got {bad[:5]}."
             )
-        train = frame_of(rows[part == "train"], "train")[0] if (part == "train").any() else None
-        test, y = frame_of(rows[part == "test"], "test") if (part == "test").any() else (None, None)
+        train = rows_of(rows[part == "train"], "train")[0] if (part == "train").any() else None
+        test, y = rows_of(rows[part == "test"], "test") if (part == "test").any() else (None, None)
         return train, test, y
 
 
-def _memory_frames(
-    sid: str, frames: Any
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, np.ndarray | None]:
+def _memory_frames(frames: Any) -> tuple[pd.DataFrame | None, pd.DataFrame | None, np.ndarray | None]:
     def frame(x: Any) -> pd.DataFrame | None:
         if x is None:
             return None
@@ -188,19 +187,8 @@ def _table_rows(path: Path, id_col: str, key: Any) -> pd.DataFrame:
     worker never holds more of the table than one chunk and its series)."""
     if path.suffix == ".parquet":
         return pd.read_parquet(path, filters=[(id_col, "==", key)])
-    chunks = pd.read_csv(path, sep=_sniff(path), chunksize=200_000)
+    chunks = pd.read_csv(path, sep=csv_delimiter(path), chunksize=200_000)
     return pd.concat([c[c[id_col] == key] for c in chunks])
-
-
-def _sniff(path: Path) -> str:
-    import csv
-
-    with open(path, newline="") as fh:
-        sample = "".join(fh.readline() for _ in range(50))
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
 
 
 def _series_file(folder: Path, stem: str) -> Path | None:
@@ -345,7 +333,7 @@ def _columns(path: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
-    return [str(c) for c in pd.read_csv(path, sep=_sniff(path), nrows=0).columns]
+    return [str(c) for c in pd.read_csv(path, sep=csv_delimiter(path), nrows=0).columns]
 
 
 def _table_keys(path: Path, id_col: str) -> list[Any]:
@@ -353,7 +341,7 @@ def _table_keys(path: Path, id_col: str) -> list[Any]:
     if path.suffix == ".parquet":
         col = pd.read_parquet(path, columns=[id_col])[id_col]
     else:
-        col = pd.read_csv(path, sep=_sniff(path), usecols=[id_col])[id_col]
+        col = pd.read_csv(path, sep=csv_delimiter(path), usecols=[id_col])[id_col]
     return [k.item() if isinstance(k, np.generic) else k for k in pd.unique(col.dropna())]
 
 
@@ -425,16 +413,18 @@ def _hash_frame(h: Any, frame: pd.DataFrame | None) -> None:
         h.update(frame.index.asi8.tobytes())
 
 
-def fingerprint(train: pd.DataFrame | None, test: pd.DataFrame | None, labels: Any, job: Job) -> str:
-    """Hash of a series' data and of the job's configuration: a finished series is reused only when
-    both are the same."""
+def fingerprint(
+    train: pd.DataFrame | None, test: pd.DataFrame | None, labels: Any, job: Job, folder: str = ""
+) -> str:
+    """Hash of a series' data and of the job's configuration (with ``mode="score"``, of the series' own
+    model in ``job.models / folder`` too): a finished series is reused only when both are the same."""
     h = hashlib.blake2b(digest_size=16)
     _hash_frame(h, train)
     _hash_frame(h, test)
     h.update(b"none" if labels is None else np.asarray(labels, dtype=np.int8).tobytes())
     h.update(json.dumps(job.config(), sort_keys=True, default=str).encode())
     if job.mode == "score" and job.models:  # a refitted model is a new configuration
-        detector_json = Path(job.models) / "detector.json"
+        detector_json = Path(job.models) / folder / "detector.json"
         h.update(detector_json.read_bytes() if detector_json.is_file() else b"")
     return h.hexdigest()
 
@@ -463,7 +453,7 @@ def run_series(src: SeriesSource, job: Job, out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         train, test, labels = src.read()
-        fp = fingerprint(train, test, labels, job)
+        fp = fingerprint(train, test, labels, job, src.folder)
         state = read_envelope(_state_path(root, src.folder), FLEET_FORMAT)
         if (
             state

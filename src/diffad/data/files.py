@@ -153,7 +153,7 @@ def read_frame(
     (if any) as the index; the labels from a separate ``labels`` file (.csv or .npy, one per row) when
     given, else from the file's label column."""
     series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
-    frame = pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
+    frame = frame_of(series)
     y = series.labels
     if labels is not None:
         y = check_labels(
@@ -260,6 +260,28 @@ def _read_numpy(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]
 _DELIMITERS = ",;\t|"
 
 
+def _delimiter(lines: list[str]) -> str:
+    """The delimiter of a CSV from its first non-empty lines (``,`` when none is recognised)."""
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def csv_delimiter(path: str | Path) -> str:
+    """The delimiter :func:`read_csv_table` would use for ``path``, from its first lines only (for
+    readers that take the file in chunks or a column at a time)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        lines = [ln for ln in (fh.readline() for _ in range(50)) if ln.strip()]
+    return _delimiter(lines)
+
+
+def frame_of(series: SeriesData) -> pd.DataFrame:
+    """A read series as a DataFrame: the channels as named columns, the timestamps (if any) as the index."""
+    return pd.DataFrame(series.values, columns=list(series.channels), index=series.index)
+
+
 def read_csv_table(path: str | Path) -> pd.DataFrame:
     """A CSV file as a DataFrame, with its delimiter found from the first lines (``,`` ``;`` tab or
     ``|``), and diffad's errors for files that are empty, header-only or not text."""
@@ -278,10 +300,7 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
     lines = [ln for ln in head.splitlines() if ln.strip()]
     if not lines:
         raise fail(f"CSV file {path}", "a header row and data rows", "an empty file", "Check the file.")
-    try:
-        sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_DELIMITERS).delimiter
-    except csv.Error:
-        sep = ","
+    sep = _delimiter(lines)
     try:
         df = pd.read_csv(path, sep=sep)
     except (
