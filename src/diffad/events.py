@@ -38,7 +38,7 @@ import pandas as pd
 from .data.series import runs
 from .exceptions import DataValidationError
 
-__all__ = ["EventRules", "find_events", "events_to_json", "event_f1", "GRADES"]
+__all__ = ["EventRules", "LiveEvents", "find_events", "events_to_json", "event_f1", "GRADES"]
 
 GRADES = ((3.0, "high"), (1.0, "medium"), (-np.inf, "low"))  # (lower bound of severity, grade)
 
@@ -128,37 +128,171 @@ def find_events(
         part = slice(s, e + 1)
         on = flags[part]
         peak_pos = s + int(np.argmax(np.where(on, scores[part], -np.inf)))
-        severity = _severity(float(scores[peak_pos]), float(threshold), typical_score)
-        row: dict[str, Any] = {
-            "event": i,
-            "start": idx[s],
-            "end": idx[e],
-            "start_pos": s,
-            "end_pos": e,
-            "duration": e - s + 1,
-        }
-        if timed:
-            row["duration_s"] = float((idx[e] - idx[s]).total_seconds())
-        row.update(
-            {
-                "n_flagged": int(on.sum()),
-                "peak_score": float(scores[peak_pos]),
-                "peak_at": idx[peak_pos],
-                "mean_score": float(scores[part][on].mean()),
-                "severity": severity,
-                "grade": _grade(severity),
-                "channels": "",
-            }
+        share = attribution[part][on].mean(axis=0) if attribution is not None else None
+        rows.append(
+            _record(
+                i,
+                (s, e, peak_pos),
+                (idx[s], idx[e], idx[peak_pos]),
+                int(on.sum()),
+                float(scores[peak_pos]),
+                float(scores[part][on].mean()),
+                _severity(float(scores[peak_pos]), float(threshold), typical_score),
+                _shares(share, channels, rules.top_channels),
+                timed,
+            )
         )
-        if attribution is not None and channels is not None and rules.top_channels:
-            share = attribution[part][on].mean(axis=0)
-            order = np.argsort(-share, kind="stable")[: rules.top_channels]
-            row["channels"] = ";".join(f"{channels[k]}:{share[k]:.3f}" for k in order if share[k] > 0)
-        rows.append(row)
+    return pd.DataFrame(rows, columns=_columns(timed))
+
+
+def _columns(timed: bool) -> list[str]:
     columns = ["event", "start", "end", "start_pos", "end_pos", "duration"]
     columns += ["duration_s"] if timed else []
-    columns += ["n_flagged", "peak_score", "peak_at", "mean_score", "severity", "grade", "channels"]
-    return pd.DataFrame(rows, columns=columns)
+    return columns + ["n_flagged", "peak_score", "peak_at", "mean_score", "severity", "grade", "channels"]
+
+
+def _shares(share: np.ndarray | None, channels: list[str] | None, top: int) -> str:
+    """``"name:share;..."`` of the ``top`` channels with the largest positive mean share."""
+    if share is None or channels is None or not top:
+        return ""
+    order = np.argsort(-share, kind="stable")[:top]
+    return ";".join(f"{channels[k]}:{share[k]:.3f}" for k in order if share[k] > 0)
+
+
+def _record(
+    number: int,
+    positions: tuple[int, int, int],
+    labels: tuple[Any, Any, Any],
+    n_flagged: int,
+    peak: float,
+    mean: float,
+    severity: float,
+    channels: str,
+    timed: bool,
+) -> dict[str, Any]:
+    """One row of :func:`find_events`: ``positions`` and ``labels`` are (start, end, peak)."""
+    (s, e, p), (ls, le, lp) = positions, labels
+    row: dict[str, Any] = {"event": number, "start": ls, "end": le, "start_pos": s, "end_pos": e}
+    row["duration"] = e - s + 1
+    if timed:
+        row["duration_s"] = float((le - ls).total_seconds())
+    row.update(
+        {
+            "n_flagged": n_flagged,
+            "peak_score": peak,
+            "peak_at": lp,
+            "mean_score": mean,
+            "severity": severity,
+            "grade": _grade(severity),
+            "channels": channels,
+        }
+    )
+    return row
+
+
+class LiveEvents:
+    """:func:`find_events` one point at a time, for a stream: :meth:`push` takes the decisions, scores
+    and attribution of the next points and returns the events that opened and closed with them.
+
+    An event **opens** when its span first reaches ``min_duration`` points and **closes** when more
+    than ``merge_gap`` unflagged points follow its last flagged point; a closed event is the row
+    :func:`find_events` gives for the whole series (shares summed point by point, so equal to the last
+    rounding digit). A run that never reaches ``min_duration`` is never opened (it is dropped, as in
+    :func:`find_events`).
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        *,
+        rules: EventRules | None = None,
+        typical_score: float | None = None,
+        channels: list[str] | None = None,
+    ):
+        self.rules = rules or EventRules()
+        self.threshold = float(threshold)
+        self.typical_score = typical_score
+        self.channels = channels
+        self.count = 0  # events opened so far (the next one is count + 1)
+        self.run: dict[str, Any] | None = None  # the candidate or open event
+
+    def push(
+        self,
+        start: int,
+        flags: Any,
+        scores: Any,
+        attribution: np.ndarray | None = None,
+        labels: Any = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Points at positions ``start``, ``start + 1`` ...; ``labels`` their index labels (timestamps
+        give times and ``duration_s``; default: the positions). Returns ``(opened, closed)``: event rows
+        (:func:`find_events` columns; an opened event as it stands when it opens)."""
+        flags = np.asarray(flags).astype(bool).ravel()
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        labels = list(range(start, start + len(flags))) if labels is None else list(labels)
+        if attribution is not None:
+            attribution = np.nan_to_num(np.asarray(attribution, dtype=np.float64), nan=0.0)
+        opened: list[dict[str, Any]] = []
+        closed: list[dict[str, Any]] = []
+        gap = self.rules.merge_gap
+        for i, on in enumerate(flags):
+            pos = start + i
+            run = self.run
+            if run is not None and pos - run["last"] - 1 > gap:  # the run ended before this point
+                if run["number"]:
+                    closed.append(self._row(run))
+                self.run = run = None
+            if not on:
+                continue
+            if run is None:
+                run = self.run = {
+                    "first": pos,
+                    "first_label": labels[i],
+                    "number": 0,
+                    "n": 0,
+                    "sum": 0.0,
+                    "peak": -np.inf,
+                    "peak_pos": pos,
+                    "peak_label": labels[i],
+                    "share": None,
+                }
+            run["last"], run["last_label"] = pos, labels[i]
+            run["n"] += 1
+            run["sum"] += float(scores[i])
+            if scores[i] > run["peak"]:
+                run["peak"], run["peak_pos"], run["peak_label"] = float(scores[i]), pos, labels[i]
+            if attribution is not None:
+                row = attribution[i]
+                run["share"] = row.copy() if run["share"] is None else run["share"] + row
+            if not run["number"] and pos - run["first"] + 1 >= self.rules.min_duration:
+                self.count += 1
+                run["number"] = self.count
+                opened.append(self._row(run))
+        return opened, closed
+
+    def close(self) -> list[dict[str, Any]]:
+        """End of the stream: the open event, closed (``[]`` if none is open)."""
+        run, self.run = self.run, None
+        return [self._row(run)] if run is not None and run["number"] else []
+
+    def current(self) -> dict[str, Any] | None:
+        """The open event as it stands, or None."""
+        return self._row(self.run) if self.run is not None and self.run["number"] else None
+
+    def _row(self, run: dict[str, Any]) -> dict[str, Any]:
+        share = run["share"] / run["n"] if run["share"] is not None else None
+        channels = self.channels or ([f"ch{k}" for k in range(len(share))] if share is not None else None)
+        return _record(
+            run["number"],
+            (run["first"], run["last"], run["peak_pos"]),
+            (run["first_label"], run["last_label"], run["peak_label"]),
+            run["n"],
+            run["peak"],
+            run["sum"] / run["n"],
+            _severity(run["peak"], self.threshold, self.typical_score),
+            _shares(share, channels, self.rules.top_channels),
+            isinstance(run["first_label"], pd.Timestamp),
+        )
 
 
 def events_to_json(events: pd.DataFrame) -> str:

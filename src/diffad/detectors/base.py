@@ -84,6 +84,10 @@ class BaseDetector(BaseEstimator):
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     #: ``fit(X, resume=True)`` continues from a training checkpoint.
     _supports_resume: ClassVar[bool] = False
+    #: How :mod:`diffad.stream` scores new points: ``"point"`` (a row's score depends on that row
+    #: alone), ``"window"`` (windows on a fixed grid from the series start: the detector implements
+    #: ``_stream_grid``, ``_stream_windows`` and ``_stream_points``) or ``None`` (no streaming).
+    _stream: ClassVar[str | None] = "point"
     #: ``fit(X, y)`` passes ``y`` (known anomalies) to ``_fit`` as ``labels``.
     _uses_labels: ClassVar[bool] = False
     #: Parameters left out of the resume fingerprint: they do not change what an epoch computes

@@ -63,6 +63,7 @@ class RandomDetector(BaseDetector):
         "threshold": THRESHOLD,
         "random_state": AnyOf(SEED, NONE),
     }
+    _stream = None  # a score depends on the point's position in the call
 
     def __init__(
         self,

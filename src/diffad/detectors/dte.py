@@ -452,6 +452,7 @@ class DDPMTabular(_TabularNet):
     time_embedding_dim : int, default=32
     """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
 
+    _stream = None  # the noise of a point depends on its place in the scored batch
     _parameter_constraints = {
         **_NET,
         "noise_step": POSITIVE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -88,13 +89,24 @@ def reduce_channels(errors: np.ndarray, how: str) -> np.ndarray:
     return np.nan_to_num(red, nan=0.0)
 
 
+def _widened(Xs: np.ndarray) -> tuple[float, float]:
+    """The range of the finite values of ``Xs`` widened by itself and 1 on each side ((-1, 1) if none)."""
+    lo, hi = (float(np.nanmin(Xs)), float(np.nanmax(Xs))) if np.isfinite(Xs).any() else (-1.0, 1.0)
+    return lo - (hi - lo) - 1.0, hi + (hi - lo) + 1.0
+
+
 class WindowNoise:
     """Standard normal noise for a batch of windows, each window drawing from a generator of its own
     (seeded from ``random_state`` and the window's index), so that a window's noise, and with it its
     score, does not depend on the batch it is scored in (``inference_batch_size``)."""
 
     def __init__(
-        self, random_state: int, windows: range, passes: int, shape: tuple[int, int], device: torch.device
+        self,
+        random_state: int,
+        windows: Iterable[int],
+        passes: int,
+        shape: tuple[int, int],
+        device: torch.device,
     ):
         seeds = [
             int(np.random.SeedSequence([random_state, 2, w]).generate_state(1, np.uint64)[0]) for w in windows
@@ -300,6 +312,7 @@ class ImDiffusionDetector(TorchDetector):
     """
 
     _allow_nan = True
+    _stream = "window"
     _supports_resume = True
     _parameter_constraints = {
         **TRAINING,
@@ -699,6 +712,7 @@ class ImDiffusionDetector(TorchDetector):
             a * self.data_scale,
             b * self.data_scale,
         )  # what the diffusion model sees
+        self.clip_ = list(_widened(self._scale(train_part)))
         self._build(K, dev)
         gen = torch.Generator(device=dev).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
@@ -815,41 +829,49 @@ class ImDiffusionDetector(TorchDetector):
         with self._autocast():
             return impute(model, sched, x0, cond, x, timesteps, record, noise, clip, self.ensemble_output)
 
-    def _step_errors_scaled(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Squared imputation errors of the ensemble steps for a scaled series (n, K).
-
-        Returns ``(errors (R, n, K), imputed (n, K))``; errors are NaN at unobserved entries.
-        """
-        check_is_fitted(self, ("n_features_in_",))
-        n, K = Xs.shape
+    def _score_stride(self) -> int:
+        """Stride of the scoring windows."""
         L = self.window
-        check_window(n, L)
+        return max(1, L // self.n_strips if self.mode == "forecasting" else (self.test_stride or L // 2))
+
+    def _clip(self, Xs: np.ndarray) -> tuple[float, float]:
+        """Generous bounds on the x_0 estimates: the scaled training range widened by itself and 1 on
+        each side (``clip_``, fixed at fit, so that a point's score never depends on other test points).
+        Models saved before ``clip_`` existed take the range of the series being scored."""
+        clip = getattr(self, "clip_", None)
+        if clip is not None:
+            return float(clip[0]), float(clip[1])
+        return _widened(Xs)
+
+    def _window_errors(
+        self, W: np.ndarray, numbers: np.ndarray, clip: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Squared imputation errors of the ensemble steps for scaled windows ``W`` (B, K, L) whose
+        numbers on the scoring grid are ``numbers`` (each window's noise is drawn by its number, so windows
+        of several series can share a batch).
+
+        Returns ``(errors (R, B, K, L), imputed (B, K, L))``; errors are NaN at unobserved entries.
+        """
+        B, K, L = W.shape
         dev = torch.device(self.device_)
-        stride = L // self.n_strips if self.mode == "forecasting" else (self.test_stride or L // 2)
-        W, starts = self._windows(Xs, max(1, stride))  # (Bw, K, L)
         obs_np = ~np.isnan(W)
         targets, ids, P = self._score_masks(K, dev)
         R = self.ensemble_steps
-        err = np.empty((R, W.shape[0], K, L), dtype=np.float32)
-        imp = np.zeros((W.shape[0], K, L), dtype=np.float32)
-        lo, hi = (float(np.nanmin(Xs)), float(np.nanmax(Xs))) if np.isfinite(Xs).any() else (-1.0, 1.0)
-        clip = (
-            lo - (hi - lo) - 1.0,
-            hi + (hi - lo) + 1.0,
-        )  # generous bounds on x_0 estimates, from the observed values
+        err = np.empty((R, B, K, L), dtype=np.float32)
+        imp = np.zeros((B, K, L), dtype=np.float32)
         per_call = max(1, self.inference_batch_size // P)
-        chunks = range(0, W.shape[0], per_call)
+        chunks = range(0, B, per_call)
         self._net.eval()
         with torch.no_grad():
-            for i in tqdm(chunks, desc="ImDiffusion score", disable=not self.verbose):
-                w = slice(i, min(i + per_call, W.shape[0]))
+            for i in tqdm(chunks, desc="ImDiffusion score", disable=not self.verbose or B <= per_call):
+                w = slice(i, min(i + per_call, B))
                 x0 = torch.tensor(np.where(obs_np[w], W[w], 0.0), dtype=torch.float32, device=dev)
                 obs = torch.tensor(obs_np[w], dtype=torch.float32, device=dev)
                 b = x0.shape[0]
                 # all passes of all windows of the chunk in one batch: (b*P, K, L)
                 xb, ob = x0.repeat_interleave(P, 0), obs.repeat_interleave(P, 0)
                 tb = targets.repeat(b, 1, 1)
-                noise = WindowNoise(self.random_state, range(w.start, w.stop), P, (K, L), dev)
+                noise = WindowNoise(self.random_state, numbers[w].tolist(), P, (K, L), dev)
                 rec, final = self._sample(xb, ob, tb, ids.repeat(b), noise, clip)
                 resp = tb.reshape(b, P, K, L)  # which pass imputes which entry
                 e = ((rec - xb) ** 2).reshape(R, b, P, K, L)
@@ -859,12 +881,51 @@ class ImDiffusionDetector(TorchDetector):
                 imp[w] = (
                     ((final.reshape(b, P, K, L) * resp).sum(1) / resp.sum(1).clamp_min(1.0)).cpu().numpy()
                 )
-        rule = "central" if self.mode != "forecasting" else "mean"
+        return err, imp
+
+    def _step_errors_scaled(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Squared imputation errors of the ensemble steps for a scaled series (n, K).
+
+        Returns ``(errors (R, n, K), imputed (n, K))``; errors are NaN at unobserved entries.
+        """
+        check_is_fitted(self, ("n_features_in_",))
+        n = Xs.shape[0]
+        check_window(n, self.window)
+        W, starts = self._windows(Xs, self._score_stride())  # (Bw, K, L)
+        err, imp = self._window_errors(W, np.arange(W.shape[0]), self._clip(Xs))
+        rule = self._reassembly()
         errors = np.stack(
-            [reassemble(err[r].transpose(0, 2, 1), starts, n, rule=rule) for r in range(R)]
+            [reassemble(err[r].transpose(0, 2, 1), starts, n, rule=rule) for r in range(err.shape[0])]
         )  # (R, n, K)
         imputed = reassemble(imp.transpose(0, 2, 1), starts, n, rule=rule)
         return errors, imputed
+
+    def _reassembly(self) -> str:
+        return "central" if self.mode != "forecasting" else "mean"
+
+    # ------------------------------------------------------------------ streaming (diffad.stream)
+    def _stream_grid(self) -> tuple[int, int, str]:
+        """(window, stride, reassembly rule) of the scoring windows."""
+        return self.window, self._score_stride(), self._reassembly()
+
+    def _stream_windows(self, windows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Per-window outputs (B, L, R * K) of unscaled windows (B, L, K) with grid numbers ``ids``:
+        the squared errors of every ensemble step, time along axis 1."""
+        B, L, K = windows.shape
+        W = np.ascontiguousarray(self._scale(windows).transpose(0, 2, 1))  # (B, K, L)
+        err = self._window_errors(W, np.asarray(ids, dtype=np.int64), self._clip(W))[0]  # (R, B, K, L)
+        return err.transpose(1, 3, 0, 2).reshape(B, L, -1)  # (B, L, R*K)
+
+    def _stream_points(
+        self, outputs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(scores, decisions, attribution) of points from their reassembled window outputs (n, R * K)."""
+        n = outputs.shape[0]
+        errors = outputs.reshape(n, self.ensemble_steps, -1).transpose(1, 0, 2)  # (R, n, K)
+        reduced = self._reduce(errors)
+        scores = ensemble_score(reduced, self.step_thresholds_, self.score, self._xi())
+        flags = ensemble_vote(reduced, self.step_thresholds_, self._xi())[1]
+        return scores, flags, self._attribution(errors)
 
     def _reduce(self, errors: np.ndarray, how: str | None = None) -> np.ndarray:
         """(R, n, K) -> (R, n): channel-normalised errors, max or sum (``how``, default ``error_reduce``)
@@ -925,7 +986,11 @@ class ImDiffusionDetector(TorchDetector):
         contributes its own normalised error; with ``"max"`` each step's contribution goes to the channel
         that holds the maximum. So ``explain(X) * decision_function(X)[:, None]`` adds up to the score.
         """
-        norm = np.nan_to_num(self._normalised(self._errors(self._validate(X)[0])[0]), nan=0.0)  # (R, n, K)
+        return self._attribution(self._errors(self._validate(X)[0])[0])
+
+    def _attribution(self, errors: np.ndarray) -> np.ndarray:
+        """:meth:`explain` from the (R, n, K) step errors."""
+        norm = np.nan_to_num(self._normalised(errors), nan=0.0)  # (R, n, K)
         if self.error_reduce == "max":
             top = norm.argmax(axis=2)[..., None]  # (R, n, 1)
             norm = np.where(np.arange(norm.shape[2]) == top, norm, 0.0)

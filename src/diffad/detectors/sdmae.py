@@ -97,6 +97,7 @@ class SelfDistilledMAEDetector(TorchDetector):
     """
 
     _uses_labels = True
+    _stream = "window"
     _parameter_constraints = {
         **TRAINING,
         "window": Integer(2),
@@ -327,8 +328,16 @@ class SelfDistilledMAEDetector(TorchDetector):
     def _window_terms(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-window, per-time-step (error, discrepancy), each averaged over channels: two (B, L)
         arrays, and the window starts."""
+        W, starts = sliding_windows(Xs, self.window, self._score_stride())
+        err, disc = self._terms_of_windows(W)
+        return err, disc, starts
+
+    def _score_stride(self) -> int:
+        return max(1, self.test_stride or self.window // 2)
+
+    def _terms_of_windows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(error, discrepancy), each (B, L) averaged over channels, of scaled windows (B, L, K)."""
         L, P = self.window, self.patch
-        W, starts = sliding_windows(Xs, L, max(1, self.test_stride or L // 2))
         B, _, K = W.shape
         dev = torch.device(self.device_)
         if self.mask_ratio > 0:  # pass j masks patch j
@@ -361,7 +370,28 @@ class SelfDistilledMAEDetector(TorchDetector):
                         .mean(-1)
                     )
                     disc[i : i + b] = d.double().cpu().numpy()
-        return err, disc, starts
+        return err, disc
+
+    # ------------------------------------------------------------------ streaming (diffad.stream)
+    def _stream_grid(self) -> tuple[int, int, str]:
+        """(window, stride, reassembly rule) of the scoring windows."""
+        if self.score_level != "point":
+            raise fail(
+                "score_level",
+                '"point" for streaming',
+                repr(self.score_level),
+                "Stream a model fitted with score_level='point'.",
+            )
+        return self.window, self._score_stride(), "mean"
+
+    def _stream_windows(self, windows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Per-window outputs (B, L, 2) of unscaled windows (B, L, K): error and discrepancy."""
+        err, disc = self._terms_of_windows(np.ascontiguousarray(self._scale(windows)))
+        return np.stack([err, disc], axis=-1)
+
+    def _stream_points(self, outputs: np.ndarray) -> tuple[np.ndarray, None, None]:
+        """(scores, None, None) of points from their reassembled window outputs (n, 2)."""
+        return outputs[:, 0] / self.error_ref_ + outputs[:, 1] / self.discrepancy_ref_, None, None
 
     def _point_terms(self, X: np.ndarray, normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
         err, disc, starts = self._window_terms(self._scale(X))
