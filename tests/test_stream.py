@@ -117,7 +117,17 @@ def test_live_events_are_the_batch_events():
     batch = det.events(pd.DataFrame(data.test, index=index), rules=rules)
     assert len(batch) > 0 and len(closed) == len(batch) and len(opened) == len(batch)
     live = pd.DataFrame(closed)
-    for col in ("event", "start", "end", "start_pos", "end_pos", "duration", "duration_s", "n_flagged", "peak_at"):
+    for col in (
+        "event",
+        "start",
+        "end",
+        "start_pos",
+        "end_pos",
+        "duration",
+        "duration_s",
+        "n_flagged",
+        "peak_at",
+    ):
         assert live[col].tolist() == batch[col].tolist(), col
     for col in ("peak_score", "mean_score", "severity"):
         np.testing.assert_allclose(live[col], batch[col], rtol=1e-9)
@@ -135,9 +145,15 @@ def test_live_events_name_the_blamed_channels_like_batch():
     scores = np.concatenate([r.scores for r in res])
     attr = np.concatenate([r.attribution for r in res])
     closed = [e for r in res for e in r.closed] + scorer.close()
-    batch = find_events(flags, scores, det._score_threshold(), rules=EventRules(min_duration=1),
-                        typical_score=float(np.median(det.decision_scores_)), attribution=attr,
-                        channels=[f"ch{k}" for k in range(4)])
+    batch = find_events(
+        flags,
+        scores,
+        det._score_threshold(),
+        rules=EventRules(min_duration=1),
+        typical_score=float(np.median(det.decision_scores_)),
+        attribution=attr,
+        channels=[f"ch{k}" for k in range(4)],
+    )
     assert [e["channels"] for e in closed] == batch["channels"].tolist()
 
 

@@ -109,14 +109,21 @@ class StreamScorer:
                 f"stream: {type(detector).__name__} does not stream (its scores depend on where a point sits in "
                 "the scored batch). Use a detector with per-point or windowed scores (PCA, KNN, ImDiffusion ...)."
             )
-        if kind == "window" and type(detector).__name__ == "ImDiffusionDetector" and not hasattr(detector, "clip_"):
+        if (
+            kind == "window"
+            and type(detector).__name__ == "ImDiffusionDetector"
+            and not hasattr(detector, "clip_")
+        ):
             raise ConfigError(
                 "stream: this ImDiffusion model was saved by an older diffad, whose scores depend on the range of "
                 "the whole scored series; fit it again to stream it."
             )
         if threshold is not None and threshold not in RULES:
             raise ConfigError(f"stream: threshold: expected None or one of {list(RULES)}, got {threshold!r}.")
-        for name, value in (("recalibrate_every", recalibrate_every), ("recalibrate_window", recalibrate_window)):
+        for name, value in (
+            ("recalibrate_every", recalibrate_every),
+            ("recalibrate_window", recalibrate_window),
+        ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"stream: {name}: expected a positive integer, got {value!r}.")
         self.detector = detector
@@ -204,7 +211,9 @@ class StreamScorer:
         arr, _ = check_array(points, allow_nan=det._allow_nan, min_rows=1)
         check_n_features(arr.shape[1], self.K)
         if labels is not None and len(labels) != len(arr):
-            raise DataValidationError(f"stream: expected {len(arr)} labels (one per point), got {len(labels)}.")
+            raise DataValidationError(
+                f"stream: expected {len(arr)} labels (one per point), got {len(labels)}."
+            )
         lab = list(labels) if labels is not None else list(range(self.n_seen, self.n_seen + len(arr)))
         return arr, lab
 
@@ -286,7 +295,7 @@ class StreamScorer:
     def _recalibrate(self, scores: np.ndarray) -> None:
         self._recent.extend(scores[np.isfinite(scores)].tolist())
         self._since += len(scores)
-        if self._since >= self.recalibrate_every and len(self._recent) > 1:
+        if self.recalibrate_every and self._since >= self.recalibrate_every and len(self._recent) > 1:
             self._since = 0
             self.threshold = float(np.quantile(np.asarray(self._recent), 1.0 - self.contamination))
             self.events.threshold = self.threshold
@@ -319,6 +328,4 @@ def update_many(items: Sequence[tuple[StreamScorer, Any, Sequence[Any] | None]])
             out = det._stream_windows(joined, np.concatenate([taken[i][1] for i in members]))
         for i, part in zip(members, np.split(out, np.cumsum(sizes)[:-1]), strict=True):
             outputs[i] = part
-    return [
-        scorer._give(taken[i][1], outputs[i]) for i, (scorer, _, _) in enumerate(items)
-    ]
+    return [scorer._give(taken[i][1], outputs[i]) for i, (scorer, _, _) in enumerate(items)]

@@ -619,6 +619,10 @@ from .imagegen import imagegen_app  # noqa: E402
 app.add_typer(imagegen_app, name="imagegen")
 app.add_typer(fleet_app, name="fleet")
 
+from .serve import serve  # noqa: E402
+
+app.command()(serve)
+
 
 def _log_internal_error(exc: BaseException) -> Path | None:
     """Write the full traceback of an unexpected error to a log file; return its path (None if even

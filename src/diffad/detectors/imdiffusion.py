@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -916,9 +916,7 @@ class ImDiffusionDetector(TorchDetector):
         err = self._window_errors(W, np.asarray(ids, dtype=np.int64), self._clip(W))[0]  # (R, B, K, L)
         return err.transpose(1, 3, 0, 2).reshape(B, L, -1)  # (B, L, R*K)
 
-    def _stream_points(
-        self, outputs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _stream_points(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(scores, decisions, attribution) of points from their reassembled window outputs (n, R * K)."""
         n = outputs.shape[0]
         errors = outputs.reshape(n, self.ensemble_steps, -1).transpose(1, 0, 2)  # (R, n, K)

@@ -1,0 +1,5 @@
+"""``python -m diffad.cli``: the ``diffad`` command."""
+
+from . import main
+
+main()
