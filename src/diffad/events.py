@@ -132,7 +132,7 @@ def find_events(
         rows.append(
             _record(
                 i,
-                (s, e, peak_pos),
+                (s, e),
                 (idx[s], idx[e], idx[peak_pos]),
                 int(on.sum()),
                 float(scores[peak_pos]),
@@ -161,7 +161,7 @@ def _shares(share: np.ndarray | None, channels: list[str] | None, top: int) -> s
 
 def _record(
     number: int,
-    positions: tuple[int, int, int],
+    positions: tuple[int, int],
     labels: tuple[Any, Any, Any],
     n_flagged: int,
     peak: float,
@@ -170,8 +170,8 @@ def _record(
     channels: str,
     timed: bool,
 ) -> dict[str, Any]:
-    """One row of :func:`find_events`: ``positions`` and ``labels`` are (start, end, peak)."""
-    (s, e, p), (ls, le, lp) = positions, labels
+    """One row of :func:`find_events`: ``positions`` are (start, end), ``labels`` (start, end, peak)."""
+    (s, e), (ls, le, lp) = positions, labels
     row: dict[str, Any] = {"event": number, "start": ls, "end": le, "start_pos": s, "end_pos": e}
     row["duration"] = e - s + 1
     if timed:
@@ -252,7 +252,6 @@ class LiveEvents:
                     "n": 0,
                     "sum": 0.0,
                     "peak": -np.inf,
-                    "peak_pos": pos,
                     "peak_label": labels[i],
                     "share": None,
                 }
@@ -260,7 +259,7 @@ class LiveEvents:
             run["n"] += 1
             run["sum"] += float(scores[i])
             if scores[i] > run["peak"]:
-                run["peak"], run["peak_pos"], run["peak_label"] = float(scores[i]), pos, labels[i]
+                run["peak"], run["peak_label"] = float(scores[i]), labels[i]
             if attribution is not None:
                 row = attribution[i]
                 run["share"] = row.copy() if run["share"] is None else run["share"] + row
@@ -284,7 +283,7 @@ class LiveEvents:
         channels = self.channels or ([f"ch{k}" for k in range(len(share))] if share is not None else None)
         return _record(
             run["number"],
-            (run["first"], run["last"], run["peak_pos"]),
+            (run["first"], run["last"]),
             (run["first_label"], run["last_label"], run["peak_label"]),
             run["n"],
             run["peak"],
