@@ -565,7 +565,7 @@ class ImDiffusionDetector(TorchDetector):
             "max_epochs": 10,
             "patience": 3,
             "sampler": "ddim",
-            "inference_batch_size": 512,
+            "inference_batch_size": 32,
             "error_norm": "channel",
             "error_floor": 0.1,
             "prediction": "x0",
