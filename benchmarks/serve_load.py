@@ -65,7 +65,10 @@ def bodies(test: np.ndarray, series: int, points: int, rounds: int) -> list[list
         for s in range(series):
             start = (s * 97 + r * points) % (n - points)
             pts = [
-                {"timestamp": 1_700_000_000 + 60 * (r * points + i), "values": test[start + i].round(5).tolist()}
+                {
+                    "timestamp": 1_700_000_000 + 60 * (r * points + i),
+                    "values": test[start + i].round(5).tolist(),
+                }
                 for i in range(points)
             ]
             row.append(json.dumps({"points": pts}).encode())
@@ -152,8 +155,19 @@ def main() -> None:
                 continue
             port = free_port()
             state = work / f"state-{label}.sqlite"
-            cmd = [sys.executable, "-m", "diffad.cli", "serve", "--models", str(work / "models"), "--port", str(port)]
-            cmd += ["--state", str(state), "--log-level", "warning"] + (["--no-share"] if args.no_share else [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "diffad.cli",
+                "serve",
+                "--models",
+                str(work / "models"),
+                "--port",
+                str(port),
+            ]
+            cmd += ["--state", str(state), "--log-level", "warning"] + (
+                ["--no-share"] if args.no_share else []
+            )
             proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
             try:
                 import httpx
