@@ -80,6 +80,10 @@ def _points(X, t0=0):
     }
 
 
+def _raw(client, body: bytes, content_type="application/json"):
+    return client.post("/v1/series/host-b/points", content=body, headers={"content-type": content_type})
+
+
 def _post(client, series, X, t0=0, **kw):
     return client.post(f"/v1/series/{series}/points", json=_points(X, t0), **kw)
 
@@ -115,11 +119,7 @@ def test_bad_requests_get_4xx_with_a_message(models, data, tmp_path):
         assert _post(c, "host-b", X[:5]).status_code == 200
         cases = {
             "malformed JSON": (
-                c.post(
-                    "/v1/series/host-b/points",
-                    content=b"{not json",
-                    headers={"content-type": "application/json"},
-                ),
+                _raw(c, b"{not json"),
                 400,
             ),
             "unknown series": (_post(c, "nope", X[:3]), 404),
@@ -128,11 +128,7 @@ def test_bad_requests_get_4xx_with_a_message(models, data, tmp_path):
                 422,
             ),
             "NaN": (
-                c.post(
-                    "/v1/series/host-b/points",
-                    content=b'{"points": [{"timestamp": 1800000000, "values": [1, NaN, 2, 3]}]}',
-                    headers={"content-type": "application/json"},
-                ),
+                _raw(c, b'{"points": [{"timestamp": 1800000000, "values": [1, NaN, 2, 3]}]}'),
                 422,
             ),
             "null": (
@@ -157,7 +153,7 @@ def test_bad_requests_get_4xx_with_a_message(models, data, tmp_path):
             ),
             "no points": (c.post("/v1/series/host-b/points", json={"points": []}), 422),
             "bad CSV": (
-                c.post("/v1/series/host-b/points", content=b"1,2\n", headers={"content-type": "text/csv"}),
+                _raw(c, b"1,2\n", "text/csv"),
                 422,
             ),
             "text values": (
