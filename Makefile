@@ -11,7 +11,7 @@ TORCH_VERSION ?= 2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/pip install --quiet -e ".[dev,parquet,image,fleet,serve,report,browser]"
+	$(BIN)/pip install --quiet -e ".[dev,parquet,image,fleet,serve]"
 	touch $@
 
 venv: $(VENV)/.installed
