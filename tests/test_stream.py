@@ -194,3 +194,12 @@ def test_bad_input_is_refused_before_any_change(series):
         StreamScorer(RandomDetector().fit(series.train))
     with pytest.raises(ConfigError, match="recalibrate_every"):
         StreamScorer(det, recalibrate_every=0)
+
+
+def test_an_imdiffusion_model_without_fixed_clip_bounds_is_refused(series):
+    from diffad.detectors import ImDiffusionDetector
+
+    det = ImDiffusionDetector(**ImDiffusionDetector._test_params()).fit(series.train)
+    del det.clip_  # as saved by a diffad before the bounds were fixed at fit
+    with pytest.raises(ConfigError, match="fit it again"):
+        StreamScorer(det)

@@ -109,15 +109,7 @@ class StreamScorer:
                 f"stream: {type(detector).__name__} does not stream (its scores depend on where a point sits in "
                 "the scored batch). Use a detector with per-point or windowed scores (PCA, KNN, ImDiffusion ...)."
             )
-        if (
-            kind == "window"
-            and type(detector).__name__ == "ImDiffusionDetector"
-            and not hasattr(detector, "clip_")
-        ):
-            raise ConfigError(
-                "stream: this ImDiffusion model was saved by an older diffad, whose scores depend on the range of "
-                "the whole scored series; fit it again to stream it."
-            )
+        detector._check_streamable()
         if threshold is not None and threshold not in RULES:
             raise ConfigError(f"stream: threshold: expected None or one of {list(RULES)}, got {threshold!r}.")
         for name, value in (

@@ -293,6 +293,9 @@ class BaseDetector(BaseEstimator):
         rule = getattr(self, "threshold", "contamination")
         return decide(self._score(X), self.threshold_, rule, getattr(self, "decision_scores_", None))
 
+    def _check_streamable(self) -> None:
+        """Raise :class:`ConfigError` if this fitted model cannot be streamed (:mod:`diffad.stream`)."""
+
     def _check_scoring_input(self, X: np.ndarray) -> None:
         """Extra checks on data to score (e.g. at least one window)."""
 

@@ -26,6 +26,7 @@ from ..diffusion import (
     random_mask,
 )
 from ..diffusion.imputation import OUTPUTS
+from ..exceptions import ConfigError
 from ..nn import ImTransformer, ImTransformerConfig
 from ..thresholds import ensemble_vote, fit_vote_thresholds
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
@@ -907,6 +908,13 @@ class ImDiffusionDetector(TorchDetector):
     def _stream_grid(self) -> tuple[int, int, str]:
         """(window, stride, reassembly rule) of the scoring windows."""
         return self.window, self._score_stride(), self._reassembly()
+
+    def _check_streamable(self) -> None:
+        if not hasattr(self, "clip_"):
+            raise ConfigError(
+                "stream: this ImDiffusion model was saved by an older diffad, whose scores depend on the range of "
+                "the whole scored series; fit it again to stream it."
+            )
 
     def _stream_windows(self, windows: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Per-window outputs (B, L, R * K) of unscaled windows (B, L, K) with grid numbers ``ids``:
