@@ -309,3 +309,45 @@ def test_any_registered_detector_from_the_command_line(tmp_path):
             app, ["fit", "--train", str(tmp_path / "train.csv"), "--model", str(tmp_path / "m"), *args]
         )
         assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)
+
+
+def test_detect_and_score_print_a_json_summary(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from diffad.data.synthetic import make_series
+
+    data = make_series(n_train=400, n_test=200, n_channels=3, n_anomalies=3, seed=0)
+    pd.DataFrame(data.train, columns=["a", "b", "c"]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(data.test, columns=["a", "b", "c"]).assign(label=data.labels).to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    common = ["--test", str(tmp_path / "test.csv"), "--json"]
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--out",
+            str(tmp_path / "run"),
+            "--detector",
+            "pca",
+            "--quiet",
+            *common,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    run = tmp_path / "run"
+    assert summary["metrics"] == json.loads((run / "metrics.json").read_text())
+    assert summary["events"] == json.loads((run / "events.json").read_text())
+    assert summary["points"] == 200 and summary["flagged"] == int(
+        pd.read_csv(run / "scores.csv")["flag"].sum()
+    )
+    r2 = runner.invoke(
+        app, ["score", "--model", str(run / "model"), "--out", str(tmp_path / "run2"), *common]
+    )
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.stdout)["metrics"] == summary["metrics"]

@@ -43,6 +43,14 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the run's summary as JSON (metrics as in metrics.json, events as in events.json).",
+    ),
+]
+
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -264,8 +272,23 @@ def _fit(det, frame: pd.DataFrame, checkpoint: Path, resume: bool, command: str)
     return det
 
 
-def _report(result: dict, out: Path, has_model: bool) -> None:
+def _report(result: dict, out: Path, has_model: bool, as_json: bool = False) -> None:
     metrics = result["metrics"]
+    if as_json:  # the run's summary: metrics as in metrics.json, events as in events.json
+        import json
+
+        from ..events import events_to_json
+
+        summary = {
+            "out": str(out),
+            "points": len(result["preds"]),
+            "flagged": int(result["preds"].sum()),
+            "metrics": metrics,
+            "events": json.loads(events_to_json(result["events"])),
+            "warnings": [{"code": w.code, "message": w.message} for w in result["warnings"]],
+        }
+        typer.echo(json.dumps(summary, indent=2, default=float))
+        return
     if metrics:
         paper = {
             k: (v, PA_TAG if k == "PA-F1" else PAPER_TAG)
@@ -308,6 +331,7 @@ def _detect(
     det,
     resume: bool,
     extra: dict[str, str] | None = None,
+    as_json: bool = False,
 ) -> None:
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from ..fsio import atomic_write_text, check_output, claim, output_folder
@@ -326,7 +350,7 @@ def _detect(
             for name, text in (extra or {}).items():
                 atomic_write_text(stage / name, text)
             result = write_frame_files(stage, det, test, y)
-    _report(result, out, has_model=True)
+    _report(result, out, has_model=True, as_json=as_json)
 
 
 @app.command()
@@ -351,6 +375,7 @@ def detect(
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
     quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Fit a detector (ImDiffusion unless --detector) on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
     report.html, run.json and model/. Every input is checked before training starts."""
@@ -359,7 +384,7 @@ def detect(
     tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
     te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
     _check_outside(out, train=train, test=test, labels=labels)
-    _detect(tr, te, y, out, det, resume)
+    _detect(tr, te, y, out, det, resume, as_json=as_json)
 
 
 @app.command()
@@ -409,6 +434,7 @@ def score(
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series.")] = None,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
+    as_json: AsJson = False,
 ) -> None:
     """Score a series with a saved model; writes the same files as `detect` (a model inside OUT is kept)."""
     import shutil
@@ -426,7 +452,7 @@ def score(
         if inside:  # scoring with the model of the run being replaced: the new run keeps it
             shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
         result = write_frame_files(stage, det, te, y)
-    _report(result, out, has_model=inside)
+    _report(result, out, has_model=inside, as_json=as_json)
 
 
 @app.command()
