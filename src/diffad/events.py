@@ -294,25 +294,28 @@ class LiveEvents:
         )
 
 
+def _plain(v: Any) -> Any:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def event_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One event row (:func:`find_events`, :class:`LiveEvents`) as JSON-able values: times as ISO 8601
+    text, ``channels`` as a list of name and share."""
+    item = {k: _plain(v) for k, v in row.items()}
+    item["channels"] = [
+        {"name": name, "share": float(share)}
+        for name, share in (c.rsplit(":", 1) for c in str(row.get("channels", "")).split(";") if c)
+    ]
+    return item
+
+
 def events_to_json(events: pd.DataFrame) -> str:
-    """The events as a JSON list (times as ISO 8601 text; ``channels`` as a list of name and share)."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, pd.Timestamp):
-            return v.isoformat()
-        if isinstance(v, np.generic):
-            return v.item()
-        return v
-
-    out = []
-    for rec in events.to_dict(orient="records"):
-        item = {k: plain(v) for k, v in rec.items()}
-        item["channels"] = [
-            {"name": name, "share": float(share)}
-            for name, share in (c.rsplit(":", 1) for c in str(rec["channels"]).split(";") if c)
-        ]
-        out.append(item)
-    return json.dumps(out, indent=2)
+    """The events as a JSON list (:func:`event_record` of each row)."""
+    return json.dumps([event_record(rec) for rec in events.to_dict(orient="records")], indent=2)
 
 
 def event_f1(labels: Any, flags: Any, rules: EventRules) -> dict[str, float]:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .events import EventRules
+from .events import EventRules, event_record
 from .exceptions import ConfigError, DiffadError
 from .stream import StreamScorer, update_many
 
@@ -205,13 +205,9 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _record(rec: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _plain(v) for k, v in rec.items()}
-    out["channels"] = [
-        {"name": n, "share": float(s)}
-        for n, s in (c.rsplit(":", 1) for c in str(rec.get("channels", "")).split(";") if c)
-    ]
-    return out
+def _event(row: dict[str, Any]) -> dict[str, Any]:
+    """An event row for a JSON answer (non-finite numbers as null)."""
+    return {k: _plain(v) for k, v in event_record(row).items()}
 
 
 def _timestamp(value: Any, i: int) -> pd.Timestamp:
@@ -500,8 +496,8 @@ class Service:
             sc = self.scorers[job.series]
             if job.stamps is not None:
                 self.last_ts[job.series] = job.stamps[-1]
-            opened = [_record(r) for r in res.opened]
-            closed = [_record(r) for r in res.closed]
+            opened = [_event(r) for r in res.opened]
+            closed = [_event(r) for r in res.closed]
             last = self.last_ts.get(job.series)
             saves.append(
                 (job.series, sc.dumps(), last.isoformat() if last is not None else None, opened, closed)
@@ -520,7 +516,7 @@ class Service:
                 ],
                 "events_opened": opened,
                 "events_closed": closed,
-                "open_event": _record(cur) if (cur := sc.events.current()) is not None else None,
+                "open_event": _event(cur) if (cur := sc.events.current()) is not None else None,
                 "threshold": _plain(res.threshold),
                 "pending": sc.n_seen - sc.n_final,
             }

@@ -221,8 +221,8 @@ class StreamScorer:
         last = (self.n_seen - L) // s if self.n_seen >= L else -1  # the last complete window
         numbers = np.arange(self._next, last + 1)
         if numbers.size:
-            starts = numbers * s - self._row0
-            windows = np.stack([self._rows[a : a + L] for a in starts])
+            view = np.lib.stride_tricks.sliding_window_view(self._rows, L, axis=0)  # (m - L + 1, K, L)
+            windows = np.moveaxis(view[numbers * s - self._row0], -1, 1)  # (B, L, K)
         else:
             windows = np.empty((0, L, self.K))
         self._next = last + 1
