@@ -188,3 +188,68 @@ def test_posterior_mean_orders_points_as_the_knn_squared_distance(data):
     det = DTENonParametric().fit(train)
     D = det._sq_dist(det._standardise(X))
     assert spearmanr(det.decision_function(X), D).statistic > 0.999
+
+
+# ------------------------------------------------------- small sets (docs/benchmarks.md, "DTE-C on small sets")
+def test_an_epoch_is_at_least_min_epoch_draws_noised_rows(monkeypatch):
+    """A 40-row set gets as many draws (and optimiser steps) per epoch as a 640-row one."""
+    train = np.random.default_rng(0).standard_normal((40, 6))
+    drawn = []
+    loss = DTECategorical._loss
+
+    def counting(self, x0, gen):
+        drawn.append(len(x0))
+        return loss(self, x0, gen)
+
+    monkeypatch.setattr(DTECategorical, "_loss", counting)
+    kw = dict(hidden=(8,), max_epochs=2, batch_size=64, validation_fraction=0.0)
+    DTECategorical(**kw).fit(train)
+    assert drawn == [40, 40]
+    drawn.clear()
+    DTECategorical(min_epoch_draws=640, **kw).fit(train)
+    # every row 16 times an epoch, each with its own noise
+    assert sum(drawn) == 2 * 640 and len(drawn) == 2 * 10
+
+
+def test_noise_levels_follow_the_spacing_of_the_training_rows():
+    from diffad.detectors.dte import _neighbour_spread
+
+    rng = np.random.default_rng(0)
+    sparse = rng.standard_normal((40, 20))  # few rows in many features: rows lie far apart
+    dense = rng.standard_normal((4000, 3)) * 0.1
+    det = DTECategorical(hidden=(8,), max_epochs=1, neighbour_scale=0.05).fit(sparse)
+    m = _neighbour_spread(det._standardise(sparse), 0)
+    assert m > 0.5 and det.noise_scale_ == pytest.approx(np.sqrt(m / 0.05))
+    # the largest noise level drawn now lies beyond the rows' own spacing (it did not: 0.87 < m)
+    assert det.noise_scale_**2 * det._sigmas2()[-1] > m
+    assert DTECategorical(hidden=(8,), max_epochs=1, neighbour_scale=0.05).fit(dense).noise_scale_ == 1.0
+    assert DTECategorical(hidden=(8,), max_epochs=1).fit(sparse).noise_scale_ == 1.0  # off by default
+    with pytest.raises(DataValidationError, match="neighbour_scale"):
+        DTECategorical(neighbour_scale=-1.0).fit(sparse)
+
+
+def test_geometric_schedule_spans_sigma_min_to_sigma_max():
+    det = DTECategorical(schedule="geometric", sigma_min=0.02, sigma_max=5.0, n_steps=50)
+    s = np.sqrt(det._sigmas2())
+    assert s[0] == pytest.approx(0.02) and s[-1] == pytest.approx(5.0)
+    np.testing.assert_allclose(s[1:] / s[:-1], (5.0 / 0.02) ** (1 / 49))
+    with pytest.raises(DataValidationError, match="sigma_min"):
+        DTECategorical(schedule="geometric", sigma_min=2.0, sigma_max=1.0, hidden=(8,)).fit(
+            np.random.default_rng(0).standard_normal((50, 4))
+        )
+
+
+def test_confident_rows_do_not_tie(data):
+    """The expected bin is taken in float64: rows the network is sure of keep distinct scores."""
+    import torch
+
+    train, X, _ = data
+    det = DTECategorical(**TINY).fit(train)
+    with torch.no_grad():
+        det._net.net[-1].weight.mul_(200.0)  # near one-hot posteriors: float32 rounds them to exactly 0 / 6
+    s = det.decision_function(X)
+    with torch.no_grad():
+        logits = det._net(torch.tensor(det._standardise(X), dtype=torch.float32))
+        s32 = (torch.softmax(logits, dim=1) @ torch.arange(det.n_bins, dtype=torch.float32)).numpy()
+    assert len(np.unique(s32)) < 0.9 * len(X)  # in float32 many tie
+    assert len(np.unique(s)) >= 0.99 * len(X)

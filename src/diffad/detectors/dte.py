@@ -19,7 +19,18 @@ from torch import nn
 from ..diffusion import DDPMScheduler, make_betas
 from ..nn.layers import sinusoidal
 from ..training import FitSettings, chunked_mean, fit_loop, resolve_device
-from ..validation import CONTAMINATION, POSITIVE, THRESHOLD, TRAINING, Boolean, IntTuple, Options, Real, fail
+from ..validation import (
+    CONTAMINATION,
+    POSITIVE,
+    THRESHOLD,
+    TRAINING,
+    Boolean,
+    Integer,
+    IntTuple,
+    Options,
+    Real,
+    fail,
+)
 from ._torch import TorchDetector
 from .base import register
 from .baselines import _RefitFromData, _Standardised
@@ -57,8 +68,16 @@ _NET = {
     "hidden": IntTuple(1),
     "dropout": Real(0.0, 1.0, high_open=True),
     "validation_fraction": Real(0.0, 0.5),
+    "min_epoch_draws": Integer(0),
     "contamination": CONTAMINATION,
     "threshold": THRESHOLD,
+}
+_DTE_NET = {
+    **_NET,
+    "neighbour_scale": Real(0.0),
+    "schedule": Options("linear", "geometric"),
+    "sigma_min": Real(0.0, low_open=True),
+    "sigma_max": Real(0.0, low_open=True),
 }
 
 
@@ -183,6 +202,9 @@ class _TabularNet(_Standardised, TorchDetector):
     def _check(self, d: int) -> None:
         """Checks that need the data (the parameters alone are checked by ``_parameter_constraints``)."""
 
+    def _prepare(self, Z: np.ndarray) -> None:
+        """Fitted settings that need the standardised training rows (before the network is built)."""
+
     def _build(self, d: int, dev: torch.device) -> None:
         self._net = _MLP(self._in_dim(d), tuple(self.hidden), self._out_dim(d), self.dropout).to(dev)
         self._dev = dev
@@ -194,6 +216,7 @@ class _TabularNet(_Standardised, TorchDetector):
         Z = self._standardise_fit(X)
         n, d = Z.shape
         self._check(d)
+        self._prepare(Z)
         dev = resolve_device(self.device)
         self.device_ = str(dev)
         self._build(d, dev)
@@ -205,8 +228,10 @@ class _TabularNet(_Standardised, TorchDetector):
         gen = torch.Generator(device=dev).manual_seed(self.random_state)
         vseed = self.random_state + 1
 
+        n_tr = len(tr)
+
         def train_loss(idx: np.ndarray) -> torch.Tensor:
-            return self._loss(tr[idx], gen)
+            return self._loss(tr[idx % n_tr], gen)
 
         # the held-out rows repeated to at least 2048 draws, with the same noise every epoch: a deterministic
         # early-stopping signal that small sets do not make too noisy to use
@@ -227,7 +252,10 @@ class _TabularNet(_Standardised, TorchDetector):
             verbose=self.verbose,
             desc=f"{type(self).__name__} fit",
         )
-        history, best = fit_loop(self._net, train_loss, val_loss, len(tr), settings, rng, (gen,))
+        # an epoch is at least min_epoch_draws noised draws: rows are repeated (each draw with its own time
+        # and noise), so that a small set gets as many optimiser steps per epoch as a large one
+        n_epoch = max(n_tr, int(self.min_epoch_draws))
+        history, best = fit_loop(self._net, train_loss, val_loss, n_epoch, settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
 
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -239,6 +267,20 @@ class _TabularNet(_Standardised, TorchDetector):
             )
 
 
+def _neighbour_spread(Z: np.ndarray, seed: int, k: int = 5, max_rows: int = 2000) -> float:
+    """Median over training rows (at most ``max_rows``, drawn with ``seed``) of the mean squared distance
+    to their k nearest other training rows, per feature: the noise level sigma^2 at which a training row
+    sits from the rest, as DTE-NP estimates it."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rows = Z
+    if len(Z) > max_rows:
+        rows = Z[np.random.default_rng(seed).choice(len(Z), max_rows, replace=False)]
+    k = min(k, len(Z) - 1)
+    dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(rows)
+    return float(np.median((dist[:, 1:] ** 2).mean(axis=1)) / Z.shape[1])
+
+
 class _DTENet(_TabularNet):
     """DTE's networks: clean training points are noised to a uniformly drawn step t of the
     variance-exploding process x_t = x_0 + sigma_t eps; the network sees x_t only."""
@@ -246,19 +288,54 @@ class _DTENet(_TabularNet):
     def _check(self, d: int) -> None:
         super()._check(d)
         _check_alpha(d)
+        if self.schedule == "geometric" and not self.sigma_min < self.sigma_max:
+            raise fail(
+                "sigma_min, sigma_max",
+                "sigma_min < sigma_max",
+                f"{self.sigma_min}, {self.sigma_max}",
+                "Use the defaults 0.01 and 10.",
+            )
+
+    def _prepare(self, Z: np.ndarray) -> None:
+        self.noise_scale_ = 1.0
+        if self.neighbour_scale > 0:
+            self.noise_scale_ = max(
+                1.0, float(np.sqrt(_neighbour_spread(Z, self.random_state) / self.neighbour_scale))
+            )
 
     def _noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.randint(0, self.n_steps, (len(x0),), generator=gen, device=x0.device)
         sig2 = self._sig2[t]
         eps = torch.randn(x0.shape, generator=gen, device=x0.device)
-        return x0 + sig2.sqrt()[:, None] * eps, t
+        return x0 + (self.noise_scale_ * sig2.sqrt())[:, None] * eps, t
+
+    def _sigmas2(self) -> np.ndarray:
+        """sigma_t^2 for t = 1..T: the paper's linear-beta schedule, or sigma geometric from
+        ``sigma_min`` to ``sigma_max`` (``schedule="geometric"``)."""
+        if self.schedule == "geometric":
+            return np.geomspace(self.sigma_min, self.sigma_max, int(self.n_steps)) ** 2
+        return diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end)
 
     def _build(self, d: int, dev: torch.device) -> None:
         super()._build(d, dev)
-        self._sig2 = torch.tensor(
-            diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end), dtype=torch.float32, device=dev
-        )
+        self._sig2 = torch.tensor(self._sigmas2(), dtype=torch.float32, device=dev)
 
+
+_NOISE_DOC = """
+    schedule : {"linear", "geometric"}, default="linear"
+        Noise levels of the T steps: ``"linear"`` is the paper's, sigma_t^2 = 1 - alpha_bar_t of linear
+        betas from ``beta_start`` to ``beta_end`` (sigma at most 0.93 with the defaults);
+        ``"geometric"`` spaces sigma geometrically from ``sigma_min`` to ``sigma_max``.
+    sigma_min, sigma_max : float, default=0.01, 10.0
+        Range of the geometric schedule.
+    neighbour_scale : float, default=0
+        Scale the noise to the spacing of the training rows: sigma is multiplied by
+        ``noise_scale_ = max(1, sqrt(m / neighbour_scale))``, m the median over training rows of the
+        per-feature mean squared distance to their 5 nearest other rows (the noise level at which a
+        training row sits from the rest, as DTE-NP estimates it). On sparse sets (few rows, many
+        features) rows lie farther apart than the largest noise level of the schedule, so test rows
+        fall outside what the network was trained on; 0: no scaling (``noise_scale_ = 1``).
+"""
 
 _NET_DOC = """
     hidden : tuple of int, default=(256, 512, 256)
@@ -274,6 +351,10 @@ _NET_DOC = """
         Epochs without improvement of the held-out loss before stopping.
     validation_fraction : float, default=0.1
         Random share of the training rows held out for early stopping (0 = train on all, no stopping).
+    min_epoch_draws : int, default=0
+        An epoch draws at least this many noised rows: on a set with fewer training rows every row is
+        drawn several times an epoch, each time with its own step and noise, so a small set gets as many
+        optimiser steps as a large one (0: one draw per row, as the reference).
     device : str or None, default=None
         None = CUDA when available, else CPU.
     random_state : int, default=0
@@ -294,7 +375,7 @@ def _net_params(self, **kw: Any) -> None:
 
 @register
 class DTECategorical(_DTENet):
-    (
+    __doc__ = (
         """DTE, categorical: an MLP classifies which diffusion-time bin a noised point comes from.
 
     Training points are noised to a uniformly drawn step t in 0..T-1 (T = ``n_steps`` = 400) and the
@@ -311,10 +392,11 @@ class DTECategorical(_DTENet):
     reference_softmax : bool, default=False
         Train with the reference implementation's extra softmax before the cross-entropy.
     """
+        + _NOISE_DOC
         + _NET_DOC
     )
 
-    _parameter_constraints = {**_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
+    _parameter_constraints = {**_DTE_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
@@ -328,6 +410,10 @@ class DTECategorical(_DTENet):
         n_steps: int = 400,
         beta_start: float = 1e-4,
         beta_end: float = 0.01,
+        schedule: str = "linear",
+        sigma_min: float = 0.01,
+        sigma_max: float = 10.0,
+        neighbour_scale: float = 0.0,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.5,
         lr: float = 1e-4,
@@ -336,6 +422,7 @@ class DTECategorical(_DTENet):
         max_epochs: int = 400,
         patience: int = 20,
         validation_fraction: float = 0.1,
+        min_epoch_draws: int = 0,
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
@@ -362,13 +449,14 @@ class DTECategorical(_DTENet):
         return F.cross_entropy(logits, t * self.n_bins // self.n_steps)
 
     def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(self._net(x), dim=1)
+        # the softmax in float64: in float32 confident rows round to one-hot and tie
+        p = torch.softmax(self._net(x).double(), dim=1)
         return p @ torch.arange(self.n_bins, dtype=p.dtype, device=p.device)
 
 
 @register
 class DTEInverseGamma(_DTENet):
-    (
+    __doc__ = (
         """DTE, inverse gamma: an MLP predicts the scale beta of the inverse-gamma posterior of sigma^2.
 
     Training points are noised to a uniformly drawn step t; with alpha = d/2 - 1 fixed by the number
@@ -383,10 +471,11 @@ class DTEInverseGamma(_DTENet):
     Parameters
     ----------
     """
+        + _NOISE_DOC
         + _NET_DOC
     )
 
-    _parameter_constraints = _NET
+    _parameter_constraints = _DTE_NET
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
@@ -398,6 +487,10 @@ class DTEInverseGamma(_DTENet):
         n_steps: int = 300,
         beta_start: float = 1e-4,
         beta_end: float = 0.01,
+        schedule: str = "linear",
+        sigma_min: float = 0.01,
+        sigma_max: float = 10.0,
+        neighbour_scale: float = 0.0,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.0,
         lr: float = 1e-4,
@@ -406,6 +499,7 @@ class DTEInverseGamma(_DTENet):
         max_epochs: int = 400,
         patience: int = 20,
         validation_fraction: float = 0.1,
+        min_epoch_draws: int = 0,
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
@@ -435,7 +529,7 @@ class DTEInverseGamma(_DTENet):
 
 @register
 class DDPMTabular(_TabularNet):
-    """DDPM reconstruction baseline: noise a point part-way, denoise it back, score the distance.
+    __doc__ = """DDPM reconstruction baseline: noise a point part-way, denoise it back, score the distance.
 
     An MLP epsilon-predictor (input: the point and a sinusoidal embedding of the step) is trained with
     the DDPM loss (T = ``n_steps`` = 1000, linear betas 1e-4 to 0.02). A point is scored by noising it to
@@ -481,6 +575,7 @@ class DDPMTabular(_TabularNet):
         max_epochs: int = 400,
         patience: int = 20,
         validation_fraction: float = 0.1,
+        min_epoch_draws: int = 0,
         device: str | None = None,
         random_state: int = 0,
         verbose: bool = False,
