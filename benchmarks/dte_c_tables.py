@@ -4,8 +4,8 @@ over the development half, the confirmation half and the eight small sets, from 
     python benchmarks/dte_c_tables.py benchmarks/results/dte-c-dev benchmarks/results/dte-c-confirm \\
         --extra "DTE-C=benchmarks/results/adbench-softmax/DTE-C"
 
-``--extra NAME=FOLDER`` adds the cells of one detector folder of another run under NAME (for example
-seed 0 of today's DTE-C, recorded in adbench-softmax). A mean is printed only over the sets and seeds
+``--extra NAME=FOLDER`` adds the cells of one detector folder of another run under NAME where the runs
+have none (for example seed 0 of the DTE-C of before, recorded in adbench-softmax). A mean is printed only over the sets and seeds
 every detector in the table has, and says how many cells it covers.
 """
 
@@ -31,10 +31,14 @@ SMALL = (
 
 
 def _cells(folder: Path, name: str | None, table: dict) -> None:
+    """Add the cells under ``folder`` (as ``name`` if given, then only where the table has none)."""
     for f in folder.glob("**/done.json"):
         j = json.loads(f.read_text())
         key = (j["dataset"].split("/", 1)[-1], int(j["seed"]))
-        table[name or j["detector"]][key] = j["honest"]["AUC-ROC"]
+        if name is None:
+            table[j["detector"]][key] = j["honest"]["AUC-ROC"]
+        else:
+            table[name].setdefault(key, j["honest"]["AUC-ROC"])
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ parameters and reports:
   to known steps (one draw per row and bin, fixed seed) and the network's bin accuracy and expected
   calibration error (ECE, 10 confidence bins) are measured; and the expected bin of the clean held-out
   normal rows against the clean training rows (how much the network memorised its training rows);
-- AUC-ROC of DTE-C and of k-NN (mean distance, 5 neighbours) on the same split.
+- AUC-ROC of DTE-C (its score, the expected bin, and two other scores of the same posterior: the most
+  probable bin, ties broken by the expected bin, and -log p(bin 0)) and of k-NN (mean distance,
+  5 neighbours) on the same split.
 
     python benchmarks/dte_diagnosis.py --data-dir ../shared/data --sets 15_Hepatitis,37_Stamps \\
         --params '{"max_epochs": 100}' --out benchmarks/results/dte-diagnosis/default.json
@@ -103,6 +105,12 @@ def diagnose(name: str, data_dir: str, seed: int, params: dict) -> dict:
         "expected_bin_heldout_normal": float((p[y == 0] @ bins).mean()),
         "expected_bin_anomalous": float((p[y == 1] @ bins).mean()),
         "auc_dte_c": float(roc_auc_score(y, p @ bins)),
+        # other scores of the same posterior: the most probable bin, and how unlikely "no noise" (bin 0) is
+        "auc_by_score": {
+            "expected bin": float(roc_auc_score(y, p @ bins)),
+            "mode": float(roc_auc_score(y, p.argmax(axis=1) + 1e-9 * (p @ bins))),
+            "-log p(bin 0)": float(roc_auc_score(y, -np.log(np.maximum(p[:, 0], 1e-300)))),
+        },
         "auc_knn": float(roc_auc_score(y, KNNDetector().fit(train).decision_function(test))),
     }
 

@@ -351,3 +351,28 @@ def test_only_datasets_keeps_the_run_and_refuses_other_sets():
     assert sub.name == "r" and sub.datasets == ("SMD/machine-1-2",)
     with pytest.raises(ConfigError, match="not datasets of run"):
         cfg.only_datasets(("MSL",))
+
+
+def test_a_cell_that_predates_a_changed_default_ran_with_the_old_value(tmp_path):
+    """DTE-C's min_epoch_draws / neighbour_scale came with defaults that train differently: a cell
+    recorded before them ran without them, so it is stale for the new defaults and fine when the old
+    values are pinned (``DTECategorical._params_before``)."""
+    from diffad import DTECategorical
+    from diffad.bench.config import BenchConfig, DetectorSpec
+    from diffad.bench.runner import _check_finished_settings, _plain_params
+
+    def config(params):
+        spec = DetectorSpec(name="DTE-C", detector="DTECategorical", params=params)
+        return BenchConfig(name="r", datasets=("ADBench/x",), detectors=(spec,)), spec
+
+    old = _plain_params(DTECategorical(max_epochs=100))
+    for k in DTECategorical._params_before:
+        del old[k]  # as the cell's config.json stored it, before the parameters existed
+    out = cell_dir(tmp_path, "r", "DTE-C", "ADBench/x", 0)
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"params": old}))
+    cfg, spec = config({"max_epochs": 100})
+    with pytest.raises(ConfigError, match="min_epoch_draws: 0 then, 4096 now"):
+        _check_finished_settings(cfg, tmp_path, [(spec, "ADBench/x", 0)])
+    cfg, spec = config({"max_epochs": 100, "min_epoch_draws": 0, "neighbour_scale": 0.0})
+    _check_finished_settings(cfg, tmp_path, [(spec, "ADBench/x", 0)])

@@ -120,7 +120,7 @@ def load(path: str | Path) -> Any:
                 f"load: {path / 'weights.pt'} is corrupt or truncated ({type(exc).__name__}). Save the model again."
             ) from None
     try:
-        detector = cls(**_json_params(cls, meta["params"]))
+        detector = cls(**_json_params(cls, {**cls._params_before, **meta["params"]}))
         detector._check_params()
     except TypeError as exc:
         raise PersistenceError(

@@ -242,8 +242,9 @@ def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cel
         then = json.loads(path.read_text()).get("params", {}) if path.is_file() else {}
         det = spec.build(seed)
         now = _plain_params(det)
-        # a parameter added since the cell ran is taken at its class default (new parameters keep the old behaviour there)
-        then = {**_plain_params(type(det)()), **then}
+        # a parameter added since the cell ran is taken at the value that behaves as before it existed: its
+        # class default, or the detector's _params_before where the default changed the behaviour
+        then = {**_plain_params(type(det)()), **json.loads(json.dumps(type(det)._params_before)), **then}
         diff = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
         if diff:
             stale.append(

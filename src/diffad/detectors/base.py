@@ -90,6 +90,9 @@ class BaseDetector(BaseEstimator):
     _stream: ClassVar[str | None] = "point"
     #: ``fit(X, y)`` passes ``y`` (known anomalies) to ``_fit`` as ``labels``.
     _uses_labels: ClassVar[bool] = False
+    #: Parameters added with a default that behaves differently from before they existed, with the
+    #: value that behaves as before: a saved model or a bench cell that does not name one ran with it.
+    _params_before: ClassVar[dict[str, Any]] = {}
     #: Parameters left out of the resume fingerprint: they do not change what an epoch computes
     #: (a resumed fit may train longer with a larger ``max_epochs``, or stop sooner with ``patience``).
     _resume_ignores: tuple[str, ...] = (
