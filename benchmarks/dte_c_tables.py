@@ -12,11 +12,13 @@ every detector in the table has, and says how many cells it covers.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from diffad.bench import collect
+from diffad.bench.runner import cell_dir
 
 SMALL = (
     "15_Hepatitis",
@@ -30,15 +32,15 @@ SMALL = (
 )
 
 
-def _cells(folder: Path, name: str | None, table: dict) -> None:
-    """Add the cells under ``folder`` (as ``name`` if given, then only where the table has none)."""
-    for f in folder.glob("**/done.json"):
-        j = json.loads(f.read_text())
-        key = (j["dataset"].split("/", 1)[-1], int(j["seed"]))
+def _cells(run: Path, table: dict, name: str | None = None, folder: Path | None = None) -> None:
+    """Add the finished cells of ``run``; with ``name``, only those under the detector ``folder``, under
+    that name and only where the table has none."""
+    for c in collect(run):
+        key = (c["dataset"].split("/", 1)[-1], int(c["seed"]))
         if name is None:
-            table[j["detector"]][key] = j["honest"]["AUC-ROC"]
-        else:
-            table[name].setdefault(key, j["honest"]["AUC-ROC"])
+            table[c["detector"]][key] = c["honest"]["AUC-ROC"]
+        elif cell_dir(run.parent, run.name, c["detector"], c["dataset"], c["seed"]).parent.parent == folder:
+            table[name].setdefault(key, c["honest"]["AUC-ROC"])
 
 
 def main() -> None:
@@ -51,13 +53,13 @@ def main() -> None:
     groups: dict[str, set[str]] = {}
     for run in a.runs:
         one: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
-        _cells(run, None, one)
+        _cells(run, one)
         groups[f"sets of {run.name}"] = {k[0] for cells in one.values() for k in cells}
         for d, cells in one.items():
             table[d].update(cells)
     for spec in a.extra:
         name, folder = spec.split("=", 1)
-        _cells(Path(folder), name, table)
+        _cells(Path(folder).parent, table, name, Path(folder))
     dets = sorted(table) if a.only is None else [d for d in a.only.split(",") if d in table]
     sets = sorted({k[0] for d in dets for k in table[d]}, key=lambda s: int(s.split("_")[0]))
     groups["small sets"] = set(SMALL)

@@ -228,9 +228,13 @@ def _share_cores(jobs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as a cell's ``config.json`` stores them (JSON values; others as text)."""
+    return json.loads(json.dumps(values, default=str))
+
+
 def _plain_params(det: Any) -> dict[str, Any]:
-    """A detector's parameters as a cell's ``config.json`` stores them (JSON values; others as text)."""
-    return json.loads(json.dumps(det.get_params(), default=str))
+    return _plain(det.get_params())
 
 
 def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cell]) -> None:
@@ -244,7 +248,7 @@ def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cel
         now = _plain_params(det)
         # a parameter added since the cell ran is taken at the value that behaves as before it existed: its
         # class default, or the detector's _params_before where the default changed the behaviour
-        then = {**_plain_params(type(det)()), **json.loads(json.dumps(type(det)._params_before)), **then}
+        then = {**_plain_params(type(det)()), **_plain(type(det)._params_before), **then}
         diff = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
         if diff:
             stale.append(

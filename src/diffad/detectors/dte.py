@@ -285,6 +285,9 @@ class _DTENet(_TabularNet):
     """DTE's networks: clean training points are noised to a uniformly drawn step t of the
     variance-exploding process x_t = x_0 + sigma_t eps; the network sees x_t only."""
 
+    # before these existed, each row was drawn once an epoch and the schedule's noise was unscaled
+    _params_before = {"min_epoch_draws": 0, "neighbour_scale": 0.0}
+
     def _check(self, d: int) -> None:
         super()._check(d)
         _check_alpha(d)
@@ -328,7 +331,7 @@ _NOISE_DOC = """
         ``"geometric"`` spaces sigma geometrically from ``sigma_min`` to ``sigma_max``.
     sigma_min, sigma_max : float, default=0.01, 10.0
         Range of the geometric schedule.
-    neighbour_scale : float, default=0
+    neighbour_scale : float, default=0.05
         Scale the noise to the spacing of the training rows: sigma is multiplied by
         ``noise_scale_ = max(1, sqrt(m / neighbour_scale))``, m the median over training rows of the
         per-feature mean squared distance to their 5 nearest other rows (the noise level at which a
@@ -351,7 +354,7 @@ _NET_DOC = """
         Epochs without improvement of the held-out loss before stopping.
     validation_fraction : float, default=0.1
         Random share of the training rows held out for early stopping (0 = train on all, no stopping).
-    min_epoch_draws : int, default=0
+    min_epoch_draws : int, default=4096
         An epoch draws at least this many noised rows: on a set with fewer training rows every row is
         drawn several times an epoch, each time with its own step and noise, so a small set gets as many
         optimiser steps as a large one (0: one draw per row, as the reference).
@@ -400,13 +403,11 @@ class DTECategorical(_DTENet):
     reference_softmax : bool, default=False
         Train with the reference implementation's extra softmax before the cross-entropy.
     """
-        + _NOISE_DOC.replace("neighbour_scale : float, default=0", "neighbour_scale : float, default=0.05")
-        + _NET_DOC.replace("min_epoch_draws : int, default=0", "min_epoch_draws : int, default=4096")
+        + _NOISE_DOC
+        + _NET_DOC
     )
 
     _parameter_constraints = {**_DTE_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
-    # before these existed DTE-C drew each row once an epoch, with the schedule's noise unscaled
-    _params_before = {"min_epoch_draws": 0, "neighbour_scale": 0.0}
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
@@ -481,12 +482,11 @@ class DTEInverseGamma(_DTENet):
     Parameters
     ----------
     """
-        + _NOISE_DOC.replace("neighbour_scale : float, default=0", "neighbour_scale : float, default=0.05")
-        + _NET_DOC.replace("min_epoch_draws : int, default=0", "min_epoch_draws : int, default=4096")
+        + _NOISE_DOC
+        + _NET_DOC
     )
 
     _parameter_constraints = _DTE_NET
-    _params_before = DTECategorical._params_before
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
@@ -555,7 +555,9 @@ class DDPMTabular(_TabularNet):
         Step the reverse chain starts from (a quarter of T by default).
     n_repeats : int, default=1
     time_embedding_dim : int, default=32
-    """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02")
+    """ + _NET_DOC.replace("default=1e-4, 0.01", "default=1e-4, 0.02").replace(
+        "min_epoch_draws : int, default=4096", "min_epoch_draws : int, default=0"
+    )
 
     _stream = None  # the noise of a point depends on its place in the scored batch
     _parameter_constraints = {
