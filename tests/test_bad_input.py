@@ -234,7 +234,7 @@ CLI_CASES = {  # case -> words the message must hold (what was expected / got)
     "device foo": r"device: expected 'cpu'.*got 'foo'",
     "negative seed": r"random_state: expected an integer >= 0.*got -1.*--seed",
     "parameter of the wrong type": r"window: expected an integer >= 2, got 'abc'.*--set window=",
-    "unknown parameter": r"--set: expected parameters of ImDiffusionDetector, got unknown \['windw'\]",
+    "unknown parameter": r"--set / --config: expected parameters of ImDiffusionDetector, got unknown \['windw'\]",
     "batch size 0": r"batch_size: expected an integer >= 1, got 0",
     "test stride beyond the window": r"test_stride: expected at most window=16.*--set test_stride=8",
     "test file missing": r"expected an existing file, got .*nope\.csv",

@@ -351,3 +351,112 @@ def test_detect_and_score_print_a_json_summary(tmp_path):
     )
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["metrics"] == summary["metrics"]
+
+
+def _csv_case(tmp_path):
+    import pandas as pd
+
+    from diffad.data.synthetic import make_series
+
+    data = make_series(n_train=400, n_test=200, n_channels=3, n_anomalies=3, seed=0)
+    pd.DataFrame(data.train, columns=["a", "b", "c"]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(data.test, columns=["a", "b", "c"]).assign(label=data.labels).to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    return tmp_path / "train.csv", tmp_path / "test.csv"
+
+
+def test_config_file_then_set_then_the_dedicated_options(tmp_path):
+    import diffad
+
+    train, _ = _csv_case(tmp_path)
+    cfg = tmp_path / "knn.toml"
+    cfg.write_text('detector = "knn"\nn_neighbors = 7\nmethod = "mean"\nthreshold = "pot"\n')
+    fit = ["fit", "--train", str(train), "--model", str(tmp_path / "m"), "--config", str(cfg)]
+    r = runner.invoke(app, fit + ["--set", "n_neighbors=4", "--threshold", "contamination"])
+    assert r.exit_code == 0, r.output
+    det = diffad.load(tmp_path / "m")
+    assert type(det).__name__ == "KNNDetector"
+    assert (det.n_neighbors, det.method, det.threshold) == (4, "mean", "contamination")
+    r = runner.invoke(app, fit + ["--detector", "pca"])  # --detector wins; the file's knn keys then fail
+    assert r.exit_code == 2 and "expected parameters of PCADetector" in r.output
+    for text, message in [
+        ("[params]\nwindow = 5\n", "expected detector parameters as top-level keys"),
+        ("detector = 3\n", "detector: expected a name"),
+        ("detector = \n", "expected valid TOML"),
+    ]:
+        cfg.write_text(text)
+        r = runner.invoke(app, fit)
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (text, r.output)
+    r = runner.invoke(
+        app, ["fit", "--train", str(train), "--model", str(tmp_path / "m"), "--config", "no.toml"]
+    )
+    assert r.exit_code == 2 and "config file: expected an existing file" in r.output
+
+
+def test_window_option_sets_the_window_of_a_windowed_detector(tmp_path):
+    import json
+
+    import diffad
+    from diffad import ImDiffusionDetector
+
+    train, test = _csv_case(tmp_path)
+    tiny = {k: v for k, v in ImDiffusionDetector._test_params().items() if k != "window"}
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny))
+    r = runner.invoke(
+        app,
+        ["detect", "--train", str(train), "--test", str(test), "--out", str(tmp_path / "run")]
+        + ["--config", str(tmp_path / "tiny.json"), "--window", "24", "--quiet"],
+    )
+    assert r.exit_code == 0, r.output
+    assert diffad.load(tmp_path / "run" / "model").window == 24
+    r = runner.invoke(
+        app,
+        ["fit", "--train", str(train), "--model", str(tmp_path / "p"), "--detector", "pca", "--window", "8"],
+    )
+    assert r.exit_code == 2 and "--window: PCADetector has no window parameter" in " ".join(r.output.split())
+
+
+def test_train_and_test_take_a_dataset_name(tmp_path):
+    import json
+
+    r = runner.invoke(
+        app, ["detect", "--train", "SYNTH/1", "--out", str(tmp_path / "run"), "--detector", "pca"]
+    )
+    assert r.exit_code == 0, r.output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["source"] == {
+        "train": "SYNTH/1 (train part, built in)",
+        "test": "SYNTH/1 (test part, built in)",
+    }
+    assert "AUC-PR" in json.loads((tmp_path / "run" / "metrics.json").read_text())["honest"]  # its labels
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(tmp_path / "run" / "model"),
+            "--test",
+            "SYNTH/2",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert r.exit_code == 0 and (tmp_path / "s" / "metrics.json").is_file(), r.output
+    train, _ = _csv_case(tmp_path)
+    for args, message in [
+        (["--train", "SYNTH-TAB/0"], "is a tabular set"),
+        (["--train", str(train)], "--test: expected the series to score"),
+        (["--train", "SMD/machine-1-1", "--data-dir", str(tmp_path)], "expected npz/machine-1-1.npz"),
+    ]:
+        r = runner.invoke(app, ["detect", "--out", str(tmp_path / "x"), "--detector", "pca", *args])
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)
+
+
+def test_a_real_dataset_by_name(shared_data, tmp_path):
+    r = runner.invoke(
+        app,
+        ["fit", "--train", "SMD/machine-1-2", "--data-dir", str(shared_data), "--model", str(tmp_path / "m")]
+        + ["--detector", "pca"],
+    )
+    assert r.exit_code == 0 and "saved PCADetector" in r.output, r.output

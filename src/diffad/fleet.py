@@ -112,6 +112,21 @@ class SeriesSource:
     label_col: str | None = None
     frames: tuple | None = field(default=None, repr=False)
 
+    def describe(self) -> dict[str, str]:
+        """Where the series was read from, for its report and run.json."""
+        if self.kind == "files":
+            parts = {"train": self.train, "test": self.test, "labels": self.labels}
+            return {"series": self.id} | {k: str(v) for k, v in parts.items() if v}
+        if self.kind in ("file", "table"):
+            split = (
+                f"part column {self.part_col}" if self.part_col else f"train_fraction {self.train_fraction}"
+            )
+            where = f"{self.path}" + (
+                f", rows with {self.id_col} = {self.key}" if self.kind == "table" else ""
+            )
+            return {"series": self.id, "file": where, "split": split}
+        return {"series": self.id, "data": "given in Python"}
+
     def read(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None, np.ndarray | None]:
         """(train frame, test frame, test labels), each None where the series has no such part."""
         from .data.files import read_frame
@@ -511,7 +526,7 @@ def _compute(src: SeriesSource, job: Job, root: Path, train: Any, test: Any, lab
         if job.mode == "detect":
             write_model(det, stage / "model")
         t0 = time.perf_counter()
-        result = write_frame_files(stage, det, test, labels)
+        result = write_frame_files(stage, det, test, labels, source=src.describe(), command="diffad.fleet")
         row["score_s"] = round(time.perf_counter() - t0, 3)
     events = result["events"]
     row.update(

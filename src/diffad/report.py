@@ -9,10 +9,9 @@ folder cannot interleave, and a target that holds other files is refused.
 from __future__ import annotations
 
 import datetime
-import html
 import io
 import json
-from collections.abc import Sequence
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,10 @@ import pandas as pd
 from ._version import __version__
 from .events import EventRules, events_to_json
 from .fsio import RUN_FORMAT, atomic_write_text, output_folder
+from .htmlreport import ReportData, render_report, threshold_text, versions
 from .plotting import plot_detection
 from .protocols import PAPER_TAG, paper_metrics
-from .sanity import RunWarning, check_run
+from .sanity import check_run
 from .validation import check_labels
 
 __all__ = ["write_run", "write_run_files", "write_frame_files", "PAPER_TAG", "RUN_FORMAT"]
@@ -70,15 +70,20 @@ def write_run_files(
     window: int = 100,
     rules: EventRules | None = None,
     event_budget: int | None = None,
+    source: dict[str, str] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Write the run's files into the new staging ``folder`` (see :func:`write_run`), ``run.json``
     last: it lists every entry of the folder, including ones the caller put there before (``model/``).
     The run's sanity warnings (:mod:`diffad.sanity`, ``event_budget`` there) go into ``report.html``
-    and ``run.json`` and are returned under ``"warnings"``."""
+    and ``run.json`` and are returned under ``"warnings"``. ``source`` (what was read, e.g.
+    ``{"train": path, "test": path}``) and ``command`` are shown in the report and kept in ``run.json``."""
     n, K = test_values.shape
     if labels is not None:
         labels = check_labels(labels, n)  # before any work
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(K)]
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
     scores = np.asarray(detector.decision_function(test_values), dtype=float)
     preds = np.asarray(detector.predict(test_values), dtype=int)
     columns: dict[str, Any] = {"score": scores, "flag": preds}  # flag: the detector's decision
@@ -95,6 +100,7 @@ def write_run_files(
         blamed = _blamed_channels(attr, preds, names)
     threshold = detector._score_threshold()
     events = detector.events_from(preds, scores, attr, index=index, channels=names, rules=rules)
+    score_seconds = time.perf_counter() - t0
     warnings = check_run(detector, scores, preds, len(events), event_budget)
     buf = io.StringIO()
     events.to_csv(buf, index=False)
@@ -123,16 +129,40 @@ def write_run_files(
         title=f"{type(detector).__name__}",
     )
     files.append(folder / "plot.png")
-    atomic_write_text(
-        folder / "report.html", _html(detector, metrics, n, K, int(preds.sum()), blamed, events, warnings)
+    run = {
+        "source": dict(source or {}),
+        "created": created,
+        "command": command,
+        "fit_seconds": getattr(detector, "fit_seconds_", None),
+        "score_seconds": round(score_seconds, 3),
+        "versions": versions(),
+    }
+    page = ReportData(
+        values=np.asarray(test_values, dtype=np.float64),
+        scores=scores,
+        preds=preds,
+        names=names,
+        events=events,
+        threshold=threshold,
+        plot_png=(folder / "plot.png").read_bytes(),
+        index=index,
+        labels=labels,
+        attribution=attr,
+        blamed=blamed,
+        warnings=warnings,
+        metrics=metrics,
+        run=run,
     )
+    atomic_write_text(folder / "report.html", render_report(detector, page))
     files.append(folder / "report.html")
     manifest = {
         "format": RUN_FORMAT,
         "format_version": 1,
         "diffad_version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created": created,
         "detector": type(detector).__name__,
+        "threshold": {"rule": threshold_text(detector), "value": threshold},
+        **{k: v for k, v in run.items() if k not in ("created",)},
         "warnings": [w.to_dict() for w in warnings],
         "files": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")),
     }
@@ -148,13 +178,27 @@ def write_run_files(
 
 
 def write_frame_files(
-    folder: Path, detector: Any, test: pd.DataFrame, labels: np.ndarray | None
+    folder: Path,
+    detector: Any,
+    test: pd.DataFrame,
+    labels: np.ndarray | None,
+    *,
+    source: dict[str, str] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """:func:`write_run_files` for a series read by :func:`diffad.data.files.read_frame`: its columns name
     the channels and a time index (if any) dates the events. What ``diffad detect`` writes."""
     index = test.index if isinstance(test.index, pd.DatetimeIndex) else None
     return write_run_files(
-        folder, detector, test, index=index, channels=list(test.columns), labels=labels, window=100
+        folder,
+        detector,
+        test,
+        index=index,
+        channels=list(test.columns),
+        labels=labels,
+        window=100,
+        source=source,
+        command=command,
     )
 
 
@@ -168,69 +212,3 @@ def _blamed_channels(
     share = np.nan_to_num(attribution[flagged], nan=0.0).mean(axis=0)  # (K,)
     order = np.argsort(-share, kind="stable")[:most]
     return [(names[k], float(share[k])) for k in order if share[k] > 0]
-
-
-def _html(
-    detector: Any,
-    metrics: dict | None,
-    n: int,
-    K: int,
-    n_flagged: int,
-    blamed: Sequence[tuple[str, float]] = (),
-    events: pd.DataFrame | None = None,
-    warnings: Sequence[RunWarning] = (),
-) -> str:
-    notes = ""
-    if warnings:
-        items = "".join(f"<li><b>{html.escape(w.code)}</b>: {html.escape(w.message)}</li>" for w in warnings)
-        notes = f"<div id=warnings style='border:2px solid #c60;padding:4px'><h2>Warnings</h2><ul>{items}</ul></div>"
-    incidents = ""
-    if events is not None and len(events):
-        cols = [
-            c
-            for c in ("event", "start", "end", "duration", "peak_score", "severity", "grade", "channels")
-            if c in events
-        ]
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{v:.3g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
-                for v in (row[c] for c in cols)
-            )
-            + "</tr>"
-            for _, row in events.iterrows()
-        )
-        incidents = (
-            f"<h2>Events</h2><p>{len(events)} events (flagged points grouped by the rules of "
-            "<code>diffad.events.EventRules</code>: one-point flags dropped by default); severity 0 is at "
-            "the threshold, 1 as far above it again, grade high from 3.</p>"
-            f"<table id=events border=1 cellpadding=3><tr>{head}</tr>{body}</table>"
-        )
-    blame = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * v:.1f} %</td></tr>" for name, v in blamed)
-    rows = ""
-    if metrics:
-        for section, values in metrics.items():
-            rows += f"<tr><th colspan=2>{html.escape(section)}</th></tr>"
-            rows += "".join(
-                f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>"
-                if isinstance(v, float)
-                else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                for k, v in values.items()
-            )
-    params = html.escape(json.dumps(detector.get_params(), default=str, indent=1))
-    return (
-        f"<!doctype html><meta charset=utf-8><title>diffad report</title>"
-        f"<h1>{html.escape(type(detector).__name__)}</h1><p>{n} time points, {K} channels, {n_flagged} flagged.</p>"
-        + notes
-        + "<img src=plot.png style='max-width:100%'>"
-        + incidents
-        + (
-            f"<h2>Channels to blame</h2><p>Mean share of the anomaly score over the {n_flagged} flagged points "
-            f"(from <code>explain</code>).</p><table border=1 cellpadding=3><tr><th>channel</th><th>share</th></tr>{blame}</table>"
-            if blame
-            else ""
-        )
-        + (f"<h2>Metrics</h2><table border=1 cellpadding=3>{rows}</table>" if rows else "")
-        + f"<h2>Parameters</h2><pre>{params}</pre>"
-    )

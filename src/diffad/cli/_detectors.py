@@ -1,11 +1,18 @@
-"""Building a detector from command-line options (``--detector``, ``--preset``, ``--set``,
-``--threshold``, ``--contamination``), shared by ``detect``, ``fit`` and ``fleet``."""
+"""Building a detector from command-line options (``--detector``, ``--preset``, ``--config``, ``--set``,
+``--window``, ``--threshold``, ``--contamination``), shared by ``detect``, ``fit`` and ``fleet``."""
 
 from __future__ import annotations
 
 from ..exceptions import ConfigError
 
-__all__ = ["PRESETS", "make_detector", "detector_from_options", "detector_class", "threshold_rule"]
+__all__ = [
+    "PRESETS",
+    "make_detector",
+    "detector_from_options",
+    "detector_class",
+    "threshold_rule",
+    "read_config",
+]
 
 PRESETS = ("fast", "paper")
 
@@ -51,15 +58,12 @@ def make_detector(
     params = set(cls().get_params())
     for key, value in (rule or {}).items():
         if key not in params:
-            raise ConfigError(
-                f"--{key}: {cls.__name__} has no {key} parameter"
-                + (
-                    " (it decides by its ensemble-step vote; see vote_ratio)."
-                    if "vote_ratio" in params
-                    else "."
-                )
-                + f" Leave --{key} out."
-            )
+            why = "."
+            if key == "window":
+                why = " (it scores each point or row on its own)."
+            elif "vote_ratio" in params:
+                why = " (it decides by its ensemble-step vote; see vote_ratio)."
+            raise ConfigError(f"--{key}: {cls.__name__} has no {key} parameter{why} Leave --{key} out.")
         overrides = {**overrides, key: value}
     has_presets = all(callable(getattr(cls, p, None)) for p in PRESETS)
     if preset is not None and not has_presets:
@@ -72,7 +76,7 @@ def make_detector(
         taken = [k for k in unknown if k in _OWN]
         hint = "; ".join(f"{k} is set by {_OWN[k]}" for k in taken)
         raise ConfigError(
-            f"--set: expected parameters of {cls.__name__}, got unknown {unknown}. Valid: {', '.join(valid)}"
+            f"--set / --config: expected parameters of {cls.__name__}, got unknown {unknown}. Valid: {', '.join(valid)}"
             + (f" ({hint})." if hint else ".")
         )
     own = {"device": device, "random_state": seed, "verbose": verbose}
@@ -101,25 +105,52 @@ def threshold_rule(threshold: str | None, contamination: str | None) -> dict:
     return rule
 
 
+# keys of a --config file that are not detector parameters
+_CONFIG_KEYS = ("detector", "preset")
+
+
+def read_config(path) -> dict:
+    """A ``--config`` file (TOML or JSON): ``detector`` and ``preset`` as on the command line, every
+    other key a detector parameter (``window = 50``, ``threshold = "pot"``). Sub-tables are refused."""
+    from ..config import load_file
+
+    cfg = load_file(path)
+    tables = sorted(k for k, v in cfg.items() if isinstance(v, dict))
+    if tables:
+        raise ConfigError(
+            f"--config {path}: expected detector parameters as top-level keys (window = 50), got table(s) "
+            f"{tables}. Move their keys to the top level."
+        )
+    for key in _CONFIG_KEYS:
+        if key in cfg and not isinstance(cfg[key], str):
+            raise ConfigError(f"--config {path}: {key}: expected a name (a string), got {cfg[key]!r}.")
+    return cfg
+
+
 def detector_from_options(
-    detector: str,
+    *,
+    detector: str | None,
     preset: str | None,
     sets: list[str] | None,
     device: str | None,
     seed: int,
     verbose: bool,
-    threshold: str | None,
-    contamination: str | None,
+    threshold: str | None = None,
+    contamination: str | None = None,
+    window: int | None = None,
+    config=None,
 ):
-    """:func:`make_detector` from the raw option values of ``detect``, ``fit`` and ``fleet``."""
+    """:func:`make_detector` from the raw option values of ``detect``, ``fit`` and ``fleet``.
+
+    Precedence, lowest first: the detector's defaults (or its ``--preset``), the ``--config`` file,
+    ``--set``, then the dedicated options (``--window``, ``--threshold``, ``--contamination``)."""
     from ..config import parse_assignments
 
-    return make_detector(
-        detector,
-        preset,
-        parse_assignments(sets),
-        device,
-        seed,
-        verbose,
-        threshold_rule(threshold, contamination),
-    )
+    cfg = read_config(config) if config is not None else {}
+    name = detector or cfg.get("detector") or "ImDiffusion"
+    params = {k: v for k, v in cfg.items() if k not in _CONFIG_KEYS}
+    params.update(parse_assignments(sets))
+    rule = threshold_rule(threshold, contamination)
+    if window is not None:
+        rule["window"] = window
+    return make_detector(name, preset or cfg.get("preset"), params, device, seed, verbose, rule)

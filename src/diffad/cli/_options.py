@@ -14,17 +14,47 @@ Preset = Annotated[
     ),
 ]
 DetectorOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--detector",
-        help="ImDiffusion, PCA, KNN, IsolationForest, LOF, OCSVM, Random, SelfDistilledMAE, DTECategorical ... "
-        "(`docs/choosing.md` says which for which data).",
+        help="ImDiffusion (the default), PCA, KNN, IsolationForest, LOF, OCSVM, Random, SelfDistilledMAE, "
+        "DTECategorical ... (`docs/choosing.md` says which for which data).",
+        show_default=False,
+    ),
+]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help='TOML or JSON file of detector parameters (window = 50, threshold = "pot"), and optionally '
+        "detector and preset; --set and the other options override it.",
+        show_default=False,
+    ),
+]
+Window = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Window length of a windowed detector (the same as --set window=N).", show_default=False
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding SMD/, SMAP_MSL/, NAB/ ... (default: $DIFFAD_DATA).",
+        show_default=False,
     ),
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 Seed = Annotated[int, typer.Option(help="Random seed (0 to 2**32 - 1).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-TrainSeries = Annotated[Path, typer.Option(help="Training series (CSV/Parquet/NPZ/NPY), mostly normal.")]
+TrainSeries = Annotated[
+    Path,
+    typer.Option(
+        help="Training series (CSV/Parquet/NPZ/NPY), mostly normal, or a dataset name (SMD/machine-1-2: its "
+        "train part, from --data-dir)."
+    ),
+]
 Set = Annotated[
     list[str] | None,
     typer.Option(

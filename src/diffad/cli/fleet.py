@@ -13,6 +13,7 @@ import typer
 from ._common import user_errors
 from ._detectors import detector_from_options
 from ._options import (
+    Config,
     Contamination,
     DetectorOpt,
     Device,
@@ -23,6 +24,7 @@ from ._options import (
     Set,
     Threshold,
     TimestampCol,
+    Window,
 )
 
 PARTIAL = 3  # the exit code of a fleet run in which some series failed
@@ -88,11 +90,9 @@ def _go(source: str, out: Path, quiet: bool, **kwargs: Any) -> None:
 
 def _with_detector(mode: str, source: str, out: Path, quiet: bool, **options: Any) -> None:
     """``fleet detect`` / ``fleet fit``: the detector from its options, the rest to :func:`diffad.fleet.run`."""
-    picked = [
-        options.pop(k) for k in ("detector", "preset", "set_", "device", "seed", "threshold", "contamination")
-    ]
-    name, preset, sets, device, seed, threshold, contamination = picked
-    det = detector_from_options(name, preset, sets, device, seed, False, threshold, contamination)
+    keys = ("detector", "preset", "device", "seed", "threshold", "contamination", "window", "config")
+    chosen = {k: options.pop(k) for k in keys}
+    det = detector_from_options(sets=options.pop("set_"), verbose=False, **chosen)
     _go(source, out, quiet, detector=det, mode=mode, **options)
 
 
@@ -101,9 +101,11 @@ def _with_detector(mode: str, source: str, out: Path, quiet: bool, **options: An
 def fleet_detect(
     source: Source,
     out: Out,
-    detector: DetectorOpt = "ImDiffusion",
+    detector: DetectorOpt = None,
     preset: Preset = None,
+    config: Config = None,
     set_: Set = None,
+    window: Window = None,
     threshold: Threshold = None,
     contamination: Contamination = None,
     device: Device = None,
@@ -127,9 +129,11 @@ def fleet_detect(
 def fleet_fit(
     source: Source,
     out: Out,
-    detector: DetectorOpt = "ImDiffusion",
+    detector: DetectorOpt = None,
     preset: Preset = None,
+    config: Config = None,
     set_: Set = None,
+    window: Window = None,
     threshold: Threshold = None,
     contamination: Contamination = None,
     device: Device = None,

@@ -12,13 +12,16 @@ import pandas as pd
 import typer
 
 from .._version import __version__
-from ..data.files import read_column, read_frame
+from ..data.files import read_column
 from ..exceptions import ConfigError, DiffadError
 from ..runtime import allocator_setting, keep_freed_memory
 from ._common import exit_error, parse_ints, user_errors
 from ._detectors import detector_from_options, make_detector
+from ._inputs import is_dataset_name, read_part
 from ._options import (
+    Config,
     Contamination,
+    DataDir,
     DetectorOpt,
     Device,
     LabelCol,
@@ -30,6 +33,7 @@ from ._options import (
     Threshold,
     TimestampCol,
     TrainSeries,
+    Window,
 )
 
 app = typer.Typer(
@@ -48,15 +52,6 @@ AsJson = Annotated[
     typer.Option(
         "--json",
         help="Print the run's summary as JSON (metrics as in metrics.json, events as in events.json).",
-    ),
-]
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Folder holding SMD/, SMAP_MSL/, NAB/ ... (default: $DIFFAD_DATA).",
-        show_default=False,
     ),
 ]
 
@@ -332,6 +327,7 @@ def _detect(
     resume: bool,
     extra: dict[str, str] | None = None,
     as_json: bool = False,
+    source: dict[str, str] | None = None,
 ) -> None:
     """Fit on ``train`` (checkpoints in OUT/model), then write the whole run folder in one step."""
     from ..fsio import atomic_write_text, check_output, claim, output_folder
@@ -349,7 +345,7 @@ def _detect(
             write_model(det, stage / "model")
             for name, text in (extra or {}).items():
                 atomic_write_text(stage / name, text)
-            result = write_frame_files(stage, det, test, y)
+            result = write_frame_files(stage, det, test, y, source=source, command=_command_line())
     _report(result, out, has_model=True, as_json=as_json)
 
 
@@ -357,16 +353,24 @@ def _detect(
 @user_errors
 def detect(
     train: TrainSeries,
-    test: Annotated[Path, typer.Option(help="Series to score.")],
     out: Annotated[
         Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")
     ],
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            help="Series to score, or a dataset name (its test part and labels; the default when --train is one).",
+            show_default=False,
+        ),
+    ] = None,
     labels: Annotated[
         Path | None, typer.Option(help="True 0/1 labels of the test series (else its label column, if any).")
     ] = None,
-    detector: DetectorOpt = "ImDiffusion",
+    detector: DetectorOpt = None,
     preset: Preset = None,
+    config: Config = None,
     set_: Set = None,
+    window: Window = None,
     threshold: Threshold = None,
     contamination: Contamination = None,
     device: Device = None,
@@ -374,17 +378,37 @@ def detect(
     resume: Resume = False,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
+    data_dir: DataDir = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
-    """Fit a detector (ImDiffusion unless --detector) on TRAIN, score TEST, write scores.csv, plot.png, metrics.json (with labels),
-    report.html, run.json and model/. Every input is checked before training starts."""
-
-    det = detector_from_options(detector, preset, set_, device, seed, not quiet, threshold, contamination)
-    tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
-    te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
-    _check_outside(out, train=train, test=test, labels=labels)
-    _detect(tr, te, y, out, det, resume, as_json=as_json)
+    """Fit a detector (ImDiffusion unless --detector) on TRAIN, score TEST, write scores.csv, events.csv,
+    report.html (self-contained), plot.png, metrics.json (with labels), run.json and model/. Every input is
+    checked before training starts."""
+    if test is None:
+        if not is_dataset_name(train):
+            raise ConfigError(
+                "--test: expected the series to score (a file, or a dataset name); it is missing."
+            )
+        test = train
+    det = detector_from_options(
+        detector=detector,
+        preset=preset,
+        sets=set_,
+        device=device,
+        seed=seed,
+        verbose=not quiet,
+        threshold=threshold,
+        contamination=contamination,
+        window=window,
+        config=config,
+    )
+    columns: dict[str, Any] = {"timestamp_col": timestamp_col, "label_col": label_col, "data_dir": data_dir}
+    tr = read_part(train, "train", **columns)
+    te = read_part(test, "test", labels=labels, **columns)
+    _check_outside(out, train=train, test=test, labels=labels, config=config)
+    source = {"train": tr.source, "test": te.source} | ({"labels": str(labels)} if labels else {})
+    _detect(tr.frame, te.frame, te.labels, out, det, resume, as_json=as_json, source=source)
 
 
 @app.command()
@@ -397,9 +421,11 @@ def fit(
             help="Folder to save the model in (new, empty, or an earlier diffad model, which is replaced)."
         ),
     ],
-    detector: DetectorOpt = "ImDiffusion",
+    detector: DetectorOpt = None,
     preset: Preset = None,
+    config: Config = None,
     set_: Set = None,
+    window: Window = None,
     threshold: Threshold = None,
     contamination: Contamination = None,
     device: Device = None,
@@ -407,6 +433,7 @@ def fit(
     resume: Resume = False,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
+    data_dir: DataDir = None,
     quiet: Quiet = False,
 ) -> None:
     """Fit a detector (ImDiffusion unless --detector) on a training series and save it; for ImDiffusion a checkpoint after every epoch lets --resume
@@ -414,8 +441,19 @@ def fit(
     from ..fsio import claim
     from ..persistence import save
 
-    det = detector_from_options(detector, preset, set_, device, seed, not quiet, threshold, contamination)
-    tr, _ = read_frame(train, timestamp_col=timestamp_col, label_col=label_col)
+    det = detector_from_options(
+        detector=detector,
+        preset=preset,
+        sets=set_,
+        device=device,
+        seed=seed,
+        verbose=not quiet,
+        threshold=threshold,
+        contamination=contamination,
+        window=window,
+        config=config,
+    )
+    tr = read_part(train, "train", timestamp_col=timestamp_col, label_col=label_col, data_dir=data_dir).frame
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())
         save(det, model, option="--model")
@@ -427,13 +465,16 @@ def fit(
 @user_errors
 def score(
     model: Annotated[Path, typer.Option(help="Folder written by `diffad fit` or `diffad detect`.")],
-    test: Annotated[Path, typer.Option(help="Series to score.")],
+    test: Annotated[
+        Path, typer.Option(help="Series to score, or a dataset name (its test part and labels).")
+    ],
     out: Annotated[
         Path, typer.Option(help="Output folder (new, empty, or an earlier diffad run, which is replaced).")
     ],
     labels: Annotated[Path | None, typer.Option(help="True 0/1 labels of the test series.")] = None,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
+    data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Score a series with a saved model; writes the same files as `detect` (a model inside OUT is kept)."""
@@ -444,14 +485,17 @@ def score(
     from ..report import write_frame_files
 
     det = load(model)
-    te, y = read_frame(test, labels, timestamp_col=timestamp_col, label_col=label_col)
+    te = read_part(
+        test, "test", labels=labels, timestamp_col=timestamp_col, label_col=label_col, data_dir=data_dir
+    )
     _check_outside(out, test=test, labels=labels)
     check_output(out, "run", "--out")
     inside = model.resolve().is_relative_to(out.resolve())
     with output_folder(out, "run", option="--out") as stage:
         if inside:  # scoring with the model of the run being replaced: the new run keeps it
             shutil.copytree(model, stage / model.resolve().relative_to(out.resolve()))
-        result = write_frame_files(stage, det, te, y)
+        source = {"model": str(model), "test": te.source} | ({"labels": str(labels)} if labels else {})
+        result = write_frame_files(stage, det, te.frame, te.labels, source=source, command=_command_line())
     _report(result, out, has_model=inside, as_json=as_json)
 
 
@@ -488,6 +532,10 @@ def demo(
         make_detector("ImDiffusion", "fast", {}, None, seed, not quiet),
         resume=False,
         extra=extra,
+        source={
+            "train": f"synthetic (diffad.data.synthetic.make_series, seed {seed}): train.csv",
+            "test": "synthetic, with its labels: test.csv",
+        },
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``__init__`` stores keyword-only parameters verbatim (no logic), so ``get_params``/``clone`` work.
 - ``fit(X)`` validates, fits, and sets ``n_features_in_``, ``decision_scores_`` (scores of the training
-  data), ``threshold_`` (fitted without test labels), ``labels_``, ``history_`` and ``device_``.
+  data), ``threshold_`` (fitted without test labels), ``labels_``, ``history_``, ``device_`` and
+  ``fit_seconds_`` (wall seconds of the fit).
 - ``decision_function(X)``: one float64 score per time point (series) or sample (tabular);
   **higher = more anomalous**. ``predict(X)``: 0/1 from ``threshold_``.
 - pandas input with a ``DatetimeIndex`` gives pandas output with the same index.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -135,9 +137,11 @@ class BaseDetector(BaseEstimator):
             fit_params["resume"] = resume
         if self._uses_labels:
             fit_params["labels"] = y
+        started = time.perf_counter()
         with self._fit_context():
             self._fit(arr, **fit_params)
             self._fit_scores(arr)
+        self.fit_seconds_ = round(time.perf_counter() - started, 3)  # training and the training scores
         return self
 
     def decision_function(self, X: Any) -> np.ndarray | pd.Series:
