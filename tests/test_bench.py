@@ -376,3 +376,12 @@ def test_a_cell_that_predates_a_changed_default_ran_with_the_old_value(tmp_path)
         _check_finished_settings(cfg, tmp_path, [(spec, "ADBench/x", 0)])
     cfg, spec = config({"max_epochs": 100, "min_epoch_draws": 0, "neighbour_scale": 0.0})
     _check_finished_settings(cfg, tmp_path, [(spec, "ADBench/x", 0)])
+
+
+def test_parallel_cells_without_dask_say_how_to_install_it(smoke_run, tmp_path, monkeypatch):
+    import sys
+
+    cfg, _, _ = smoke_run
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ConfigError, match=r"bench --jobs needs dask.distributed.*pip install 'diffad\[fleet\]'"):
+        run_bench(cfg, tmp_path, jobs=2, verbose=False)

@@ -303,3 +303,37 @@ def test_without_dask_the_command_says_how_to_install_it(monkeypatch, hosts, tmp
         fleet.require_dask()
     r = runner.invoke(app, ["fleet", "detect", str(hosts), "--out", str(tmp_path / "x"), "--detector", "PCA"])
     assert r.exit_code == 2 and "diffad[fleet]" in r.output
+
+
+def test_shared_fits_one_model_per_channel_set_and_scores_every_series_with_it(client, tmp_path):
+    root = tmp_path / "mixed"
+    for i in range(3):
+        write_series(root / f"web-{i}", seed=i)
+    write_series(root / "db-0", seed=7, channels=4)  # other channels: a group of its own
+    (root / "broken").mkdir()
+    (root / "broken" / "train.csv").write_text("m0,m1,m2\n")  # header only
+    (root / "broken" / "test.csv").write_text("m0,m1,m2\n1,2,3\n")
+    out = tmp_path / "fleet"
+    summary = fleet.run(root, out, detector=diffad.PCADetector(), client=client, shared=True, progress=False)
+    by = summary.set_index("series")
+    assert by.loc["broken", "status"] == "failed" and "train" in by.loc["broken", "error"]
+    ok = by[by["status"] == "ok"]
+    assert len(ok) == 4 and ok["model"].nunique() == 2
+    env = json.loads((out / "fleet.json").read_text())
+    groups = {g["group"]: g for g in env["shared_models"]}
+    web = ok.loc["web-0", "model"]
+    assert sorted(groups[web]["series"]) == ["web-0", "web-1", "web-2"] and groups[web]["n_train"] == 3 * 400
+    # the model is the one fitted on the three training parts end to end, and scores each series
+    trains = [pd.read_csv(root / f"web-{i}" / "train.csv").drop(columns="timestamp") for i in range(3)]
+    alone = diffad.PCADetector().fit(pd.concat(trains, ignore_index=True))
+    model = diffad.load(out / "_shared" / web)
+    assert np.allclose(model.threshold_, alone.threshold_)
+    for i in range(3):
+        test = pd.read_csv(root / f"web-{i}" / "test.csv").drop(columns=["timestamp", "label"])
+        assert np.allclose(scores(out / f"web-{i}")["score"], alone.decision_function(test))
+    # a second run reuses the shared models and every finished series
+    again = fleet.run(root, out, detector=diffad.PCADetector(), client=client, shared=True, progress=False)
+    assert again.set_index("series").loc[list(ok.index), "reused"].all()
+    assert all(g["reused"] for g in json.loads((out / "fleet.json").read_text())["shared_models"])
+    with pytest.raises(ConfigError, match="--shared: expected `fleet detect`"):
+        fleet.run(root, tmp_path / "f2", detector=diffad.PCADetector(), client=client, shared=True, mode="fit")

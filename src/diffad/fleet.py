@@ -24,17 +24,15 @@ Needs the ``fleet`` extra: ``pip install 'diffad[fleet]'`` (``dask[distributed]`
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import glob as globlib
 import hashlib
 import html
 import io
 import json
-import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from ._version import __version__
 from .data.files import csv_delimiter
 from .exceptions import ConfigError, DataValidationError, DiffadError, PersistenceError
 from .fsio import atomic_write_bytes, atomic_write_text, read_envelope
+from .parallel import dask_client, require_dask, worker_setup
 
 __all__ = ["run", "discover", "SeriesSource", "SUMMARY_COLUMNS", "FLEET_FORMAT", "MODES", "require_dask"]
 
@@ -73,18 +72,9 @@ SUMMARY_COLUMNS = (
     "fit_s",
     "score_s",
     "task_s",
+    "model",
     "error",
 )
-
-
-def require_dask() -> None:
-    """Raise a :class:`ConfigError` that says how to install Dask when it is missing."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "diffad fleet needs dask.distributed, which is not installed: pip install 'diffad[fleet]'"
-        ) from None
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -399,12 +389,14 @@ def _manifest(path: Path, records: Any, opts: dict) -> list[SeriesSource]:
 @dataclass(frozen=True)
 class Job:
     """What every series' task does: ``mode``, the (unfitted) ``detector`` to clone, ``models`` (the
-    folder of a ``fit`` run, for ``mode="score"``) and the torch ``threads`` of each task."""
+    folder of a ``fit`` run, for ``mode="score"``; with ``shared``, the one model folder every series is
+    scored with) and the torch ``threads`` of each task."""
 
     mode: str
     detector: Any = None
     models: str | None = None
     threads: int = 1
+    shared: bool = False
 
     def config(self) -> dict[str, Any]:
         det = self.detector
@@ -415,7 +407,7 @@ class Job:
             "models": self.models,
             "threads": self.threads,
             "diffad": __version__,
-        }
+        } | ({"shared": True} if self.shared else {})
 
 
 def _hash_frame(h: Any, frame: pd.DataFrame | None) -> None:
@@ -439,7 +431,7 @@ def fingerprint(
     h.update(b"none" if labels is None else np.asarray(labels, dtype=np.int8).tobytes())
     h.update(json.dumps(job.config(), sort_keys=True, default=str).encode())
     if job.mode == "score" and job.models:  # a refitted model is a new configuration
-        detector_json = Path(job.models) / folder / "detector.json"
+        detector_json = Path(job.models) / ("" if job.shared else folder) / "detector.json"
         h.update(detector_json.read_bytes() if detector_json.is_file() else b"")
     return h.hexdigest()
 
@@ -456,12 +448,7 @@ def _one_line(exc: BaseException) -> str:
 def run_series(src: SeriesSource, job: Job, out: str) -> dict[str, Any]:
     """Run one series (on a worker) and return its summary row; never raises for the series' own
     errors, which go into the row."""
-    import torch
-
-    from .runtime import keep_freed_memory
-
-    torch.set_num_threads(job.threads)
-    keep_freed_memory()
+    worker_setup(job.threads)
     root = Path(out)
     row: dict[str, Any] = {"series": src.id, "folder": src.folder, "status": "failed", "reused": False}
     fp = ""
@@ -509,7 +496,9 @@ def _compute(src: SeriesSource, job: Job, root: Path, train: Any, test: Any, lab
     target = root / src.folder
     row: dict[str, Any] = {}
     if job.mode == "score":
-        det = load(Path(str(job.models)) / src.folder)
+        det = load(Path(str(job.models)) / ("" if job.shared else src.folder))
+        if job.shared:
+            row["model"] = Path(str(job.models)).name
     else:
         train = _need(train, "train", src, job.mode)
         det = clone(job.detector)
@@ -562,27 +551,6 @@ def check_fleet_out(out: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _client(client: Any, workers: int | None, scheduler: str | None, threads: int) -> Iterator[Any]:
-    """The Dask client to run on: the caller's, one for ``scheduler``, or a new ``LocalCluster``."""
-    require_dask()
-    from distributed import Client, LocalCluster
-
-    if client is not None:
-        yield client
-        return
-    if scheduler is not None:
-        with Client(scheduler) as c:
-            yield c
-        return
-    n = workers or max(1, (os.cpu_count() or 1) // threads)
-    with (
-        LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def run(
     source: str | Path | Mapping[str, Any] | Iterable[SeriesSource],
     out: str | Path,
@@ -596,6 +564,7 @@ def run(
     threads: int = 1,
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
+    shared: bool = False,
     **discover_options: Any,
 ) -> pd.DataFrame:
     """Run ``mode`` (``"detect"``: fit and score; ``"fit"``; ``"score"`` with the ``models`` of an
@@ -607,10 +576,18 @@ def run(
     new ``LocalCluster`` of ``workers`` processes (default: the cores / ``threads``), each task with
     ``threads`` torch threads. Finished series of an earlier run with the same data and configuration
     are reused.
+
+    ``shared=True`` (``mode="detect"`` only) fits one model per set of series with the same channels, on
+    their training parts put end to end, saves it in ``OUT/_shared/<group>/`` and scores every series of
+    the group with it (:func:`fit_group`); the groups are listed in ``fleet.json``.
     """
     from .validation import check_option
 
     check_option(mode, MODES, name="mode")
+    if shared and mode != "detect":
+        raise ConfigError(
+            f"--shared: expected `fleet detect` (one model fitted on all series, then each scored), got `fleet {mode}`."
+        )
     out = Path(out)
     check_fleet_out(out)
     if mode == "score":
@@ -632,17 +609,27 @@ def run(
     sources = (
         list(source) if not isinstance(source, str | Path | Mapping) else discover(source, **discover_options)
     )
-    job = Job(mode, detector, str(models) if models is not None else None, threads)
+    job = Job(mode, detector, str(models) if models is not None else None, threads, shared=shared)
     (out / STATE).mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _write_envelope(out, job, len(sources), started, None)
     rows: list[dict] = []
     t0 = time.perf_counter()
-    with _client(client, workers, scheduler, threads) as c:
+    groups: list[dict] = []
+    with dask_client(client, workers, scheduler, threads) as c:
         from distributed import as_completed
 
-        futures = c.map(run_series, sources, job=job, out=str(out), pure=False)
-        bar = _progress(len(futures), progress)
+        if shared:
+            if any(src.folder == SHARED for src in sources):
+                raise ConfigError(
+                    f"--shared: a series named {SHARED!r} would share the folder of the shared models; rename it."
+                )
+            pairs, rows, groups = _shared_jobs(c, sources, job, out)
+            futures = [c.submit(run_series, src, job=j, out=str(out), pure=False) for src, j in pairs]
+        else:
+            futures = c.map(run_series, sources, job=job, out=str(out), pure=False)
+        bar = _progress(len(futures) + len(rows), progress)
+        bar.update(len(rows))  # series whose shared fit failed
         for fut in as_completed(futures):
             row = fut.result()
             rows.append(row)
@@ -653,8 +640,102 @@ def run(
         bar.close()
     summary = _summary(rows)
     _write_outputs(out, summary, job)
-    _write_envelope(out, job, len(sources), started, time.perf_counter() - t0, summary)
+    _write_envelope(out, job, len(sources), started, time.perf_counter() - t0, summary, groups)
     return summary
+
+
+# ------------------------------------------------------------------------------------ shared models
+SHARED = "_shared"  # OUT/_shared/<group>/: the models of a shared run
+
+
+def series_channels(src: SeriesSource) -> list[str] | str:
+    """The channel names of a series' training part (on a worker), or its error as one line."""
+    try:
+        train = _need(src.read()[0], "train", src, "detect")
+        return [str(c) for c in train.columns]
+    except Exception as exc:  # the series' failure is its row
+        return _one_line(exc)
+
+
+def fit_group(sources: list[SeriesSource], job: Job, out: str, group: str) -> dict[str, Any]:
+    """Fit one model (on a worker) on the training parts of ``sources`` (the same channels) put end to
+    end, and save it in ``OUT/_shared/<group>/``; reused when the data and configuration are those of an
+    earlier run. Returns ``{"group", "series", "n_train", "fit_s", "reused"}`` or ``{"error"}``.
+
+    Putting the parts end to end makes the ``window - 1`` windows of a windowed detector that straddle
+    two series a mix of both: a few hundred of the tens of thousands of windows of fleets of SMD's size."""
+    from sklearn.base import clone
+
+    from .persistence import save
+
+    worker_setup(job.threads)
+    root = Path(out)
+    info: dict[str, Any] = {"group": group, "series": [s.id for s in sources]}
+    try:
+        frames = [_need(src.read()[0], "train", src, "detect") for src in sources]
+        h = hashlib.blake2b(digest_size=16)
+        for frame in frames:
+            _hash_frame(h, frame)
+        h.update(json.dumps(job.config(), sort_keys=True, default=str).encode())
+        fp = h.hexdigest()
+        target = root / SHARED / group
+        state_path = root / STATE / f"{SHARED}-{group}.json"
+        state = read_envelope(state_path, FLEET_FORMAT)
+        if state and state.get("fingerprint") == fp and (target / "detector.json").is_file():
+            return {**state["info"], "reused": True}
+        det = clone(job.detector)
+        train = pd.concat(frames, ignore_index=True)
+        t0 = time.perf_counter()
+        det.fit(train)
+        info.update(n_train=len(train), fit_s=round(time.perf_counter() - t0, 3), reused=False)
+        save(det, target, option="the shared model folder")
+        record = {"format": FLEET_FORMAT, "fingerprint": fp, "info": info}
+        atomic_write_text(state_path, json.dumps(record, indent=1, default=_plain))
+        return info
+    except Exception as exc:  # the group's failure is its series' rows
+        return {**info, "error": _one_line(exc)}
+
+
+def _shared_jobs(
+    c: Any, sources: list[SeriesSource], job: Job, out: Path
+) -> tuple[list[tuple[SeriesSource, Job]], list[dict], list[dict]]:
+    """Group the series by channels, fit each group's model on the cluster; returns the scoring task of
+    every series (its source and job), the rows of the series that failed already, and the groups."""
+    channels = c.gather(c.map(series_channels, sources, pure=False))
+    failed: list[dict] = []
+    members: dict[str, list[SeriesSource]] = {}
+    names: dict[str, list[str]] = {}
+    for src, chans in zip(sources, channels, strict=True):
+        if isinstance(chans, str):
+            failed.append(
+                {"series": src.id, "folder": src.folder, "status": "failed", "reused": False, "error": chans}
+            )
+            continue
+        group = "channels-" + hashlib.blake2b(json.dumps(chans).encode(), digest_size=5).hexdigest()
+        members.setdefault(group, []).append(src)
+        names[group] = chans
+    fits = c.gather([c.submit(fit_group, srcs, job, str(out), g, pure=False) for g, srcs in members.items()])
+    pairs: list[tuple[SeriesSource, Job]] = []
+    groups: list[dict] = []
+    for info in fits:
+        g = info["group"]
+        groups.append({**info, "channels": len(names[g])})
+        if "error" in info:
+            failed += [
+                {
+                    "series": s.id,
+                    "folder": s.folder,
+                    "status": "failed",
+                    "reused": False,
+                    "model": g,
+                    "error": f"the shared model {g}: {info['error']}",
+                }
+                for s in members[g]
+            ]
+            continue
+        scoring = Job("score", None, str(out / SHARED / g), job.threads, shared=True)
+        pairs += [(s, scoring) for s in members[g]]
+    return pairs, failed, groups
 
 
 def _progress(total: int, show: bool) -> Any:
@@ -690,9 +771,17 @@ def _write_outputs(out: Path, summary: pd.DataFrame, job: Job) -> None:
 
 
 def _write_envelope(
-    out: Path, job: Job, n: int, started: str, seconds: float | None, summary: pd.DataFrame | None = None
+    out: Path,
+    job: Job,
+    n: int,
+    started: str,
+    seconds: float | None,
+    summary: pd.DataFrame | None = None,
+    groups: list[dict] | None = None,
 ) -> None:
     env: dict[str, Any] = {"format": FLEET_FORMAT, "created": started, "series": n, **job.config()}
+    if groups:
+        env["shared_models"] = groups
     if summary is not None:
         env.update(
             finished=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

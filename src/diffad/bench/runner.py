@@ -10,7 +10,6 @@ import json
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from ..metrics import (
     f1_score,
 )
 from ..metrics.interpretation import interpretation_scores, zscore_attribution
+from ..parallel import dask_client, worker_setup
 from ..protocols import PAPER_TAG, paper_metrics
-from ..runtime import allocator_setting, keep_freed_memory
+from ..runtime import allocator_setting
 from .config import BenchConfig, DetectorSpec
 
 __all__ = ["Cell", "plan", "run_bench", "cell_dir", "tabular_split"]
@@ -218,14 +218,10 @@ def _run_cell_safe(cfg, spec, dataset, seed, out) -> tuple[dict | None, str | No
         return None, traceback.format_exc()
 
 
-def _share_cores(jobs: int) -> None:
-    """Worker start-up: split the cores between the workers (torch's default of one thread per core in
-    every process oversubscribes the machine and slows every cell many times over), and the allocator
-    setting of the command line (a worker started afresh does not inherit it)."""
-    import torch
-
-    keep_freed_memory()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+def _cell_task(cfg, spec, dataset, seed, out, threads: int) -> tuple[dict | None, str | None]:
+    """One cell on a Dask worker (:mod:`diffad.parallel`): the cores shared between the workers."""
+    worker_setup(threads)
+    return _run_cell_safe(cfg, spec, dataset, seed, out)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -263,9 +259,19 @@ def _check_finished_settings(cfg: BenchConfig, results: Path, finished: list[Cel
 
 
 def run_bench(
-    cfg: BenchConfig, results: str | Path = "results", jobs: int = 1, verbose: bool = True
+    cfg: BenchConfig,
+    results: str | Path = "results",
+    jobs: int = 1,
+    verbose: bool = True,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Run every unfinished cell (``jobs`` > 1: in parallel processes). Returns counts and errors.
+    """Run every unfinished cell. Returns counts and errors.
+
+    ``jobs`` > 1 runs the cells as tasks on a ``dask.distributed`` cluster (:mod:`diffad.parallel`, the
+    ``fleet`` extra): a new ``LocalCluster`` of ``jobs`` processes sharing the cores, or ``client`` /
+    the cluster at ``scheduler`` (one torch thread a task there).
 
     Finished cells are skipped after checking that they ran with the settings the config resolves to
     now (:class:`~diffad.ConfigError` otherwise)."""
@@ -282,7 +288,7 @@ def run_bench(
         disable=not verbose,
         unit="cell",
     )
-    if jobs <= 1:
+    if jobs <= 1 and client is None and scheduler is None:
         for spec, dataset, seed in todo:
             bar.set_postfix_str(f"{spec.name} {dataset} seed {seed}")
             _, err = _run_cell_safe(
@@ -291,14 +297,23 @@ def run_bench(
             if err:
                 errors[f"{spec.name}/{dataset}/{seed}"] = err
             bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(jobs,)) as pool:
+    else:  # one Dask task a cell: the executor of diffad fleet (diffad.parallel)
+        local = client is None and scheduler is None
+        threads = max(1, (os.cpu_count() or 1) // max(1, jobs)) if local else 1
+        with dask_client(client, max(1, jobs), scheduler, threads, what="bench --jobs") as c:
+            from distributed import as_completed
+
             futures = {
-                pool.submit(_run_cell_safe, cfg, s, d, seed, cell_dir(results, cfg.name, s.name, d, seed)): (
-                    s.name,
+                c.submit(
+                    _cell_task,
+                    cfg,
+                    s,
                     d,
                     seed,
-                )
+                    cell_dir(results, cfg.name, s.name, d, seed),
+                    threads,
+                    pure=False,
+                ): (s.name, d, seed)
                 for s, d, seed in todo
             }
             for fut in as_completed(futures):

@@ -91,3 +91,15 @@ LabelCol = Annotated[
     str | None,
     typer.Option(help="Label column of the CSV/Parquet files (default: one named label, is_anomaly ...)."),
 ]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) instead of a local cluster."),
+]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Cells run in parallel, as tasks of a local Dask cluster of this many worker processes sharing "
+        "the cores (the fleet extra: pip install 'diffad[fleet]').",
+    ),
+]

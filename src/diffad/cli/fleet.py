@@ -20,6 +20,7 @@ from ._options import (
     LabelCol,
     Preset,
     Quiet,
+    Scheduler,
     Seed,
     Set,
     Threshold,
@@ -53,10 +54,6 @@ Out = Annotated[
 Workers = Annotated[
     int | None,
     typer.Option(help="Worker processes of a local Dask cluster (default: the cores / --threads)."),
-]
-Scheduler = Annotated[
-    str | None,
-    typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) instead of a local cluster."),
 ]
 Threads = Annotated[int, typer.Option(min=1, help="Torch threads of each series' task.")]
 IdCol = Annotated[str, typer.Option(help="Series-id column of a long table.")]
@@ -117,6 +114,14 @@ def fleet_detect(
     train_fraction: TrainFraction = None,
     timestamp_col: TimestampCol = None,
     label_col: LabelCol = None,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared",
+            help="One model for each set of series with the same channels, fitted on all their training "
+            "parts (in OUT/_shared/), instead of one model per series.",
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Fit and score every series (as `diffad detect` does each one): OUT/<series>/ run folders, a ranked

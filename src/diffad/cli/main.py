@@ -24,10 +24,12 @@ from ._options import (
     DataDir,
     DetectorOpt,
     Device,
+    Jobs,
     LabelCol,
     Preset,
     Quiet,
     Resume,
+    Scheduler,
     Seed,
     Set,
     Threshold,
@@ -553,7 +555,8 @@ def bench(
         str | None, typer.Option(help="A built-in config instead of a file (see --list).")
     ] = None,
     results: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
-    jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
+    jobs: Jobs = 1,
+    scheduler: Scheduler = None,
     data_dir: DataDir = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in configs.")] = False,
     seeds: Annotated[
@@ -599,16 +602,18 @@ def bench(
             cfg = cfg.only_datasets(tuple(d.strip() for d in datasets.split(",") if d.strip()))
     except DiffadError as exc:
         exit_error(exc)
-    _run_bench_and_report(cfg, results, jobs, quiet)
+    _run_bench_and_report(cfg, results, jobs, quiet, scheduler)
 
 
-def _run_bench_and_report(cfg: Any, results: Path, jobs: int, quiet: bool) -> None:
+def _run_bench_and_report(
+    cfg: Any, results: Path, jobs: int, quiet: bool, scheduler: str | None = None
+) -> None:
     """Run a bench config's unfinished cells, then print the counts, failures and tables."""
     from ..bench import run_bench, tables
     from ..bench.report import collect
 
     try:
-        summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet)
+        summary = run_bench(cfg, results, jobs=jobs, verbose=not quiet, scheduler=scheduler)
     except DiffadError as exc:
         exit_error(exc)
     typer.echo(
@@ -646,7 +651,7 @@ def experiment_sdmae(
     no_baselines: Annotated[
         bool, typer.Option("--no-baselines", help="Skip PCA and Isolation Forest.")
     ] = False,
-    jobs: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
+    jobs: Jobs = 1,
     data_dir: DataDir = None,
     quiet: Quiet = False,
 ) -> None:
