@@ -42,7 +42,7 @@ _MAX_SHAPES = 400  # shaded spans (events and labelled segments) in the zoomable
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.2em auto;max-width:1200px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:13px}
-th{background:#eee}.num{text-align:right}.high{background:#fcc}.medium{background:#fec}
+th{background:#eee}.scroll{max-height:28em;overflow:auto;display:inline-block}.num{text-align:right}.high{background:#fcc}.medium{background:#fec}
 #warnings{border:2px solid #c60;padding:4px 10px;background:#fff6ec}
 figure{margin:.6em 0}#closeups{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:6px}figcaption{font-size:13px;color:#444}img{max-width:100%}
 code,pre{background:#f4f4f4}pre{padding:6px;overflow-x:auto;font-size:12px}
@@ -138,7 +138,9 @@ def _events_table(events: pd.DataFrame, timed: bool) -> str:
     if not len(events):
         return "<h2>Events</h2><p id=no-events>No events: no run of flagged points met the merging rules.</p>"
     cols = ["event", "start", "end", "duration"] + (["duration_s"] if timed else [])
-    cols += ["peak_score", "mean_score", "severity", "grade", "channels"]
+    cols += ["peak_score", "mean_score", "severity", "grade"]
+    if "channels" in events and events["channels"].astype(str).str.len().gt(0).any():
+        cols.append("channels")  # only where the detector blames channels (explain)
     titles = {
         "duration": "duration (points)",
         "duration_s": "duration (s)",
@@ -160,7 +162,7 @@ def _events_table(events: pd.DataFrame, timed: bool) -> str:
         "<code>diffad.events.EventRules</code> (one-point flags dropped by default). Severity is how far "
         "the peak score rises above the threshold, in units of the threshold's height above the median "
         "training score: 0 at the threshold, 1 as far above it again; grade high from 3, medium from 1.</p>"
-        f"<table id=events><tr>{head}</tr>{''.join(rows)}</table>"
+        f"<div class=scroll><table id=events><tr>{head}</tr>{''.join(rows)}</table></div>"
     )
 
 
@@ -241,19 +243,31 @@ def _interactive_plot(detector: Any, data: ReportData) -> str | None:
         col=1,
     )
     fig.add_hline(y=data.threshold, line={"dash": "dash", "color": "red", "width": 1}, row=2, col=1)
-    shapes = 0
-    for _, ev in data.events.iterrows():
-        if shapes >= _MAX_SHAPES:
-            break
-        s, e = int(ev["start_pos"]), int(ev["end_pos"])
-        fig.add_vrect(x0=x[s], x1=x[e], fillcolor="red", opacity=0.18, line_width=0, row="all", col=1)
-        shapes += 1
+    # shaded spans over both panels, as one layout list (one add_vrect call per span is slow)
+    spans = [
+        (int(a), int(b), "red", 0.18)
+        for a, b in zip(data.events["start_pos"], data.events["end_pos"], strict=True)
+    ]
     if data.labels is not None:
-        for s, e in _spans(data.labels):
-            if shapes >= _MAX_SHAPES:
-                break
-            fig.add_vrect(x0=x[s], x1=x[e], fillcolor="blue", opacity=0.10, line_width=0, row="all", col=1)
-            shapes += 1
+        spans += [(a, b, "blue", 0.10) for a, b in _spans(data.labels)]
+    fig.update_layout(
+        shapes=[
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": x[a],
+                "x1": x[b],
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": color,
+                "opacity": alpha,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+            for a, b, color, alpha in spans[:_MAX_SHAPES]
+        ]
+    )
     fig.update_yaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(title_text="score", row=2, col=1)
     fig.update_layout(
