@@ -625,13 +625,15 @@ def run(
                     f"--shared: a series named {SHARED!r} would share the folder of the shared models; rename it."
                 )
             pairs, rows, groups = _shared_jobs(c, sources, job, out)
-            futures = [c.submit(run_series, src, job=j, out=str(out), pure=False) for src, j in pairs]
         else:
-            futures = c.map(run_series, sources, job=job, out=str(out), pure=False)
+            pairs = [(src, job) for src in sources]
+        futures = {c.submit(run_series, src, job=j, out=str(out), pure=False): src for src, j in pairs}
         bar = _progress(len(futures) + len(rows), progress)
         bar.update(len(rows))  # series whose shared fit failed
         for fut in as_completed(futures):
-            row = fut.result()
+            row, exc = _result(fut)
+            if exc is not None:
+                row = _failed_row(futures[fut], exc)
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -696,42 +698,56 @@ def fit_group(sources: list[SeriesSource], job: Job, out: str, group: str) -> di
         return {**info, "error": _one_line(exc)}
 
 
+def _failed_row(src: SeriesSource, error: BaseException | str, **extra: Any) -> dict[str, Any]:
+    why = error if isinstance(error, str) else _one_line(error)
+    return {
+        "series": src.id,
+        "folder": src.folder,
+        "status": "failed",
+        "reused": False,
+        **extra,
+        "error": why,
+    }
+
+
+def _result(future: Any) -> tuple[Any, BaseException | None]:
+    """A task's ``(result, None)``, or ``(None, exc)`` where the task itself failed on the cluster (its
+    workers died running it, ``KilledWorker``, e.g. out of memory): that series fails, the run goes on."""
+    try:
+        return future.result(), None
+    except Exception as exc:
+        return None, exc
+
+
 def _shared_jobs(
     c: Any, sources: list[SeriesSource], job: Job, out: Path
 ) -> tuple[list[tuple[SeriesSource, Job]], list[dict], list[dict]]:
     """Group the series by channels, fit each group's model on the cluster; returns the scoring task of
     every series (its source and job), the rows of the series that failed already, and the groups."""
-    channels = c.gather(c.map(series_channels, sources, pure=False))
+    channels = []
+    for fut in c.map(series_channels, sources, pure=False):
+        value, exc = _result(fut)
+        channels.append(_one_line(exc) if exc is not None else value)
     failed: list[dict] = []
     members: dict[str, list[SeriesSource]] = {}
     names: dict[str, list[str]] = {}
     for src, chans in zip(sources, channels, strict=True):
         if isinstance(chans, str):
-            failed.append(
-                {"series": src.id, "folder": src.folder, "status": "failed", "reused": False, "error": chans}
-            )
+            failed.append(_failed_row(src, chans))
             continue
         group = "channels-" + hashlib.blake2b(json.dumps(chans).encode(), digest_size=5).hexdigest()
         members.setdefault(group, []).append(src)
         names[group] = chans
-    fits = c.gather([c.submit(fit_group, srcs, job, str(out), g, pure=False) for g, srcs in members.items()])
+    submitted = {g: c.submit(fit_group, srcs, job, str(out), g, pure=False) for g, srcs in members.items()}
     pairs: list[tuple[SeriesSource, Job]] = []
     groups: list[dict] = []
-    for info in fits:
-        g = info["group"]
+    for g, fut in submitted.items():
+        info, exc = _result(fut)
+        if exc is not None:
+            info = {"group": g, "series": [s.id for s in members[g]], "error": _one_line(exc)}
         groups.append({**info, "channels": len(names[g])})
         if "error" in info:
-            failed += [
-                {
-                    "series": s.id,
-                    "folder": s.folder,
-                    "status": "failed",
-                    "reused": False,
-                    "model": g,
-                    "error": f"the shared model {g}: {info['error']}",
-                }
-                for s in members[g]
-            ]
+            failed += [_failed_row(s, f"the shared model {g}: {info['error']}", model=g) for s in members[g]]
             continue
         scoring = Job("score", None, str(out / SHARED / g), job.threads, shared=True)
         pairs += [(s, scoring) for s in members[g]]

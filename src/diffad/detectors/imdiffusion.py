@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.scaling import SCALERS, fit_affine
-from ..data.series import reassemble, sliding_windows, time_split, windowed_time_split
+from ..data.series import reassemble, sliding_windows, time_split, window_starts, windowed_time_split
 from ..diffusion import (
     PREDICTION_TYPES,
     SAMPLERS,
@@ -724,7 +724,11 @@ class ImDiffusionDetector(TorchDetector):
                 obs, dtype=torch.float32, device=dev
             )
 
-        tr_x, tr_obs = to_dev(self._windows(self._scale(train_part), self.train_stride or max(1, L // 10))[0])
+        # training windows are gathered from the series batch by batch (the same values as cutting them
+        # all up front, without holding every overlapping window: a long or pooled series fits in memory)
+        tr_starts = window_starts(len(train_part), L, self.train_stride or max(1, L // 10))
+        tr_series, tr_series_obs = to_dev(self._scale(train_part))  # (n, K)
+        offsets = torch.arange(L, device=dev)
         va_x, va_obs = to_dev(self._windows(self._scale(val_part), L)[0])
         # fixed validation draw (masks, steps, noise): a deterministic, cheap early-stopping signal
         vgen = torch.Generator(device=dev).manual_seed(self.random_state + 1)
@@ -734,7 +738,8 @@ class ImDiffusionDetector(TorchDetector):
         v_noise = torch.randn(va_x.shape, generator=vgen, device=dev)
 
         def train_loss(idx: np.ndarray) -> torch.Tensor:
-            x0, obs = tr_x[idx], tr_obs[idx]
+            pos = torch.as_tensor(tr_starts[idx], device=dev)[:, None] + offsets  # (B, L)
+            x0, obs = tr_series[pos].transpose(1, 2), tr_series_obs[pos].transpose(1, 2)  # (B, K, L)
             B = x0.shape[0]
             target, policy = self._train_masks(B, K, L, gen, dev)
             t = torch.randint(0, self.n_steps, (B,), generator=gen, device=dev)
@@ -764,7 +769,7 @@ class ImDiffusionDetector(TorchDetector):
             verbose=self.verbose,
             desc="ImDiffusion fit",
         )
-        history, best = fit_loop(self._net, train_loss, val_loss, tr_x.shape[0], settings, rng, (gen,))
+        history, best = fit_loop(self._net, train_loss, val_loss, len(tr_starts), settings, rng, (gen,))
         self.history_ = {**history, "best_epoch": best}
         # thresholds from the validation tail, which the weights never saw
         val_err = self._errors(val_part)[0]  # (R, n_val, K); memoised for _fit_scores
