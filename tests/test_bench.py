@@ -383,5 +383,7 @@ def test_parallel_cells_without_dask_say_how_to_install_it(smoke_run, tmp_path, 
 
     cfg, _, _ = smoke_run
     monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(ConfigError, match=r"bench --jobs needs dask.distributed.*pip install 'diffad\[fleet\]'"):
+    with pytest.raises(
+        ConfigError, match=r"bench --jobs needs dask.distributed.*pip install 'diffad\[fleet\]'"
+    ):
         run_bench(cfg, tmp_path, jobs=2, verbose=False)

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("distributed", reason="diffad fleet needs the fleet extra: pip install 'diffad[fleet]'")
 
 import torch  # noqa: E402
+import dask  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -336,4 +337,31 @@ def test_shared_fits_one_model_per_channel_set_and_scores_every_series_with_it(c
     assert again.set_index("series").loc[list(ok.index), "reused"].all()
     assert all(g["reused"] for g in json.loads((out / "fleet.json").read_text())["shared_models"])
     with pytest.raises(ConfigError, match="--shared: expected `fleet detect`"):
-        fleet.run(root, tmp_path / "f2", detector=diffad.PCADetector(), client=client, shared=True, mode="fit")
+        fleet.run(
+            root, tmp_path / "f2", detector=diffad.PCADetector(), client=client, shared=True, mode="fit"
+        )
+
+
+def test_a_series_that_kills_every_worker_fails_alone(tmp_path):
+    """A task whose workers all die running it (Dask gives up: KilledWorker) is that series' failure."""
+
+    class Crashing(diffad.PCADetector):
+        def _fit(self, X):
+            if X.shape[1] == 2:  # the series with two channels takes its worker down
+                os._exit(1)
+            super()._fit(X)
+
+    rng = np.random.default_rng(0)
+    series = {
+        "good": (rng.normal(size=(200, 3)), rng.normal(size=(50, 3))),
+        "bad": (rng.normal(size=(200, 2)), rng.normal(size=(50, 2))),
+    }
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            with Client(cluster) as c:
+                summary = fleet.run(series, tmp_path / "f", detector=Crashing(), client=c, progress=False)
+    by = summary.set_index("series")
+    assert by.loc["good", "status"] == "ok"
+    assert by.loc["bad", "status"] == "failed" and "KilledWorker" in by.loc["bad", "error"]
