@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("distributed", reason="diffad fleet needs the fleet extra: pip install 'diffad[fleet]'")
 
-import torch  # noqa: E402
 import dask  # noqa: E402
+import torch  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
