@@ -365,3 +365,32 @@ def test_a_series_that_kills_every_worker_fails_alone(tmp_path):
     by = summary.set_index("series")
     assert by.loc["good", "status"] == "ok"
     assert by.loc["bad", "status"] == "failed" and "KilledWorker" in by.loc["bad", "error"]
+
+
+def test_fleet_cli_takes_a_config_file_and_shared(hosts, tmp_path):
+    cfg = tmp_path / "knn.toml"
+    cfg.write_text('detector = "knn"\nn_neighbors = 4\n')
+    out = tmp_path / "fleet"
+    r = runner.invoke(
+        app,
+        [
+            "fleet",
+            "detect",
+            str(hosts),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--config",
+            str(cfg),
+            "--shared",
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    env = json.loads((out / "fleet.json").read_text())
+    assert env["detector"] == "KNNDetector" and env["params"]["n_neighbors"] == 4 and env["shared"] is True
+    (group,) = env["shared_models"]
+    assert len(group["series"]) == 8 and diffad.load(out / "_shared" / group["group"]).n_neighbors == 4
+    r = runner.invoke(app, ["fleet", "fit", str(hosts), "--out", str(tmp_path / "m"), "--shared"])
+    assert r.exit_code != 0  # --shared belongs to `fleet detect` only
