@@ -330,3 +330,22 @@ def test_the_cli_serves_a_fleet_folder(models, data, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_background_retraining_swaps_models_and_reports_it_in_metrics(models, data, tmp_path):
+    root, _ = models
+    app = create_app(root, state=tmp_path / "state.sqlite", retrain_every=60)
+    X = data.test
+    with Server(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        assert _post(c, "host-b", X[:80]).status_code == 200  # 80 final points: a refit starts
+        retrains, a = 0.0, 80
+        for _ in range(100):  # later posts swap the refitted model in once its fit has ended
+            time.sleep(0.05)
+            assert _post(c, "host-b", X[a : a + 2], a).status_code == 200
+            a += 2
+            text = c.get("/metrics").text
+            line = [ln for ln in text.splitlines() if ln.startswith('diffad_model_retrains{series="host-b"}')]
+            if line:
+                retrains = float(line[0].split()[-1])
+                break
+        assert retrains >= 1

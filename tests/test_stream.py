@@ -203,3 +203,33 @@ def test_an_imdiffusion_model_without_fixed_clip_bounds_is_refused(series):
     del det.clip_  # as saved by a diffad before the bounds were fixed at fit
     with pytest.raises(ConfigError, match="fit it again"):
         StreamScorer(det)
+
+
+def test_retraining_in_the_background_swaps_in_a_model_of_the_recent_normal_points(series):
+    from diffad import ImDiffusionDetector, PCADetector
+
+    det = PCADetector().fit(series.train)
+    scorer = StreamScorer(det, retrain_every=120, retrain_window=150)
+    X = series.test
+    first = scorer.update(X[:130])  # 130 final points: a refit on the last 130 starts
+    job = scorer._retrain_job
+    assert job is not None and scorer.retrains == 0
+    job.result(timeout=60)
+    flags = first.flags.astype(bool)
+    expected = PCADetector().fit(X[:130][~flags])  # the flagged points left out
+    second = scorer.update(X[130:200])  # the new model takes over here
+    assert scorer.retrains == 1 and scorer.model_points == 130 and scorer.detector is not det
+    assert np.allclose(second.scores, expected.decision_function(X[130:200]))
+    assert second.threshold == pytest.approx(expected.threshold_)
+    # the state round trip keeps the counters, not the fit in flight
+    again = StreamScorer.loads(scorer.detector, scorer.dumps())
+    assert again.retrains == 1 and again._retrain_job is None
+    # a detector that takes NaN keeps the flagged points as missing values, in time order
+    imd = ImDiffusionDetector(**ImDiffusionDetector._test_params()).fit(series.train)
+    s2 = StreamScorer(imd, retrain_every=200, retrain_window=250)
+    s2.update(X[:260])
+    s2._retrain_job.result(timeout=300)
+    s2.update(X[260:])
+    assert s2.retrains == 1 and s2.detector.n_features_in_ == X.shape[1]
+    with pytest.raises(ConfigError, match="retrain_every"):
+        StreamScorer(det, retrain_every=0)

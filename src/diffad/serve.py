@@ -372,11 +372,13 @@ class Service:
         rules: EventRules | None = None,
         threshold: str | None = None,
         recalibrate_every: int | None = None,
+        retrain_every: int | None = None,
         max_batch: int = 256,
         metrics: Any = None,
     ):
         self.models, self.store, self.rules = models, store, rules
         self.threshold, self.recalibrate_every = threshold, recalibrate_every
+        self.retrain_every = retrain_every
         self.max_batch = max_batch
         self.metrics = metrics
         self.scorers: dict[str, StreamScorer] = {}
@@ -397,7 +399,11 @@ class Service:
             self.last_ts[series] = pd.Timestamp(saved[1]) if saved[1] else None
         else:
             sc = StreamScorer(
-                det, rules=self.rules, threshold=self.threshold, recalibrate_every=self.recalibrate_every
+                det,
+                rules=self.rules,
+                threshold=self.threshold,
+                recalibrate_every=self.recalibrate_every,
+                retrain_every=self.retrain_every,
             )
             self.last_ts[series] = None
         self.scorers[series] = sc
@@ -525,7 +531,9 @@ class Service:
                 answer["provisional"] = {"start": start, "scores": [_plain(float(v)) for v in prov]}
             answers[i] = answer
             if self.metrics is not None:
-                self.metrics.ingested(job.series, len(job.values), sc.events.current() is not None)
+                self.metrics.ingested(
+                    job.series, len(job.values), sc.events.current() is not None, sc.retrains
+                )
         if saves:
             self.store.save(saves)
         if self.metrics is not None:
@@ -568,15 +576,29 @@ class Metrics:
             ["series"],
             registry=self.registry,
         )
+        self._retrains: dict[str, int] = {}
         self.series = Gauge("diffad_series_loaded", "Series with a scorer in memory", registry=self.registry)
+        self.retrains = Gauge(
+            "diffad_model_retrains",
+            "Models refitted in the background and swapped in (--retrain-every), by series",
+            ["series"],
+            registry=self.registry,
+        )
 
     def loaded(self, series: str, saved_at: float, count: int) -> None:
         self.age.labels(series).set_function(lambda: time.time() - saved_at)
         self.series.set(count)
 
-    def ingested(self, series: str, n: int, open_event: bool) -> None:
+    def ingested(self, series: str, n: int, open_event: bool, retrains: int = 0) -> None:
+        now = time.time()
         self.points.labels(series).inc(n)
         self.open.labels(series).set(1 if open_event else 0)
+        if (
+            retrains and self._retrains.get(series) != retrains
+        ):  # a refitted model took over: its age restarts
+            self._retrains[series] = retrains
+            self.retrains.labels(series).set(retrains)
+            self.age.labels(series).set_function(lambda: time.time() - now)
 
     def batch(self, seconds: float, size: int) -> None:
         self.scoring.observe(seconds)
@@ -596,6 +618,7 @@ def create_app(
     rules: EventRules | None = None,
     threshold: str | None = None,
     recalibrate_every: int | None = None,
+    retrain_every: int | None = None,
     share: bool = True,
     max_batch: int = 256,
 ):
@@ -614,6 +637,7 @@ def create_app(
         rules=rules,
         threshold=threshold,
         recalibrate_every=recalibrate_every,
+        retrain_every=retrain_every,
         max_batch=max_batch,
         metrics=metrics,
     )

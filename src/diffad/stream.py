@@ -30,14 +30,29 @@ re-fits the threshold every N final points as the ``1 - contamination`` quantile
 ``recalibrate_window`` final scores (drift): from then on a point is flagged when its score is above
 it. Default: off (the threshold fitted on training data stays).
 
+Retraining in the background
+----------------------------
+``retrain_every=N`` refits the model every N final points, in a background thread, on the last
+``retrain_window`` points received: the points the scorer flagged are left out (for a detector that
+takes NaN as missing data, ImDiffusion, they are set to NaN so the windows stay in time order; for the
+others they are dropped). While the fit runs, scoring goes on with the current model; the new one takes
+over at the first ``update`` after the fit ends, with its own threshold (SPOT / DSPOT re-fitted on its
+training scores). From then on the final scores are those of the new model, not of the batch scores of
+the first one. ``retrains`` counts the swaps and ``model_points`` says at which point the model in use
+took over. Default: off. The retrained model lives in memory: ``dumps`` does not carry it, so a scorer
+restored from its state scores with the model it is given.
+
 Events follow :class:`diffad.events.LiveEvents` (the merging rules of :mod:`diffad.events`).
 """
 
 from __future__ import annotations
 
 import pickle
+import threading
+import warnings
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +103,10 @@ class StreamScorer:
         Re-fit the threshold every this many final points on the recent final scores (off by default).
     recalibrate_window : int, default 10000
         How many recent final scores the re-fit uses.
+    retrain_every : int or None, default None
+        Refit the model in the background every this many final points (off by default).
+    retrain_window : int, default 10000
+        How many recent points a refit trains on (the flagged ones left out).
     channels : list of str, optional
         Channel names for the events (default: the training column names).
     """
@@ -100,6 +119,8 @@ class StreamScorer:
         threshold: str | None = None,
         recalibrate_every: int | None = None,
         recalibrate_window: int = 10000,
+        retrain_every: int | None = None,
+        retrain_window: int = 10000,
         channels: list[str] | None = None,
     ):
         check_is_fitted(detector, ("n_features_in_", "threshold_"))
@@ -115,6 +136,8 @@ class StreamScorer:
         for name, value in (
             ("recalibrate_every", recalibrate_every),
             ("recalibrate_window", recalibrate_window),
+            ("retrain_every", retrain_every),
+            ("retrain_window", retrain_window),
         ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"stream: {name}: expected a positive integer, got {value!r}.")
@@ -130,6 +153,14 @@ class StreamScorer:
             self.contamination = 0.01
         self.recalibrate_every = recalibrate_every
         self.recalibrate_window = recalibrate_window
+        self.retrain_every = retrain_every
+        self.retrain_window = retrain_window
+        self.retrains = 0  # models swapped in
+        self.model_points = 0  # the point at which the model in use took over
+        self._retrain_since = 0
+        self._history: deque[np.ndarray] = deque(maxlen=retrain_window if retrain_every else 0)
+        self._retrain_job: Future | None = None
+        self._pending_rows = np.empty((0, self.K))  # rows received, not final yet (for the refits)
         self.recalibrated = False
         self._since = 0  # final points since the last re-fit
         self._recent: deque[float] = deque(maxlen=recalibrate_window)
@@ -183,12 +214,14 @@ class StreamScorer:
         """The scorer's state (context, counters, thresholds, events) without the detector."""
         state = dict(vars(self))
         del state["detector"]
+        state["_retrain_job"] = None  # a fit in flight is not state
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def loads(cls, detector: Any, blob: bytes) -> StreamScorer:
         """A scorer from :meth:`dumps` and the detector it was made with."""
         self = cls.__new__(cls)
+        vars(self).update(_RETRAIN_OFF)  # the state of a scorer saved before retraining existed
         vars(self).update(pickle.loads(blob))
         self.detector = detector
         return self
@@ -214,6 +247,8 @@ class StreamScorer:
         detector, complete grid windows (B, L, K) for a windowed one."""
         self._labels.extend(labels)
         self.n_seen += len(arr)
+        if self.retrain_every:
+            self._pending_rows = np.concatenate([self._pending_rows, arr])
         if self.kind == "point":
             return arr, np.arange(self.n_seen - len(arr), self.n_seen)
         self._rows = np.concatenate([self._rows, arr])
@@ -266,7 +301,48 @@ class StreamScorer:
         self.n_final = end
         flags = self._decide(scores, flags)
         opened, closed = self.events.push(start, flags, scores, attribution, labels)
+        if self.retrain_every:
+            self._remember(start, flags)
         return StreamResult(start, scores, flags, labels, attribution, opened, closed, self.threshold)
+
+    # ------------------------------------------------------------------ retraining in the background
+    def _remember(self, start: int, flags: np.ndarray) -> None:
+        """Keep the final points (flagged ones as NaN) for the next refit; start one when it is due."""
+        rows = self._pending_rows[: len(flags)].copy()
+        self._pending_rows = self._pending_rows[len(flags) :]
+        rows[np.asarray(flags, dtype=bool)] = np.nan
+        self._history.extend(rows)
+        self._retrain_since += len(flags)
+        if self._retrain_since >= (self.retrain_every or 0) and self._retrain_job is None:
+            self._retrain_since = 0
+            data = np.asarray(self._history)
+            self._retrain_job = _retrain_pool().submit(_refit, self.detector, data, self.n_final)
+
+    def _swap_if_ready(self) -> None:
+        """The first update after a background fit ends: the new model takes over."""
+        job = self._retrain_job
+        if job is None or not job.done():
+            return
+        self._retrain_job = None
+        try:
+            new, at = job.result()
+        except Exception as exc:  # a failed refit keeps the current model; the next one may succeed
+            warnings.warn(
+                f"stream: background retraining failed ({type(exc).__name__}: {exc}); the current model stays.",
+                stacklevel=3,
+            )
+            return
+        self.detector = new
+        self.retrains += 1
+        self.model_points = at
+        if self._spot is not None:
+            self._spot = type(self._spot)().fit(new.decision_scores_)
+            self.threshold = float(self._spot.threshold_)
+        elif not self.recalibrated:
+            self.threshold = float(new._score_threshold())
+        self.events.threshold = self.threshold
+        train = np.asarray(new.decision_scores_, dtype=np.float64)
+        self.events.typical_score = float(np.nanmedian(train)) if train.size else None
 
     def _decide(self, scores: np.ndarray, own: np.ndarray | None) -> np.ndarray:
         if self._spot is not None:
@@ -294,11 +370,48 @@ class StreamScorer:
             self.recalibrated = True
 
 
+_RETRAIN_OFF: dict[str, Any] = {
+    "retrain_every": None,
+    "retrain_window": 10000,
+    "retrains": 0,
+    "model_points": 0,
+    "_retrain_since": 0,
+    "_history": deque(maxlen=0),
+    "_retrain_job": None,
+}
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _retrain_pool() -> ThreadPoolExecutor:
+    """One background thread for the refits of every scorer of the process (one fit at a time)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffad-retrain")
+        return _POOL
+
+
+def _refit(detector: Any, rows: np.ndarray, at: int) -> tuple[Any, int]:
+    """A clone of ``detector`` fitted on ``rows`` (NaN rows: the flagged points)."""
+    from sklearn.base import clone
+
+    if not detector._allow_nan:
+        rows = rows[~np.isnan(rows).any(axis=1)]
+    new = clone(detector)
+    if "verbose" in new.get_params():
+        new.set_params(verbose=False)
+    return new.fit(rows), at
+
+
 def update_many(items: Sequence[tuple[StreamScorer, Any, Sequence[Any] | None]]) -> list[StreamResult]:
     """``update`` several scorers at once: ``(scorer, points, labels)`` each. Scorers that share one
     detector object are scored in one batch (the service's batching across series); each result equals
     what that scorer's own ``update`` gives. Every input is checked before any scorer changes."""
     checked = [scorer._check(points, labels) for scorer, points, labels in items]
+    for scorer, _, _ in items:
+        scorer._swap_if_ready()
     taken = [scorer._take(arr, lab) for (scorer, _, _), (arr, lab) in zip(items, checked, strict=True)]
     outputs: list[Any] = [None] * len(items)
     groups: dict[int, list[int]] = {}

@@ -47,6 +47,14 @@ def serve(
             help="Re-fit each series' threshold every N final points on its recent scores (off by default).",
         ),
     ] = None,
+    retrain_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Refit each series' model in the background every N final points on its last 10,000 "
+            "unflagged points (off by default; the refitted model lives in memory).",
+        ),
+    ] = None,
     merge_gap: Annotated[
         int, typer.Option(min=0, help="Events: unflagged points that still join two runs.")
     ] = 0,
@@ -81,6 +89,7 @@ def serve(
         state=state,
         threshold=threshold,
         recalibrate_every=recalibrate_every,
+        retrain_every=retrain_every,
         rules=EventRules(merge_gap=merge_gap, min_duration=min_duration),
         share=not no_share,
     )
