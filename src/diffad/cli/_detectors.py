@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..exceptions import ConfigError
 
 __all__ = [
@@ -125,6 +127,16 @@ def read_config(path) -> dict:
         if key in cfg and not isinstance(cfg[key], str):
             raise ConfigError(f"--config {path}: {key}: expected a name (a string), got {cfg[key]!r}.")
     return cfg
+
+
+# the options of `detect`, `fit` and `fleet detect | fit` that build the detector (and `set_`, --set)
+DETECTOR_OPTIONS = ("detector", "preset", "device", "seed", "threshold", "contamination", "window", "config")
+
+
+def detector_from_command(options: dict, verbose: bool):
+    """:func:`detector_from_options` from a command's option values (its ``locals()``)."""
+    chosen: dict[str, Any] = {k: options.get(k) for k in DETECTOR_OPTIONS}
+    return detector_from_options(sets=options.get("set_"), verbose=verbose, **chosen)
 
 
 def detector_from_options(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ._common import user_errors
-from ._detectors import detector_from_options
+from ._detectors import DETECTOR_OPTIONS, detector_from_command
 from ._options import (
     Config,
     Contamination,
@@ -87,9 +87,9 @@ def _go(source: str, out: Path, quiet: bool, **kwargs: Any) -> None:
 
 def _with_detector(mode: str, source: str, out: Path, quiet: bool, **options: Any) -> None:
     """``fleet detect`` / ``fleet fit``: the detector from its options, the rest to :func:`diffad.fleet.run`."""
-    keys = ("detector", "preset", "device", "seed", "threshold", "contamination", "window", "config")
-    chosen = {k: options.pop(k) for k in keys}
-    det = detector_from_options(sets=options.pop("set_"), verbose=False, **chosen)
+    det = detector_from_command(options, verbose=False)
+    for key in (*DETECTOR_OPTIONS, "set_"):
+        options.pop(key)
     _go(source, out, quiet, detector=det, mode=mode, **options)
 
 

@@ -16,7 +16,7 @@ from ..data.files import read_column
 from ..exceptions import ConfigError, DiffadError
 from ..runtime import allocator_setting, keep_freed_memory
 from ._common import exit_error, parse_ints, user_errors
-from ._detectors import detector_from_options, make_detector
+from ._detectors import detector_from_command, make_detector
 from ._inputs import is_dataset_name, read_part
 from ._options import (
     Config,
@@ -393,18 +393,7 @@ def detect(
                 "--test: expected the series to score (a file, or a dataset name); it is missing."
             )
         test = train
-    det = detector_from_options(
-        detector=detector,
-        preset=preset,
-        sets=set_,
-        device=device,
-        seed=seed,
-        verbose=not quiet,
-        threshold=threshold,
-        contamination=contamination,
-        window=window,
-        config=config,
-    )
+    det = detector_from_command(locals(), verbose=not quiet)
     columns: dict[str, Any] = {"timestamp_col": timestamp_col, "label_col": label_col, "data_dir": data_dir}
     tr = read_part(train, "train", **columns)
     te = read_part(test, "test", labels=labels, **columns)
@@ -443,18 +432,7 @@ def fit(
     from ..fsio import claim
     from ..persistence import save
 
-    det = detector_from_options(
-        detector=detector,
-        preset=preset,
-        sets=set_,
-        device=device,
-        seed=seed,
-        verbose=not quiet,
-        threshold=threshold,
-        contamination=contamination,
-        window=window,
-        config=config,
-    )
+    det = detector_from_command(locals(), verbose=not quiet)
     tr = read_part(train, "train", timestamp_col=timestamp_col, label_col=label_col, data_dir=data_dir).frame
     with claim(model, "model", option="--model"):
         _fit(det, tr, model, resume, _command_line())
