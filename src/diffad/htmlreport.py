@@ -62,7 +62,6 @@ class ReportData:
     plot_png: bytes  # the static plot (plot.png)
     index: pd.Index | None = None  # timestamps, if the series has them
     labels: np.ndarray | None = None  # true 0/1 labels, if given
-    attribution: np.ndarray | None = None  # (n, K) shares of the score (explain), if any
     blamed: Sequence[tuple[str, float]] = ()  # channels to blame over all flagged points
     warnings: Sequence[RunWarning] = ()
     metrics: dict | None = None
@@ -89,7 +88,7 @@ def render_report(detector: Any, data: ReportData) -> str:
         summary,
         _warnings(data.warnings),
         _events_table(data.events, data.index is not None),
-        _plot_section(detector, data),
+        _plot_section(data),
         _closeups(data),
         _threshold_section(detector, data.threshold),
         _blame_section(data.blamed, flagged),
@@ -197,9 +196,9 @@ def _spans(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def _plot_section(detector: Any, data: ReportData) -> str:
+def _plot_section(data: ReportData) -> str:
     static = _png_tag(data.plot_png, "the channels, the score and the detected events", "plot-static")
-    interactive = _interactive_plot(detector, data)
+    interactive = _interactive_plot(data)
     caption = (
         "<figcaption>Channels (standardised, the most blamed on top), the anomaly score and the threshold "
         "(dashed); events shaded red, labelled anomalies blue. Drag to zoom, double-click to reset."
@@ -212,7 +211,7 @@ def _plot_section(detector: Any, data: ReportData) -> str:
     return f"<h2>Plot</h2><figure id=plot>{interactive}{static}{hide}{caption}</figure>"
 
 
-def _interactive_plot(detector: Any, data: ReportData) -> str | None:
+def _interactive_plot(data: ReportData) -> str | None:
     try:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots

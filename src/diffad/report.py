@@ -147,7 +147,6 @@ def write_run_files(
         plot_png=(folder / "plot.png").read_bytes(),
         index=index,
         labels=labels,
-        attribution=attr,
         blamed=blamed,
         warnings=warnings,
         metrics=metrics,
