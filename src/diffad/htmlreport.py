@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .data.series import runs
 from .sanity import RunWarning
 
 __all__ = ["ReportData", "render_report", "MAX_PLOT_POINTS", "MAX_CLOSEUPS", "MAX_PLOT_CHANNELS"]
@@ -179,21 +180,29 @@ def envelope(y: np.ndarray, most: int = MAX_PLOT_POINTS) -> np.ndarray:
     n = len(y)
     if n <= most:
         return np.arange(n)
-    buckets = most // 2
-    edges = np.linspace(0, n, buckets + 1).astype(int)
-    keep = []
+    size = -(-n // (most // 2))  # points per bucket
     finite = np.where(np.isfinite(y), y, np.nanmean(y) if np.isfinite(y).any() else 0.0)
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        seg = finite[a:b]
-        keep += [a + int(np.argmin(seg)), a + int(np.argmax(seg))]
-    return np.unique(keep)
+    padded = np.pad(finite, (0, -n % size), mode="edge").reshape(-1, size)
+    base = np.arange(padded.shape[0]) * size
+    keep = np.concatenate([base + padded.argmin(axis=1), base + padded.argmax(axis=1)])
+    return np.unique(np.minimum(keep, n - 1))
 
 
-def _spans(flags: np.ndarray) -> list[tuple[int, int]]:
-    from .data.series import runs
+def _pyplot():
+    import matplotlib
 
-    starts, ends = runs(np.asarray(flags))
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    _pyplot().close(fig)
+    return buf.getvalue()
 
 
 def _plot_section(data: ReportData) -> str:
@@ -248,7 +257,8 @@ def _interactive_plot(data: ReportData) -> str | None:
         for a, b in zip(data.events["start_pos"], data.events["end_pos"], strict=True)
     ]
     if data.labels is not None:
-        spans += [(a, b, "blue", 0.10) for a, b in _spans(data.labels)]
+        starts, ends = runs(np.asarray(data.labels))
+        spans += [(a, b, "blue", 0.10) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
     fig.update_layout(
         shapes=[
             {
@@ -297,11 +307,9 @@ def _event_channels(data: ReportData, ev: pd.Series, top: int = 3) -> list[int]:
 def _closeups(data: ReportData) -> str:
     if not len(data.events):
         return ""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
 
     ranked = data.events.sort_values("severity", ascending=False, kind="stable").head(MAX_CLOSEUPS)
     n = len(data.values)
@@ -328,9 +336,7 @@ def _closeups(data: ReportData) -> str:
         axes[-1].axhline(data.threshold, color="tab:red", lw=0.7, ls="--")
         axes[-1].xaxis.set_major_locator(MaxNLocator(6))
         fig.subplots_adjust(left=0.16, right=0.98, top=0.97, bottom=0.4 / (0.7 * rows + 0.5), hspace=0.15)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
+        png = _figure_png(fig)
         caption = (
             f"Event {int(ev['event'])}: {html.escape(str(ev['start']))} to {html.escape(str(ev['end']))}, "
             f"severity {float(ev['severity']):.2f} ({html.escape(str(ev['grade']))}); "
@@ -338,7 +344,7 @@ def _closeups(data: ReportData) -> str:
                 _channels_text(ev.get("channels", "")) or "no attribution: the channels that stray furthest"
             )
         )
-        image = _png_tag(buf.getvalue(), f"close-up of event {int(ev['event'])}")
+        image = _png_tag(png, f"close-up of event {int(ev['event'])}")
         figures.append(f"<figure class=closeup>{image}<figcaption>{caption}</figcaption></figure>")
     more = f" (the {len(ranked)} most severe of {len(data.events)})" if len(data.events) > len(ranked) else ""
     return f"<h2>Close-ups{more}</h2><div id=closeups>{''.join(figures)}</div>"
@@ -401,12 +407,7 @@ def _training_section(detector: Any) -> str:
     curves = {k: history[k] for k in ("train_loss", "val_loss") if history.get(k)}
     if not curves:
         return ""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2.6))
+    fig, ax = _pyplot().subplots(figsize=(6, 2.6))
     for name, losses in curves.items():
         ax.plot(np.arange(1, len(losses) + 1), losses, marker=".", lw=1, label=name.replace("_", " "))
     best = history.get("best_epoch")
@@ -416,9 +417,7 @@ def _training_section(detector: Any) -> str:
     ax.set_ylabel("loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
+    png = _figure_png(fig)
     epochs = len(next(iter(curves.values())))
     stopped = history.get("stopped_by")
     seconds = sum(history.get("epoch_seconds") or [])
@@ -427,7 +426,7 @@ def _training_section(detector: Any) -> str:
         + (f", {seconds:.1f} s" if seconds else "")
         + (f", stopped by {stopped}" if stopped else "")
     )
-    return f"<h2>Training</h2><figure id=training>{_png_tag(buf.getvalue(), 'training curve')}<figcaption>{html.escape(note)}.</figcaption></figure>"
+    return f"<h2>Training</h2><figure id=training>{_png_tag(png, 'training curve')}<figcaption>{html.escape(note)}.</figcaption></figure>"
 
 
 def _metrics_section(metrics: dict | None) -> str:

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.files import LABEL_NAMES, read_column, read_frame
+from ..data.files import read_frame, read_labels
 from ..exceptions import ConfigError
-from ..validation import check_labels
 
 __all__ = ["Part", "read_part", "is_dataset_name"]
 
@@ -65,11 +64,7 @@ def read_part(
     frame = pd.DataFrame(values, columns=channels)
     y = None
     if part == "test":
-        y = np.asarray(ds.test_labels)
-        if labels is not None:
-            y = check_labels(
-                read_column(Path(labels), LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}"
-            )
+        y = read_labels(labels, len(frame)) if labels is not None else np.asarray(ds.test_labels)
     where = (
         f"in {resolve_data_dir(data_dir)}" if COLLECTIONS[name.partition("/")[0]].needs_files else "built in"
     )

@@ -154,12 +154,13 @@ def read_frame(
     given, else from the file's label column."""
     series = read_series(path, timestamp_col=timestamp_col, label_col=label_col)
     frame = frame_of(series)
-    y = series.labels
-    if labels is not None:
-        y = check_labels(
-            read_column(Path(labels), LABEL_NAMES, None, "labels"), len(frame), name=f"labels in {labels}"
-        )
+    y = read_labels(labels, len(frame)) if labels is not None else series.labels
     return frame, y
+
+
+def read_labels(path: str | Path, n: int) -> np.ndarray:
+    """True 0/1 labels from a separate file (.csv with a label column, or .npy), one per row of ``n``."""
+    return check_labels(read_column(Path(path), LABEL_NAMES, None, "labels"), n, name=f"labels in {path}")
 
 
 def read_column(path: Path, preferred: tuple[str, ...], column: str | None, what: str) -> np.ndarray:
