@@ -102,13 +102,11 @@ def test_loss_ignores_unmasked_entries(fitted):
     target = grating_mask(policy, 3, 16, 4)
     noise = torch.randn(4, 3, 16, generator=g)
     t = torch.tensor([1, 3, 5, 7])
-    orig = det._denoise
-    try:
+    with pytest.MonkeyPatch.context() as mp:
         # a denoiser that is exact on targets and wild elsewhere gives zero loss
-        det._denoise = lambda x, tt, sides: torch.where(target.bool(), noise, 1e6 * torch.ones_like(noise))
+        wild = torch.where(target.bool(), noise, 1e6 * torch.ones_like(noise))
+        mp.setattr(det, "_denoiser", lambda *, training: lambda x, tt, sides: wild)
         assert float(det._loss(x0, obs, target, policy, t, noise)) == 0.0
-    finally:
-        det._denoise = orig
     # unobserved target entries never enter the loss either
     obs2 = obs.clone()
     obs2[0] = 0
@@ -258,14 +256,13 @@ def test_x0_prediction_trains_on_clean_values_and_scores(data):
     policy = torch.tensor([0, 1])
     target = grating_mask(policy, 3, 16, 4)
     noise, t = torch.randn(2, 3, 16, generator=g), torch.tensor([2, 6])
-    orig = det._denoise
-    try:  # an exact clean-value predictor has zero loss; the noise itself does not
-        det._denoise = lambda x, tt, sides: x0
+    with (
+        pytest.MonkeyPatch.context() as mp
+    ):  # an exact clean-value predictor has zero loss; the noise does not
+        mp.setattr(det, "_denoiser", lambda *, training: lambda x, tt, sides: x0)
         assert float(det._loss(x0, obs, target, policy, t, noise)) == 0.0
-        det._denoise = lambda x, tt, sides: noise
+        mp.setattr(det, "_denoiser", lambda *, training: lambda x, tt, sides: noise)
         assert float(det._loss(x0, obs, target, policy, t, noise)) > 0.1
-    finally:
-        det._denoise = orig
     s = det.decision_function(data.test)
     assert s.shape == (200,) and np.isfinite(s).all()
     with pytest.raises(ValueError, match="prediction"):
@@ -319,6 +316,29 @@ def test_scores_do_not_depend_on_the_inference_batch_size(fitted, data):
         det._set_state(*_state(fitted))
         np.testing.assert_allclose(det.decision_function(data.test), ref, rtol=1e-5, atol=1e-7)
         np.testing.assert_array_equal(det.predict(data.test), fitted.predict(data.test))
+
+
+def test_compiled_scoring_equals_eager_and_compiles_once(fitted, data):
+    """``compile=True`` scores through torch.compile on the CPU too; ``warm_up`` compiles it once, and
+    later calls of other batch sizes (other series lengths, another inference batch) reuse that graph."""
+    from torch._dynamo.utils import counters
+
+    ref = fitted.decision_function(data.test)
+    det = ImDiffusionDetector(**{**fitted.get_params(), "compile": True})
+    det._set_state(*_state(fitted))
+    assert det.warm_up() is det
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    np.testing.assert_allclose(det.decision_function(data.test), ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(det.predict(data.test), fitted.predict(data.test))
+    short = data.test[: 3 * det.window]
+    np.testing.assert_allclose(
+        det.decision_function(short), fitted.decision_function(short), rtol=1e-5, atol=1e-7
+    )
+    det.set_params(inference_batch_size=3)
+    np.testing.assert_allclose(det.decision_function(data.test), ref, rtol=1e-5, atol=1e-7)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert fitted.warm_up() is fitted  # eager: nothing to do
 
 
 def _state(det):

@@ -88,9 +88,11 @@ def _post(client, series, X, t0=0, **kw):
     return client.post(f"/v1/series/{series}/points", json=_points(X, t0), **kw)
 
 
-def test_streamed_scores_over_http_equal_the_library_stream(models, data, tmp_path):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_streamed_scores_over_http_equal_the_library_stream(models, data, tmp_path, compile):
+    """Also with ``compile=True`` (``serve --compile``): ImDiffusion scores through torch.compile."""
     root, dets = models
-    app = create_app(root, state=tmp_path / "state.sqlite")
+    app = create_app(root, state=tmp_path / "state.sqlite", compile=compile)
     X = data.test
     with Server(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         got = {s: [] for s in dets}

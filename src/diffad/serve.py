@@ -66,15 +66,17 @@ class RequestError(Exception):
 # ------------------------------------------------------------------------------------------ models
 class ModelDirectory:
     """The series of ``--models DIR`` and their models, loaded on first use; folders with the same files
-    share one loaded detector (``share=False``: one per series)."""
+    share one loaded detector (``share=False``: one per series). ``compile=True`` switches on the
+    ``compile`` parameter of the detectors that have one (compiled network for scoring) and compiles
+    it when the model is loaded, in the first request of its first series."""
 
-    def __init__(self, root: str | Path, *, share: bool = True):
+    def __init__(self, root: str | Path, *, share: bool = True, compile: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
             raise ConfigError(
                 f"--models: expected a folder of models (a `fleet fit` or `fleet detect` output), got {str(root)!r}."
             )
-        self.share = share
+        self.share, self.compile = share, compile
         self.paths = self._discover()
         if not self.paths:
             raise ConfigError(
@@ -115,7 +117,10 @@ class ModelDirectory:
             folder = self.paths[series]
             key = self._digest(folder) if self.share else f"{series}:{folder}"
             if key not in self._loaded:
-                self._loaded[key] = load(folder)
+                det = load(folder)
+                if self.compile and "compile" in det.get_params():
+                    det.set_params(compile=True).warm_up()
+                self._loaded[key] = det
             self._of[series] = (key, (folder / "detector.json").stat().st_mtime)
             return self._loaded[key], True
 
@@ -620,6 +625,7 @@ def create_app(
     recalibrate_every: int | None = None,
     retrain_every: int | None = None,
     share: bool = True,
+    compile: bool = False,
     max_batch: int = 256,
 ):
     """The FastAPI application of :mod:`diffad.serve` (see the module doc)."""
@@ -628,7 +634,7 @@ def create_app(
     from fastapi import FastAPI, Query, Request
     from fastapi.responses import JSONResponse, Response
 
-    directory = ModelDirectory(models, share=share)
+    directory = ModelDirectory(models, share=share, compile=compile)
     store = StateStore(state or directory.root / "serve-state.sqlite")
     metrics = Metrics()
     service = Service(

@@ -65,6 +65,15 @@ def serve(
             "--no-share", help="One loaded model per series even where model folders are identical."
         ),
     ] = False,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the networks that support it (ImDiffusion) for scoring: about 1.5x "
+            "faster scoring on the CPU, after 10-40 s of compiling when the first model is loaded (later "
+            "models reuse it).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve live anomaly scores and events of the series in MODELS over HTTP (FastAPI + uvicorn):
@@ -92,4 +101,5 @@ def serve(
         retrain_every=retrain_every,
         rules=EventRules(merge_gap=merge_gap, min_duration=min_duration),
         share=not no_share,
+        compile=compile,
     )

@@ -157,6 +157,11 @@ class BaseDetector(BaseEstimator):
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
 
+    def warm_up(self) -> BaseDetector:
+        """Do now the one-off work of the first scoring call (ImDiffusion with ``compile=True``:
+        compiling the network), so that no later call pays for it; nothing for most detectors."""
+        return self
+
     def save(self, path: Any, *, option: str = "path") -> Any:
         """Save to a folder; reload with ``diffad.load(path)``. An earlier diffad model there is replaced
         in one step; anything else there is refused (:class:`PersistenceError`) and left untouched."""
