@@ -1002,8 +1002,8 @@ class ImDiffusionDetector(TorchDetector):
     # ------------------------------------------------------------------ public extras
     def warm_up(self) -> ImDiffusionDetector:
         """With ``compile=True``, compile the scoring network now (by scoring two windows of zeros):
-        15-30 s on 2 CPU cores, a few seconds where torch's on-disk compile cache already holds it.
-        Nothing otherwise."""
+        29-38 s on 2 CPU cores with torch's on-disk compile cache empty, 11-14 s with it warm; once per
+        process, as every later model reuses the compiled code. Nothing otherwise."""
         check_is_fitted(self, ("n_features_in_",))
         if self.compile:
             windows = np.zeros((2, self.window, self.n_features_in_))
