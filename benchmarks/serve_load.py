@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py --series 1000 --channels 38 --concurrency 8 32 \
         --out benchmarks/results/serve-load.json
+    python benchmarks/serve_load.py --series 1000 --channels 8 --rate 580 --compile
 
 Fits one ImDiffusion model (``fast`` preset; ``--set`` overrides, by default 2 epochs: the scoring cost,
 which is what is measured, does not depend on the number of epochs) on a synthetic series of
