@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from diffad import ImDiffusionDetector
 from diffad.data import load_dataset
@@ -91,7 +92,20 @@ def main() -> None:
         action="store_true",
         help=f"also score 'channel-floor': channel divisors floored at {FLOOR} x their per-step median",
     )
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    ap.add_argument(
+        "--fit-only",
+        action="store_true",
+        help="fit and keep the errors of each dataset, score nothing (to fill --errors-dir before choosing)",
+    )
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.fit_only:
+        for m in args.datasets:
+            seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))[3]
+            print(f"{m} seed {args.seed}: errors kept ({seconds:.0f} s fit + score)", flush=True)
+        return
     rules = RULES + [("channel-floor", "max"), ("channel-floor", "sum")] if args.floor else RULES
     preset = ImDiffusionDetector.fast()
     vote_ratio = preset.vote_ratio
