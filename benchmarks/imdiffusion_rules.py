@@ -64,14 +64,30 @@ def raw_errors(
     return val, test, ds.test_labels, seconds
 
 
-def reduced(val: np.ndarray, test: np.ndarray, norm: str, reduce: str) -> tuple[np.ndarray, np.ndarray]:
+def trailing_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """(R, n) -> (R, n): the mean of each row over the last ``k`` points (fewer at the start)."""
+    if k <= 1:
+        return x
+    c = np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1, dtype=np.float64)
+    idx = np.arange(1, x.shape[1] + 1)
+    lo = np.maximum(idx - k, 0)
+    return (c[:, idx] - c[:, lo]) / (idx - lo)
+
+
+def reduced(
+    val: np.ndarray, test: np.ndarray, norm: str, reduce: str, smooth: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
     scale = error_scale(val, "channel", FLOOR) if norm == "channel-floor" else error_scale(val, norm)
-    return reduce_channels(val / scale[:, None, :], reduce), reduce_channels(test / scale[:, None, :], reduce)
+    return tuple(
+        trailing_mean(reduce_channels(e / scale[:, None, :], reduce), smooth) for e in (val, test)
+    )
 
 
-def rule_score(val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float) -> np.ndarray:
-    v, t = reduced(val, test, norm, reduce)
+def rule_score(
+    val: np.ndarray, test: np.ndarray, norm: str, reduce: str, vote_ratio: float, smooth: int = 1
+) -> np.ndarray:
+    v, t = reduced(val, test, norm, reduce, smooth)
     return ensemble_score(t, step_thresholds(v, vote_ratio))
 
 
