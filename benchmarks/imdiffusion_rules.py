@@ -13,7 +13,13 @@ Every rule then scores the same imputations:
 - ``error_reduce``: ``max`` or ``sum`` over channels;
 - with ``--floor``, also ``channel-floor``: the ``channel`` divisors, none below 0.1 x their median over
   the channels (per step), so that near-constant channels cannot dominate the score (the detector's
-  ``error_floor=0.1``).
+  ``error_floor=0.1``); ``--norms`` picks the normalisations, ``--reduces`` the reductions;
+- with ``--smooth K ...``, also each step's reduced error averaged over the last K points (a trailing
+  mean, on the validation tail before its vote thresholds and on the test series alike).
+
+``--baselines`` scores k-NN, PCA and Isolation Forest (their defaults, ``random_state=--seed``) on the
+same datasets in the same run; ``--json`` keeps every row; ``--fit-only`` fills ``--errors-dir`` without
+scoring anything (so that fits can run before the rule is chosen).
 
 The score is the detector's ``decision_function``: per step the reduced error divided by that step's
 vote threshold (fitted on the validation tail with ``vote_ratio``), averaged over the steps. Prints
@@ -27,20 +33,21 @@ SMD and sum for SMAP/MSL, so the two rows of one ``error_norm`` share it).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffad import ImDiffusionDetector
+from diffad import ImDiffusionDetector, IsolationForestDetector, KNNDetector, PCADetector
 from diffad.data import load_dataset
 from diffad.data.series import time_split
 from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_channels, step_thresholds
 from diffad.metrics import auc_pr, vus
 from diffad.protocols import paper_imdiffusion_rule, paper_vote
 
-RULES = [("channel", "max"), ("channel", "sum"), ("none", "max"), ("none", "sum")]
+BASELINES = {"kNN": KNNDetector, "PCA": PCADetector, "IsolationForest": IsolationForestDetector}
 FLOOR = 0.1  # --floor: the "channel-floor" rules use error_floor=FLOOR
 
 
@@ -79,9 +86,7 @@ def reduced(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
     scale = error_scale(val, "channel", FLOOR) if norm == "channel-floor" else error_scale(val, norm)
-    return tuple(
-        trailing_mean(reduce_channels(e / scale[:, None, :], reduce), smooth) for e in (val, test)
-    )
+    return tuple(trailing_mean(reduce_channels(e / scale[:, None, :], reduce), smooth) for e in (val, test))
 
 
 def rule_score(
@@ -114,6 +119,21 @@ def main() -> None:
         action="store_true",
         help="fit and keep the errors of each dataset, score nothing (to fill --errors-dir before choosing)",
     )
+    ap.add_argument(
+        "--norms", nargs="+", default=["channel", "none"], choices=["channel", "none", "channel-floor"]
+    )
+    ap.add_argument("--reduces", nargs="+", default=["max", "sum"], choices=["max", "sum"])
+    ap.add_argument(
+        "--smooth",
+        nargs="+",
+        type=int,
+        default=[1],
+        help="trailing means over time of each step's reduced error to score (1 = none)",
+    )
+    ap.add_argument(
+        "--baselines", action="store_true", help="also score k-NN, PCA and Isolation Forest (seed --seed)"
+    )
+    ap.add_argument("--json", default=None, help="write every row to this JSON file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,34 +142,49 @@ def main() -> None:
             seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))[3]
             print(f"{m} seed {args.seed}: errors kept ({seconds:.0f} s fit + score)", flush=True)
         return
-    rules = RULES + [("channel-floor", "max"), ("channel-floor", "sum")] if args.floor else RULES
+    norms = list(dict.fromkeys(args.norms + (["channel-floor"] if args.floor else [])))
+    rules = [(n, r, k) for n in norms for r in args.reduces for k in args.smooth]
     preset = ImDiffusionDetector.fast()
     vote_ratio = preset.vote_ratio
-    rows = {rule: [] for rule in rules}
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    records = []
     print(
-        "| dataset | error_norm | error_reduce | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
-        "|---|---|---|---|---|---|---|",
+        "| dataset | rule | AUC-PR | VUS-PR | fit + score s | PA-F1 [paper-protocol (uses test labels)] |\n"
+        "|---|---|---|---|---|---|",
         flush=True,
     )
     for m in args.datasets:
         val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
         paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
         paper_reduce = paper_reduce or preset.error_reduce
-        pa = {
-            norm: paper_vote(y, reduced(val, test, norm, paper_reduce)[1], paper_r)["PA-F1"]
-            for norm, _ in rules
-        }
-        for norm, reduce in rules:
-            s = rule_score(val, test, norm, reduce, vote_ratio)
-            pr, vpr = auc_pr(y, s), vus(y, s, 100)[1]
-            rows[(norm, reduce)].append((pr, vpr, pa[norm]))
-            print(
-                f"| {m} | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} | {pa[norm]:.3f} |",
-                flush=True,
+        results = []
+        for norm, reduce, k in rules:
+            pa = paper_vote(y, reduced(val, test, norm, paper_reduce, k)[1], paper_r)["PA-F1"]
+            results.append(
+                (rule_name(norm, reduce, k), rule_score(val, test, norm, reduce, vote_ratio, k), pa)
             )
-    for (norm, reduce), vals in rows.items():
+        if args.baselines:
+            ds = load_dataset(m, args.data_dir)
+            for name, cls in BASELINES.items():
+                det = cls(**({"random_state": args.seed} if "random_state" in cls().get_params() else {}))
+                results.append((name, det.fit(ds.train).decision_function(ds.test), float("nan")))
+        for name, score, pa in results:
+            pr, vpr = auc_pr(y, score), vus(y, score, 100)[1]
+            rows.setdefault(name, []).append((pr, vpr, pa))
+            records.append(
+                {"dataset": m, "seed": args.seed, "rule": name, "AUC-PR": pr, "VUS-PR": vpr, "PA-F1": pa}
+            )
+            print(f"| {m} | {name} | {pr:.3f} | {vpr:.3f} | {seconds:.0f} | {pa:.3f} |", flush=True)
+    for name, vals in rows.items():
         pr, vpr, pa_f1 = np.mean(vals, axis=0)
-        print(f"| mean | {norm} | {reduce} | {pr:.3f} | {vpr:.3f} | | {pa_f1:.3f} |")
+        print(f"| mean | {name} | {pr:.3f} | {vpr:.3f} | | {pa_f1:.3f} |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+
+
+def rule_name(norm: str, reduce: str, smooth: int) -> str:
+    return f"{norm}, {reduce}" + (f", trailing {smooth}" if smooth > 1 else "")
 
 
 if __name__ == "__main__":

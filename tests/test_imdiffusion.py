@@ -5,8 +5,15 @@ import torch
 
 import diffad
 from diffad import DataValidationError, ImDiffusionDetector, NotFittedError
+from diffad.data.series import time_split
 from diffad.data.synthetic import make_series
-from diffad.detectors.imdiffusion import WindowNoise
+from diffad.detectors.imdiffusion import (
+    WindowNoise,
+    ensemble_score,
+    reduce_channels,
+    step_thresholds,
+    trailing_mean,
+)
 
 TINY = {**ImDiffusionDetector._test_params(), "random_state": 0}  # the contract battery's tiny network
 
@@ -357,14 +364,16 @@ def test_set_params_after_scoring_is_never_served_stale_scores(data):
     np.testing.assert_array_equal(fresh.decision_function(data.test), ddim)
 
 
-@pytest.mark.parametrize("reduce", ["max", "sum"])
-def test_explain_decomposes_the_score_decision_function_uses(data, reduce):
-    det = tiny(error_norm="channel", error_floor=0.1, error_reduce=reduce).fit(data.train)
+@pytest.mark.parametrize("reduce,smooth", [("max", 1), ("sum", 1), ("max", 4), ("sum", 4)])
+def test_explain_decomposes_the_score_decision_function_uses(data, reduce, smooth):
+    det = tiny(error_norm="channel", error_floor=0.1, error_reduce=reduce, error_smoothing=smooth)
+    det.fit(data.train)
     score, shares = det.decision_function(data.test), det.explain(data.test)
     np.testing.assert_allclose((shares * score[:, None]).sum(axis=1), score, rtol=1e-9)
-    norm = (
+    norm = trailing_mean(
         np.nan_to_num(det.step_errors(data.test, reduce="none"), nan=0.0)
-        / det.step_thresholds_[:, None, None]
+        / det.step_thresholds_[:, None, None],
+        smooth,
     )  # (R, n, K)
     if reduce == "sum":
         np.testing.assert_allclose(shares * score[:, None], norm.mean(axis=0), rtol=1e-9, atol=1e-12)
@@ -372,6 +381,38 @@ def test_explain_decomposes_the_score_decision_function_uses(data, reduce):
         single = tiny(error_norm="channel", error_reduce="max", ensemble_steps=1).fit(data.train)
         top = single.step_errors(data.test, reduce="none")[0].argmax(axis=1)
         assert np.array_equal(single.explain(data.test).argmax(axis=1), top)
+
+
+def test_trailing_mean_averages_the_last_k_points_along_time():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 20, 2))
+    for k in (1, 4, 25):
+        want = np.stack([x[:, max(0, t - k + 1) : t + 1].mean(axis=1) for t in range(20)], axis=1)
+        np.testing.assert_allclose(trailing_mean(x, k), want, rtol=1e-12)
+    np.testing.assert_allclose(trailing_mean(x[:, :, 0], 4), trailing_mean(x, 4)[:, :, 0], rtol=1e-12)
+
+
+def test_error_smoothing_averages_each_steps_error_over_past_points_before_thresholds_and_scores(data):
+    plain = tiny(error_norm="channel", error_reduce="sum").fit(data.train)
+    smooth = tiny(error_norm="channel", error_reduce="sum", error_smoothing=5).fit(data.train)
+    raw = plain.step_errors(data.test)  # the same network: smoothing changes nothing in training
+    np.testing.assert_allclose(smooth.step_errors(data.test), trailing_mean(raw, 5), rtol=1e-6)
+    tail = time_split(data.train, smooth.validation_fraction)[1]
+    val = reduce_channels(smooth.step_errors(tail, reduce="none"), "sum")
+    np.testing.assert_allclose(
+        smooth.step_thresholds_, step_thresholds(trailing_mean(val, 5), smooth.vote_ratio), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        smooth.decision_function(data.test),
+        ensemble_score(trailing_mean(raw, 5), smooth.step_thresholds_),
+        rtol=1e-6,
+    )
+    # past points only: changing the series after a point leaves that point's score as it was
+    changed = data.test.copy()
+    changed[150:] += 5.0
+    np.testing.assert_allclose(
+        smooth.decision_function(changed)[:100], smooth.decision_function(data.test)[:100], rtol=1e-6
+    )
 
 
 def test_the_vote_score_reproduces_the_vote_exactly(fitted, data):

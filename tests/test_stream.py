@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffad import ConfigError, DataValidationError
+from diffad import ConfigError, DataValidationError, ImDiffusionDetector
 from diffad.data.synthetic import make_series
 from diffad.detectors.base import registry
 from diffad.events import EventRules, find_events
@@ -21,10 +21,14 @@ def series():
     return make_series(n_train=400, n_test=300, n_channels=4, n_anomalies=3, seed=1)
 
 
-@pytest.fixture(scope="module", params=STREAMING, ids=lambda c: c.__name__)
+# every streaming detector with its tiny test settings, and ImDiffusion whose score reads past points
+CASES = [(c, {}) for c in STREAMING] + [(ImDiffusionDetector, {"error_smoothing": 6, "error_reduce": "sum"})]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: c[0].__name__ + ("-smoothed" if c[1] else ""))
 def fitted(request, series):
-    cls = request.param
-    return cls(**cls._test_params()).fit(series.train)
+    cls, extra = request.param
+    return cls(**{**cls._test_params(), **extra}).fit(series.train)
 
 
 def _chunks(n: int, seed: int) -> list[slice]:

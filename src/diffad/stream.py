@@ -189,6 +189,8 @@ class StreamScorer:
             self._row0 = 0
             self._next = 0  # the next grid window to score
             self._outputs: dict[int, np.ndarray] = {}  # window number -> outputs (L, C)
+        # outputs of the last final points that the next points' scores read (``_stream_context``)
+        self._context: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public API
     def update(self, points: Any, labels: Sequence[Any] | None = None) -> StreamResult:
@@ -221,7 +223,7 @@ class StreamScorer:
     def loads(cls, detector: Any, blob: bytes) -> StreamScorer:
         """A scorer from :meth:`dumps` and the detector it was made with."""
         self = cls.__new__(cls)
-        vars(self).update(_RETRAIN_OFF)  # the state of a scorer saved before retraining existed
+        vars(self).update(_ADDED_STATE)  # a scorer saved before retraining or the context existed
         vars(self).update(pickle.loads(blob))
         self.detector = detector
         return self
@@ -289,7 +291,14 @@ class StreamScorer:
                 values = np.stack([self._outputs[k] for k in ks])  # (B, L, C)
                 n_local = ks[-1] * s + L - base
                 points = reassemble(values, np.array(ks) * s - base, n_local, rule=self.reassembly)
-                scores, flags, attribution = det._stream_points(points[start - base : end - base])
+                new = points[start - base : end - base]
+                context = self._context if self._context is not None else new[:0]
+                scores, flags, attribution = det._stream_points(np.concatenate([context, new]))
+                c = len(context)
+                scores, flags, attribution = (v if v is None else v[c:] for v in (scores, flags, attribution))
+                keep = det._stream_context()
+                seen = np.concatenate([context, new])
+                self._context = seen[max(0, len(seen) - keep) :] if keep else None
                 scores = np.asarray(scores, dtype=np.float64)
                 for k in [k for k in self._outputs if k * s + L <= end]:
                     del self._outputs[k]  # covers no point that is not final
@@ -333,6 +342,7 @@ class StreamScorer:
             )
             return
         self.detector = new
+        self._context = None  # the old model's outputs: the new model's scores start afresh
         self.retrains += 1
         self.model_points = at
         if self._spot is not None:
@@ -370,7 +380,7 @@ class StreamScorer:
             self.recalibrated = True
 
 
-_RETRAIN_OFF: dict[str, Any] = {
+_ADDED_STATE: dict[str, Any] = {
     "retrain_every": None,
     "retrain_window": 10000,
     "retrains": 0,
@@ -378,6 +388,7 @@ _RETRAIN_OFF: dict[str, Any] = {
     "_retrain_since": 0,
     "_history": deque(maxlen=0),
     "_retrain_job": None,
+    "_context": None,
 }
 
 _POOL: ThreadPoolExecutor | None = None

@@ -308,6 +308,11 @@ class BaseDetector(BaseEstimator):
     def _check_streamable(self) -> None:
         """Raise :class:`ConfigError` if this fitted model cannot be streamed (:mod:`diffad.stream`)."""
 
+    def _stream_context(self) -> int:
+        """Windowed streaming: how many final points before the new ones ``_stream_points`` must also be
+        given (a score that reads past points' outputs); :mod:`diffad.stream` keeps their outputs."""
+        return 0
+
     def _check_scoring_input(self, X: np.ndarray) -> None:
         """Extra checks on data to score (e.g. at least one window)."""
 
