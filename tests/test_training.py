@@ -106,6 +106,14 @@ def test_a_time_budget_stops_before_an_epoch_that_would_end_past_it():
     assert len(history["val_loss"]) == 3 and history["stopped_by"] == "max_epochs"
 
 
+def test_the_progress_bar_shows_the_time_budget_left(capsys):
+    model, train, val = _problem()
+    settings = FitSettings(max_epochs=2, patience=5, batch_size=16, time_budget=3600.0, verbose=True)
+    fit_loop(model, train, val, 64, settings, np.random.default_rng(0))
+    err = capsys.readouterr().err
+    assert "budget left=" in err and "2/2" in err
+
+
 def test_imdiffusion_takes_a_time_budget():
     from diffad import ImDiffusionDetector
     from diffad.data.synthetic import make_series

@@ -222,7 +222,10 @@ def fit_loop(
         if val < best_val:
             best_val, best_epoch = val, epoch
             best_state = copy.deepcopy(model.state_dict())
-        bar.set_postfix(train=f"{history['train_loss'][-1]:.4f}", val=f"{val:.4f}", best=best_epoch)
+        post = {"train": f"{history['train_loss'][-1]:.4f}", "val": f"{val:.4f}", "best": best_epoch}
+        if settings.time_budget is not None:  # the bar's ETA counts epochs; the budget may end sooner
+            post["budget left"] = f"{max(0.0, settings.time_budget - sum(history['epoch_seconds'])):.0f}s"
+        bar.set_postfix(post)
         if ckpt is not None:
             _save_checkpoint(
                 Path(ckpt),
