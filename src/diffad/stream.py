@@ -292,12 +292,12 @@ class StreamScorer:
                 n_local = ks[-1] * s + L - base
                 points = reassemble(values, np.array(ks) * s - base, n_local, rule=self.reassembly)
                 new = points[start - base : end - base]
-                context = self._context if self._context is not None else new[:0]
-                scores, flags, attribution = det._stream_points(np.concatenate([context, new]))
-                c = len(context)
-                scores, flags, attribution = (v if v is None else v[c:] for v in (scores, flags, attribution))
+                c = 0 if self._context is None else len(self._context)
+                seen = (
+                    new if c == 0 else np.concatenate([self._context, new])
+                )  # earlier points the score reads
+                scores, flags, attribution = (v if v is None else v[c:] for v in det._stream_points(seen))
                 keep = det._stream_context()
-                seen = np.concatenate([context, new])
                 self._context = seen[max(0, len(seen) - keep) :] if keep else None
                 scores = np.asarray(scores, dtype=np.float64)
                 for k in [k for k in self._outputs if k * s + L <= end]:
