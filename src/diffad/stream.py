@@ -292,14 +292,15 @@ class StreamScorer:
                 n_local = ks[-1] * s + L - base
                 points = reassemble(values, np.array(ks) * s - base, n_local, rule=self.reassembly)
                 new = points[start - base : end - base]
+                # the last final points' outputs go in front: the score may read earlier points
                 c = 0 if self._context is None else len(self._context)
-                seen = (
-                    new if c == 0 else np.concatenate([self._context, new])
-                )  # earlier points the score reads
-                scores, flags, attribution = (v if v is None else v[c:] for v in det._stream_points(seen))
+                seen = new if self._context is None else np.concatenate([self._context, new])
+                got_scores, flags, attribution = det._stream_points(seen)
+                scores = np.asarray(got_scores, dtype=np.float64)[c:]
+                flags = None if flags is None else flags[c:]
+                attribution = None if attribution is None else attribution[c:]
                 keep = det._stream_context()
                 self._context = seen[max(0, len(seen) - keep) :] if keep else None
-                scores = np.asarray(scores, dtype=np.float64)
                 for k in [k for k in self._outputs if k * s + L <= end]:
                     del self._outputs[k]  # covers no point that is not final
             else:
