@@ -43,7 +43,13 @@ import torch
 from diffad import ImDiffusionDetector, IsolationForestDetector, KNNDetector, PCADetector
 from diffad.data import load_dataset
 from diffad.data.series import time_split
-from diffad.detectors.imdiffusion import ensemble_score, error_scale, reduce_channels, step_thresholds
+from diffad.detectors.imdiffusion import (
+    ensemble_score,
+    error_scale,
+    reduce_channels,
+    step_thresholds,
+    trailing_mean,
+)
 from diffad.metrics import auc_pr, vus
 from diffad.protocols import paper_imdiffusion_rule, paper_vote
 
@@ -69,16 +75,6 @@ def raw_errors(
     errors_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, val=val.astype(np.float32), test=test.astype(np.float32), seconds=seconds)
     return val, test, ds.test_labels, seconds
-
-
-def trailing_mean(x: np.ndarray, k: int) -> np.ndarray:
-    """(R, n) -> (R, n): the mean of each row over the last ``k`` points (fewer at the start)."""
-    if k <= 1:
-        return x
-    c = np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1, dtype=np.float64)
-    idx = np.arange(1, x.shape[1] + 1)
-    lo = np.maximum(idx - k, 0)
-    return (c[:, idx] - c[:, lo]) / (idx - lo)
 
 
 def reduced(
