@@ -80,6 +80,18 @@ def test_save_load_identical(fitted, data, tmp_path):
     assert (tmp_path / "m" / "weights.pt").is_file()
 
 
+def test_a_model_saved_before_error_smoothing_loads_and_scores_as_before(fitted, data, tmp_path):
+    import json
+
+    fitted.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "detector.json").read_text())
+    del meta["params"]["error_smoothing"]
+    (tmp_path / "m" / "detector.json").write_text(json.dumps(meta))
+    back = diffad.load(tmp_path / "m")
+    assert back.error_smoothing == 1
+    np.testing.assert_array_equal(back.decision_function(data.test), fitted.decision_function(data.test))
+
+
 def test_nan_is_data(data):
     train = data.train.copy()
     train[::7, 1] = np.nan

@@ -987,7 +987,7 @@ class ImDiffusionDetector(TorchDetector):
         return err.transpose(1, 3, 0, 2).reshape(B, L, -1)  # (B, L, R*K)
 
     def _stream_context(self) -> int:
-        return self._smoothing() - 1
+        return self.error_smoothing - 1
 
     def _stream_points(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(scores, decisions, attribution) of points from their reassembled window outputs (n, R * K)."""
@@ -1003,11 +1003,7 @@ class ImDiffusionDetector(TorchDetector):
         over observed channels (0 where no channel is observed), averaged over the last
         ``error_smoothing`` points."""
         how = check_option(how or self.error_reduce, ("max", "sum"), name="reduce")
-        return trailing_mean(reduce_channels(self._normalised(errors), how), self._smoothing())
-
-    def _smoothing(self) -> int:
-        """``error_smoothing`` (1 for models saved before it existed)."""
-        return int(getattr(self, "error_smoothing", 1))
+        return trailing_mean(reduce_channels(self._normalised(errors), how), self.error_smoothing)
 
     def _normalised(self, errors: np.ndarray) -> np.ndarray:
         """(R, n, K) errors divided by ``error_scale_`` (``error_norm``)."""
@@ -1082,7 +1078,7 @@ class ImDiffusionDetector(TorchDetector):
             top = norm.argmax(axis=2)[..., None]  # (R, n, 1)
             norm = np.where(np.arange(norm.shape[2]) == top, norm, 0.0)
         steps = norm / self.step_thresholds_[:, None, None]  # (R, n, K); sums over K to each step's ratio
-        steps = trailing_mean(steps, self._smoothing())  # a linear map of time: the sums still hold
+        steps = trailing_mean(steps, self.error_smoothing)  # a linear map of time: the sums still hold
         if self.score == "vote":  # the score is one step's ratio per point: the (xi + 1)-th largest
             ratios = steps.sum(axis=2)
             pick = np.argpartition(-ratios, self._xi(), axis=0)[self._xi()]  # (n,)
