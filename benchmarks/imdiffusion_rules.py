@@ -36,11 +36,13 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from diffad import ImDiffusionDetector, IsolationForestDetector, KNNDetector, PCADetector
+from diffad import ImDiffusionDetector
+from diffad.bench import DetectorSpec
 from diffad.data import load_dataset
 from diffad.data.series import time_split
 from diffad.detectors.imdiffusion import (
@@ -53,19 +55,23 @@ from diffad.detectors.imdiffusion import (
 from diffad.metrics import auc_pr, vus
 from diffad.protocols import paper_imdiffusion_rule, paper_vote
 
-BASELINES = {"kNN": KNNDetector, "PCA": PCADetector, "IsolationForest": IsolationForestDetector}
+BASELINES = [  # built as a `diffad bench` cell builds them (random_state = the seed where they take one)
+    DetectorSpec("kNN", "KNNDetector"),
+    DetectorSpec("PCA", "PCADetector"),
+    DetectorSpec("IsolationForest", "IsolationForestDetector"),
+]
 FLOOR = 0.1  # --floor: the "channel-floor" rules use error_floor=FLOOR
 
 
 def raw_errors(
     name: str, data_dir: str | None, seed: int, errors_dir: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(validation-tail errors (R, n_val, K), test errors (R, n, K), test labels, fit + score seconds)."""
+) -> tuple[np.ndarray, np.ndarray, Any, float]:
+    """(validation-tail errors (R, n_val, K), test errors (R, n, K), the dataset, fit + score seconds)."""
     path = errors_dir / f"{name.replace('/', '_')}-seed{seed}.npz"
     ds = load_dataset(name, data_dir)
     if path.exists():
         z = np.load(path)
-        return z["val"], z["test"], ds.test_labels, float(z["seconds"])
+        return z["val"], z["test"], ds, float(z["seconds"])
     t0 = time.perf_counter()
     det = ImDiffusionDetector.fast(random_state=seed).fit(ds.train)
     scale = det.error_scale_[:, None, :]
@@ -74,7 +80,7 @@ def raw_errors(
     seconds = time.perf_counter() - t0
     errors_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, val=val.astype(np.float32), test=test.astype(np.float32), seconds=seconds)
-    return val, test, ds.test_labels, seconds
+    return val, test, ds, seconds
 
 
 def reduced(
@@ -150,20 +156,22 @@ def main() -> None:
         flush=True,
     )
     for m in args.datasets:
-        val, test, y, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
+        val, test, ds, seconds = raw_errors(m, args.data_dir, args.seed, Path(args.errors_dir))
+        y = ds.test_labels
         paper_reduce, paper_r = paper_imdiffusion_rule(m, vote_ratio)
         paper_reduce = paper_reduce or preset.error_reduce
-        results = []
-        for norm, reduce, k in rules:
-            pa = paper_vote(y, reduced(val, test, norm, paper_reduce, k)[1], paper_r)["PA-F1"]
-            results.append(
-                (rule_name(norm, reduce, k), rule_score(val, test, norm, reduce, vote_ratio, k), pa)
-            )
-        if args.baselines:
-            ds = load_dataset(m, args.data_dir)
-            for name, cls in BASELINES.items():
-                det = cls(**({"random_state": args.seed} if "random_state" in cls().get_params() else {}))
-                results.append((name, det.fit(ds.train).decision_function(ds.test), float("nan")))
+        # the paper's vote fixes the reduction per dataset, so PA-F1 depends on the normalisation and smoothing
+        pa = {
+            (norm, k): paper_vote(y, reduced(val, test, norm, paper_reduce, k)[1], paper_r)["PA-F1"]
+            for norm, _, k in rules
+        }
+        results = [
+            (rule_name(norm, reduce, k), rule_score(val, test, norm, reduce, vote_ratio, k), pa[(norm, k)])
+            for norm, reduce, k in rules
+        ]
+        for spec in BASELINES if args.baselines else []:
+            det = spec.build(args.seed)
+            results.append((spec.name, det.fit(ds.train).decision_function(ds.test), float("nan")))
         for name, score, pa in results:
             pr, vpr = auc_pr(y, score), vus(y, score, 100)[1]
             rows.setdefault(name, []).append((pr, vpr, pa))
