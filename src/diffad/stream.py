@@ -293,8 +293,8 @@ class StreamScorer:
                 points = reassemble(values, np.array(ks) * s - base, n_local, rule=self.reassembly)
                 new = points[start - base : end - base]
                 # the last final points' outputs go in front: the score may read earlier points
-                c = 0 if self._context is None else len(self._context)
                 seen = new if self._context is None else np.concatenate([self._context, new])
+                c = len(seen) - len(new)
                 got_scores, flags, attribution = det._stream_points(seen)
                 scores = np.asarray(got_scores, dtype=np.float64)[c:]
                 flags = None if flags is None else flags[c:]
