@@ -14,6 +14,10 @@ Every rule then scores the same imputations:
 - with ``--floor``, also ``channel-floor``: the ``channel`` divisors, none below 0.1 x their median over
   the channels (per step), so that near-constant channels cannot dominate the score (the detector's
   ``error_floor=0.1``); ``--norms`` picks the normalisations, ``--reduces`` the reductions;
+- ``quantile``: divisors = each step's and channel's 99th percentile of the validation errors (floored
+  as ``channel-floor``'s); ``tail``: each error replaced by its surprise under the validation errors of
+  its step and channel, -log((1 + #{validation errors >= e}) / (n_val + 1)), so that every channel has
+  the same distribution of scores on normal data whatever its scale and tails;
 - with ``--smooth K ...``, also each step's reduced error averaged over the last K points (a trailing
   mean, on the validation tail before its vote thresholds and on the test series alike).
 
@@ -83,12 +87,41 @@ def raw_errors(
     return val, test, ds, seconds
 
 
+def tail_surprise(val: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """(R, n, K) errors -> -log((1 + #{validation errors of the step and channel >= e}) / (n_val + 1)):
+    the surprise of each error under its own step's and channel's errors on the validation tail (NaN
+    stays NaN; n_val counts the observed validation errors)."""
+    out = np.full(errors.shape, np.nan)
+    for r in range(errors.shape[0]):
+        for k in range(errors.shape[2]):
+            v = np.sort(val[r, :, k][np.isfinite(val[r, :, k])])
+            e = errors[r, :, k]
+            ok = np.isfinite(e)
+            at_least = len(v) - np.searchsorted(v, e[ok], side="left")
+            out[r, ok, k] = -np.log((1.0 + at_least) / (len(v) + 1.0))
+    return out
+
+
+def quantile_scale(val: np.ndarray, q: float = 99.0) -> np.ndarray:
+    """(R, K) divisors: each step's and channel's q-th percentile of the validation errors, none below
+    FLOOR x their median over the channels of the step (as the floored mean divisors)."""
+    scale = np.maximum(np.nanpercentile(val, q, axis=1), 1e-12)
+    return np.maximum(scale, FLOOR * np.median(scale, axis=1, keepdims=True))
+
+
 def reduced(
     val: np.ndarray, test: np.ndarray, norm: str, reduce: str, smooth: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-step errors (R, n) of the validation tail and the test series under one rule."""
-    scale = error_scale(val, "channel", FLOOR) if norm == "channel-floor" else error_scale(val, norm)
-    return tuple(trailing_mean(reduce_channels(e / scale[:, None, :], reduce), smooth) for e in (val, test))
+    if norm == "tail":
+        per_channel = (tail_surprise(val, val), tail_surprise(val, test))
+    else:
+        if norm == "quantile":
+            scale = quantile_scale(val)
+        else:
+            scale = error_scale(val, "channel", FLOOR) if norm == "channel-floor" else error_scale(val, norm)
+        per_channel = (val / scale[:, None, :], test / scale[:, None, :])
+    return tuple(trailing_mean(reduce_channels(e, reduce), smooth) for e in per_channel)
 
 
 def rule_score(
@@ -122,7 +155,7 @@ def main() -> None:
         help="fit and keep the errors of each dataset, score nothing (to fill --errors-dir before choosing)",
     )
     ap.add_argument(
-        "--norms", nargs="+", default=["channel", "none"], choices=["channel", "none", "channel-floor"]
+        "--norms", nargs="+", default=["channel", "none"], choices=["channel", "none", "channel-floor", "quantile", "tail"]
     )
     ap.add_argument("--reduces", nargs="+", default=["max", "sum"], choices=["max", "sum"])
     ap.add_argument(
