@@ -155,7 +155,10 @@ def main() -> None:
         help="fit and keep the errors of each dataset, score nothing (to fill --errors-dir before choosing)",
     )
     ap.add_argument(
-        "--norms", nargs="+", default=["channel", "none"], choices=["channel", "none", "channel-floor", "quantile", "tail"]
+        "--norms",
+        nargs="+",
+        default=["channel", "none"],
+        choices=["channel", "none", "channel-floor", "quantile", "tail"],
     )
     ap.add_argument("--reduces", nargs="+", default=["max", "sum"], choices=["max", "sum"])
     ap.add_argument(
