@@ -4,6 +4,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from diffad import IsolationForestDetector, KNNDetector, LOFDetector, PCADetector, RandomDetector
+from diffad.data.scaling import standard_scale
 from diffad.data.synthetic import make_series
 
 ALL = [RandomDetector, PCADetector, IsolationForestDetector, KNNDetector, LOFDetector]
@@ -35,3 +36,30 @@ def test_contract(cls, series):
 def test_baselines_find_obvious_anomalies(cls, series):
     s = cls().fit(series.train).decision_function(series.test)
     assert roc_auc_score(series.labels, s) > 0.7
+
+
+def test_standard_scale_treats_a_channel_constant_up_to_rounding_as_constant():
+    X = np.random.default_rng(0).normal(2.0, 3.0, size=(1000, 4))
+    X[:, 1] = 0.1  # np.nanstd gives 1.4e-17 here, not 0: the mean of 1000 copies of 0.1 is not 0.1
+    X[:, 2] = np.nan
+    X[:5, 3] = np.nan
+    assert np.nanstd(X[:, 1]) > 0
+    mean, scale = standard_scale(X)
+    np.testing.assert_array_equal(scale[1:3], [1.0, 1.0])
+    np.testing.assert_allclose(scale[[0, 3]], np.nanstd(X[:, [0, 3]], axis=0))
+    np.testing.assert_allclose(mean[[0, 1, 3]], np.nanmean(X[:, [0, 1, 3]], axis=0))
+
+
+@pytest.mark.parametrize("cls", [KNNDetector, LOFDetector])
+def test_a_reading_off_a_constant_channel_does_not_outweigh_every_other_channel(cls):
+    """A sensor that read 0.1 throughout training and 0 once in the test: a small change in raw units, not
+    a deviation of 1e15 that ranks it above a row five standard deviations off in a varying channel."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(1000, 4))
+    train[:, 1] = 0.1
+    test = np.zeros((2, 4))
+    test[:, 1] = 0.1
+    test[0, 1] = 0.0  # off the constant channel by 0.1
+    test[1, 0] = 5.0  # five standard deviations off in channel 0
+    s = cls().fit(train).decision_function(test)
+    assert np.isfinite(s).all() and s[1] > s[0]

@@ -286,3 +286,14 @@ def test_on_a_tiny_set_far_rows_score_above_every_training_row(cls):
     ):  # the reference's settings: the posterior stays near the uniform prior (mean bin 3)
         before = cls(hidden=(64, 64), max_epochs=20, min_epoch_draws=0, neighbour_scale=0.0).fit(train)
         assert abs(before.decision_function(train).mean() - 3.0) < 0.2
+
+
+def test_categorical_scores_stay_finite_with_a_channel_of_rounding_level_spread(data):
+    """Inputs that were whitened (or otherwise projected) can leave a column whose spread is rounding
+    noise (here 1e-40): standardising by it gave values of 1e40 and NaN scores."""
+    train = data[0][:300, :4].copy()
+    train[:, 3] = 1e-40 * np.random.default_rng(0).normal(size=300)
+    test = train[:20].copy()
+    test[:, 3] = 1.0
+    det = DTECategorical(**DTECategorical._test_params(), random_state=0).fit(train)
+    assert np.isfinite(det.decision_function(test)).all()

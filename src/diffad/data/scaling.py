@@ -6,12 +6,14 @@ finite); this module only gives them names and a single validated entry point.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from ..validation import check_option
 
-__all__ = ["make_scaler", "fit_affine", "SCALERS"]
+__all__ = ["make_scaler", "fit_affine", "standard_scale", "SCALERS"]
 
 SCALERS = ("minmax", "standard", "none")
 
@@ -57,3 +59,17 @@ def fit_affine(kind: str, X) -> tuple[np.ndarray, np.ndarray]:
     if kind == "standard":
         return 1.0 / scaler.scale_, -scaler.mean_ / scaler.scale_
     return np.ones(K), np.zeros(K)
+
+
+def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, scale) of the finite values of ``X`` (n, K), for ``(X - mean) / scale``: the
+    scale is the standard deviation, or 1 where the channel is constant, exactly or up to the rounding of
+    its mean (a deviation below 10 machine epsilons of max(1, |mean|), close to StandardScaler's rule), so
+    that a value off a constant training channel does not come out at 1e15 or more. A channel with no
+    finite value gets a NaN mean and scale 1 (without a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel with no finite value
+        mean = np.nanmean(X, axis=0)
+        sd = np.nanstd(X, axis=0)
+    constant = ~(sd >= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean)))  # NaN sd included
+    return mean, np.where(constant, 1.0, sd)

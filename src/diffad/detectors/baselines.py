@@ -16,6 +16,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.svm import OneClassSVM
 
+from ..data.scaling import standard_scale
 from ..exceptions import DataValidationError
 from ..validation import CONTAMINATION, FRACTION, NONE, POSITIVE, SEED, THRESHOLD, AnyOf, Options, Real
 from .base import BaseDetector, register
@@ -34,9 +35,7 @@ class _Standardised(BaseDetector):
     """Shared part: standardise with training mean / std (std 1 for constant channels); NaN -> 0."""
 
     def _standardise_fit(self, X: np.ndarray) -> np.ndarray:
-        self.mean_ = np.nanmean(X, axis=0)
-        sd = np.nanstd(X, axis=0)
-        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self.mean_, self.scale_ = standard_scale(X)
         return self._standardise(X)
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..data.scaling import standard_scale
 from ..validation import fail
 
 __all__ = ["hit_rate", "interpretation_scores", "zscore_attribution"]
@@ -55,6 +56,5 @@ def interpretation_scores(attribution: np.ndarray, segments: Sequence[Segment]) 
 def zscore_attribution(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """The simple baseline: each test entry's absolute z-score against the training mean and standard
     deviation of its channel (a constant channel gets deviation 1), shape (n, K)."""
-    mean = np.nanmean(train, axis=0)
-    sd = np.nanstd(train, axis=0)
-    return np.abs((np.asarray(test, dtype=np.float64) - mean) / np.where(sd > 0, sd, 1.0))
+    mean, scale = standard_scale(train)
+    return np.abs((np.asarray(test, dtype=np.float64) - mean) / scale)
