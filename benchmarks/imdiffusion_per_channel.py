@@ -25,7 +25,7 @@ import torch
 from diffad import ImDiffusionDetector
 from diffad.bench import DetectorSpec
 from diffad.data import load_dataset
-from diffad.data.loaders import list_entities
+from diffad.data.loaders import COLLECTIONS, resolve_data_dir
 from diffad.metrics import auc_pr, vus
 
 BASELINES = [
@@ -47,7 +47,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = json.loads(args.json.read_text()) if args.json.is_file() else []
     done = {r["dataset"] for r in rows}
-    channels = [c for c in list_entities(args.collection, args.data_dir) if "/" in c]
+    found = COLLECTIONS[args.collection].entities(resolve_data_dir(args.data_dir))
+    channels = [f"{args.collection}/{e}" for e in found if e != args.collection]
     for name in channels:
         if name in done:
             continue
