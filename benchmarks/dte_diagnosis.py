@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +116,9 @@ def diagnose(name: str, data_dir: str, seed: int, params: dict) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def sets_parser(description: str) -> argparse.ArgumentParser:
+    """The options of the ADBench set-by-set scripts: --data-dir, --sets, --seed, --params, --out."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument(
         "--sets", required=True, help="comma-separated ADBench names, e.g. 15_Hepatitis,37_Stamps"
@@ -124,26 +126,40 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--params", default="{}", help="DTECategorical parameters as JSON")
     ap.add_argument("--out", type=Path, required=True)
-    a = ap.parse_args()
+    return ap
+
+
+def run_sets(sets: str, out: Path, row_of: Callable[[str], dict], line: Callable[[dict], str]) -> None:
+    """``row_of(name)`` for each of the comma-separated ``sets`` not yet in ``out`` (one torch thread),
+    each row written to ``out`` as soon as it exists (a re-run resumes) and printed with ``line``."""
     torch.set_num_threads(1)
-    params = json.loads(a.params)
-    rows = json.loads(a.out.read_text()) if a.out.is_file() else []
+    rows = json.loads(out.read_text()) if out.is_file() else []
     done = {r["set"] for r in rows}
-    for name in a.sets.split(","):
+    for name in sets.split(","):
         if name in done:
             continue
-        row = diagnose(name, a.data_dir, a.seed, params)
+        row = row_of(name)
         rows.append(row)
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(rows, indent=1) + "\n")
-        print(
-            f"{name:20s} AUC DTE-C {row['auc_dte_c']:.3f} kNN {row['auc_knn']:.3f}  steps {row['optimiser_steps']:6d} "
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        print(line(row), flush=True)
+
+
+def main() -> None:
+    a = sets_parser(__doc__.split("\n\n")[0]).parse_args()
+    params = json.loads(a.params)
+    run_sets(
+        a.sets,
+        a.out,
+        lambda name: diagnose(name, a.data_dir, a.seed, params),
+        lambda row: (
+            f"{row['set']:20s} AUC DTE-C {row['auc_dte_c']:.3f} kNN {row['auc_knn']:.3f}  steps {row['optimiser_steps']:6d} "
             f"({row['epochs']} ep, {row['stopped_by']})  beyond max: normal {row['beyond_max_normal']:.2f} "
             f"anomalous {row['beyond_max_anomalous']:.2f}  E[bin] train {row['expected_bin_train']:.2f} "
             f"held-out {row['expected_bin_heldout_normal']:.2f} anomalous {row['expected_bin_anomalous']:.2f}  "
-            f"held-out acc {row['heldout_bin_accuracy']:.2f} ECE {row['heldout_ece']:.3f}",
-            flush=True,
-        )
+            f"held-out acc {row['heldout_bin_accuracy']:.2f} ECE {row['heldout_ece']:.3f}"
+        ),
+    )
 
 
 if __name__ == "__main__":

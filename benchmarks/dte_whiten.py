@@ -16,13 +16,11 @@ nothing. AUC-ROC of that, and of k-NN on the standardised and on the whitened ro
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from dte_diagnosis import run_sets, sets_parser
 from sklearn.metrics import roc_auc_score
 
 from diffad.bench.runner import tabular_split
@@ -39,47 +37,38 @@ def whitening(train: np.ndarray, floor: float) -> np.ndarray:
     return vec / np.sqrt(lam)
 
 
+def whitened_row(name: str, data_dir: str, seed: int, params: dict, floor: float) -> dict:
+    ds = load_dataset(f"ADBench/{name}", data_dir)
+    train, test, y = tabular_split(ds.test, ds.test_labels, "semi-supervised", seed, 10000)
+    W = whitening(train, floor)
+    t0 = time.perf_counter()
+    det = DTECategorical(random_state=seed, **params).fit(train @ W)
+    return {
+        "set": name,
+        "seed": seed,
+        "params": params,
+        "floor": floor,
+        "auc_dte_c_whitened": float(roc_auc_score(y, det.decision_function(test @ W))),
+        "fit_s": time.perf_counter() - t0,
+        "auc_knn": float(roc_auc_score(y, KNNDetector().fit(train).decision_function(test))),
+        "auc_knn_whitened": float(roc_auc_score(y, KNNDetector().fit(train @ W).decision_function(test @ W))),
+    }
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", default="../shared/data")
-    ap.add_argument("--sets", required=True, help="comma-separated ADBench names")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = sets_parser(__doc__.split("\n\n")[0])
     ap.add_argument("--floor", type=float, default=0.01)
-    ap.add_argument("--params", default="{}", help="DTECategorical parameters as JSON")
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    torch.set_num_threads(1)
     params = json.loads(a.params)
-    rows = json.loads(a.out.read_text()) if a.out.is_file() else []
-    done = {r["set"] for r in rows}
-    for name in a.sets.split(","):
-        if name in done:
-            continue
-        ds = load_dataset(f"ADBench/{name}", a.data_dir)
-        train, test, y = tabular_split(ds.test, ds.test_labels, "semi-supervised", a.seed, 10000)
-        W = whitening(train, a.floor)
-        t0 = time.perf_counter()
-        det = DTECategorical(random_state=a.seed, **params).fit(train @ W)
-        row = {
-            "set": name,
-            "seed": a.seed,
-            "params": params,
-            "floor": a.floor,
-            "auc_dte_c_whitened": float(roc_auc_score(y, det.decision_function(test @ W))),
-            "fit_s": time.perf_counter() - t0,
-            "auc_knn": float(roc_auc_score(y, KNNDetector().fit(train).decision_function(test))),
-            "auc_knn_whitened": float(
-                roc_auc_score(y, KNNDetector().fit(train @ W).decision_function(test @ W))
-            ),
-        }
-        rows.append(row)
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(rows, indent=1) + "\n")
-        print(
-            f"{name:20s} DTE-C whitened {row['auc_dte_c_whitened']:.3f}  kNN {row['auc_knn']:.3f}"
-            f"  kNN whitened {row['auc_knn_whitened']:.3f}  ({row['fit_s']:.0f} s)",
-            flush=True,
-        )
+    run_sets(
+        a.sets,
+        a.out,
+        lambda name: whitened_row(name, a.data_dir, a.seed, params, a.floor),
+        lambda row: (
+            f"{row['set']:20s} DTE-C whitened {row['auc_dte_c_whitened']:.3f}  kNN {row['auc_knn']:.3f}"
+            f"  kNN whitened {row['auc_knn_whitened']:.3f}  ({row['fit_s']:.0f} s)"
+        ),
+    )
 
 
 if __name__ == "__main__":
