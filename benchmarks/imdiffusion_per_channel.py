@@ -9,7 +9,8 @@ preset of ``ImDiffusionDetector`` (``random_state=--seed``) and k-NN, PCA and Is
 ``diffad bench`` cell builds them. Each channel is scored on its own test part; the figures are the
 means over the channels of the honest AUC-PR and VUS-PR (window 100), since scores of separate models
 are on separate scales. One JSON row per channel and detector; a re-run skips the channels already in
-``--json`` (so a long run can be resumed).
+``--json`` (so a long run can be resumed). A channel a detector cannot fit (too short for its
+windows, or constant in training) is kept as a row with the error and left out of that detector's mean.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffad import ImDiffusionDetector
+from diffad import DataValidationError, ImDiffusionDetector
 from diffad.bench import DetectorSpec
 from diffad.data import load_dataset
 from diffad.data.loaders import COLLECTIONS, resolve_data_dir
@@ -58,7 +59,12 @@ def main() -> None:
         dets += [(spec.name, lambda spec=spec: spec.build(args.seed)) for spec in BASELINES]
         for det_name, make in dets:
             t0 = time.perf_counter()
-            score = make().fit(ds.train).decision_function(ds.test)
+            try:
+                score = make().fit(ds.train).decision_function(ds.test)
+            except DataValidationError as e:  # a channel a detector cannot fit: kept as a row, not a crash
+                rows.append({"dataset": name, "detector": det_name, "seed": args.seed, "error": str(e)})
+                print(f"{name:12s} {det_name:16s} not fitted: {e}", flush=True)
+                continue
             seconds = time.perf_counter() - t0
             pr, vpr = auc_pr(y, score), vus(y, score, 100)[1]
             rows.append(
@@ -77,7 +83,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     by: dict[str, list[tuple[float, float]]] = {}
-    for r in rows:
+    for r in (r for r in rows if "error" not in r):
         by.setdefault(r["detector"], []).append((r["AUC-PR"], r["VUS-PR"]))
     print(f"\nmeans over the {len(channels)} channels of {args.collection} (AUC-PR / VUS-PR):")
     for det_name, vals in by.items():
