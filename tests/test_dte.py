@@ -297,3 +297,23 @@ def test_categorical_scores_stay_finite_with_a_channel_of_rounding_level_spread(
     test[:, 3] = 1.0
     det = DTECategorical(**DTECategorical._test_params(), random_state=0).fit(train)
     assert np.isfinite(det.decision_function(test)).all()
+
+
+@pytest.mark.parametrize("cls", [DTECategorical, DTEInverseGamma])
+def test_an_ensemble_scores_with_the_mean_of_its_networks(cls, data, tmp_path):
+    import torch
+
+    train, X, _ = data
+    det = cls(**TINY, n_networks=3).fit(train)
+    s = det.decision_function(X)
+    Z = torch.tensor(det._standardise(X), dtype=torch.float32)
+    with torch.no_grad():
+        members = det._member_scores(Z).numpy()
+    assert members.shape == (3, len(X))
+    # own initial weights and noise draws: the networks differ, and the score is their mean
+    assert np.abs(members[0] - members[1]).max() > 1e-3
+    np.testing.assert_allclose(s, members.mean(axis=0), rtol=1e-6)
+    det.save(tmp_path / "m")
+    np.testing.assert_allclose(diffad.load(tmp_path / "m").decision_function(X), s, rtol=1e-6)
+    with pytest.raises(DataValidationError, match="n_networks"):
+        cls(n_networks=0).fit(train)

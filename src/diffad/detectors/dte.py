@@ -78,6 +78,7 @@ _DTE_NET = {
     "schedule": Options("linear", "geometric"),
     "sigma_min": Real(0.0, low_open=True),
     "sigma_max": Real(0.0, low_open=True),
+    "n_networks": POSITIVE,
 }
 
 
@@ -189,6 +190,20 @@ class _MLP(nn.Module):
         return self.net(x)
 
 
+class _MLPEnsemble(nn.Module):
+    """``k`` independently initialised :class:`_MLP` members: input (k, n, d), one batch per member, or
+    (n, d), the same rows to every member; output (k, n, d_out)."""
+
+    def __init__(self, k: int, d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float):
+        super().__init__()
+        self.members = nn.ModuleList(_MLP(d_in, hidden, d_out, dropout) for _ in range(k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return torch.stack([m(x) for m in self.members])
+        return torch.stack([m(xi) for m, xi in zip(self.members, x, strict=True)])
+
+
 class _TabularNet(_Standardised, TorchDetector):
     """Shared part of the torch tabular detectors: standardise, hold out a random validation part for
     early stopping, train with :func:`diffad.training.fit_loop`, score in batches, save the weights.
@@ -206,8 +221,11 @@ class _TabularNet(_Standardised, TorchDetector):
         """Fitted settings that need the standardised training rows (before the network is built)."""
 
     def _build(self, d: int, dev: torch.device) -> None:
-        self._net = _MLP(self._in_dim(d), tuple(self.hidden), self._out_dim(d), self.dropout).to(dev)
+        self._net = self._network(d).to(dev)
         self._dev = dev
+
+    def _network(self, d: int) -> nn.Module:
+        return _MLP(self._in_dim(d), tuple(self.hidden), self._out_dim(d), self.dropout)
 
     def _in_dim(self, d: int) -> int:
         return d
@@ -307,10 +325,12 @@ class _DTENet(_TabularNet):
             )
 
     def _noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.randint(0, self.n_steps, (len(x0),), generator=gen, device=x0.device)
+        """x_t and t for a clean batch: t of shape ``x0.shape[:-1]`` (one step per row and network)."""
+        x0 = self._members(x0)
+        t = torch.randint(0, self.n_steps, x0.shape[:-1], generator=gen, device=x0.device)
         sig2 = self._sig2[t]
         eps = torch.randn(x0.shape, generator=gen, device=x0.device)
-        return x0 + (self.noise_scale_ * sig2.sqrt())[:, None] * eps, t
+        return x0 + (self.noise_scale_ * sig2.sqrt())[..., None] * eps, t
 
     def _sigmas2(self) -> np.ndarray:
         """sigma_t^2 for t = 1..T: the paper's linear-beta schedule, or sigma geometric from
@@ -319,9 +339,23 @@ class _DTENet(_TabularNet):
             return np.geomspace(self.sigma_min, self.sigma_max, int(self.n_steps)) ** 2
         return diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end)
 
+    def _network(self, d: int) -> nn.Module:
+        if self.n_networks > 1:
+            return _MLPEnsemble(int(self.n_networks), d, tuple(self.hidden), self._out_dim(d), self.dropout)
+        return super()._network(d)
+
     def _build(self, d: int, dev: torch.device) -> None:
         super()._build(d, dev)
         self._sig2 = torch.tensor(self._sigmas2(), dtype=torch.float32, device=dev)
+
+    def _members(self, x0: torch.Tensor) -> torch.Tensor:
+        """A clean batch as the network trains on it: (n, d), or (k, n, d) for an ensemble of k networks,
+        each of which then draws its own steps and noise for the same rows."""
+        return x0.expand(int(self.n_networks), *x0.shape) if self.n_networks > 1 else x0
+
+    def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
+        s = self._member_scores(x)
+        return s.mean(dim=0) if self.n_networks > 1 else s
 
 
 _NOISE_DOC = """
@@ -427,6 +461,7 @@ class DTECategorical(_DTENet):
         sigma_min: float = 0.01,
         sigma_max: float = 10.0,
         neighbour_scale: float = 0.05,
+        n_networks: int = 1,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.1,
         lr: float = 1e-4,
@@ -458,12 +493,12 @@ class DTECategorical(_DTENet):
         x, t = self._noised(x0, gen)
         logits = self._net(x)
         if self.reference_softmax:
-            logits = torch.softmax(logits, dim=1)
-        return F.cross_entropy(logits, t * self.n_bins // self.n_steps)
+            logits = torch.softmax(logits, dim=-1)
+        return F.cross_entropy(logits.reshape(-1, self.n_bins), (t * self.n_bins // self.n_steps).reshape(-1))
 
-    def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
+    def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax in float64: in float32 confident rows round to one-hot and tie
-        p = torch.softmax(self._net(x).double(), dim=1)
+        p = torch.softmax(self._net(x).double(), dim=-1)
         return p @ torch.arange(self.n_bins, dtype=p.dtype, device=p.device)
 
 
@@ -504,6 +539,7 @@ class DTEInverseGamma(_DTENet):
         sigma_min: float = 0.01,
         sigma_max: float = 10.0,
         neighbour_scale: float = 0.05,
+        n_networks: int = 1,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.0,
         lr: float = 1e-4,
@@ -525,18 +561,18 @@ class DTEInverseGamma(_DTENet):
         return 1
 
     def _beta(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self._net(x)[:, 0]) + 1e-6
+        return F.softplus(self._net(x)[..., 0]) + 1e-6
 
     def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x, t = self._noised(x0, gen)
-        alpha = x0.shape[1] / 2.0 - 1.0
+        alpha = x0.shape[-1] / 2.0 - 1.0
         s = self._sig2[t]
         b = self._beta(x)
         # -log InvGamma(s; alpha, b) without the terms constant in b, divided by alpha to keep the scale of
         # the loss independent of d: -log b + b / (alpha s)
         return (-torch.log(b) + b / (alpha * s)).mean()
 
-    def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
+    def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         return self._beta(x)
 
 
