@@ -317,3 +317,25 @@ def test_an_ensemble_scores_with_the_mean_of_its_networks(cls, data, tmp_path):
     np.testing.assert_allclose(diffad.load(tmp_path / "m").decision_function(X), s, rtol=1e-6)
     with pytest.raises(DataValidationError, match="n_networks"):
         cls(n_networks=0).fit(train)
+
+
+def test_each_network_of_an_ensemble_trains_as_if_alone(data):
+    """The training loss of k networks is the sum of each one's mean loss over its own draws, so each
+    gets the gradient (and the balance with the weight decay) of a network trained alone."""
+    import torch
+    import torch.nn.functional as F
+
+    train, _, _ = data
+    det = DTECategorical(**dict(TINY, max_epochs=1), n_networks=2).fit(train)
+    det._net.eval()  # no dropout: the two computations see the same networks
+    x0 = torch.tensor(det._standardise(train[:64]), dtype=torch.float32)
+    got = det._loss(x0, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws, in the order _noised takes them
+    t = torch.randint(0, det.n_steps, (2, 64), generator=gen)
+    eps = torch.randn((2, 64, x0.shape[1]), generator=gen)
+    x = x0 + (det.noise_scale_ * det._sig2[t].sqrt())[..., None] * eps
+    want = sum(
+        F.cross_entropy(net(x[i]), t[i] * det.n_bins // det.n_steps)
+        for i, net in enumerate(det._net.members)
+    )
+    torch.testing.assert_close(got, want)

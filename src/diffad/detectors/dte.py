@@ -353,6 +353,14 @@ class _DTENet(_TabularNet):
         each of which then draws its own steps and noise for the same rows."""
         return x0.expand(int(self.n_networks), *x0.shape) if self.n_networks > 1 else x0
 
+    @staticmethod
+    def _network_sum(losses: torch.Tensor) -> torch.Tensor:
+        """Per-draw losses, (n,) or (k, n) for k networks, to the sum over the networks of each one's mean:
+        each network then gets the gradient it would get trained alone. (A mean over all k x n draws
+        divides every network's gradient by k, which under Adam leaves the weight decay k times as
+        strong.)"""
+        return losses.mean(dim=-1).sum()
+
     def _score_batch(self, x: torch.Tensor) -> torch.Tensor:
         s = self._member_scores(x)
         return s.mean(dim=0) if self.n_networks > 1 else s
@@ -494,7 +502,9 @@ class DTECategorical(_DTENet):
         logits = self._net(x)
         if self.reference_softmax:
             logits = torch.softmax(logits, dim=-1)
-        return F.cross_entropy(logits.reshape(-1, self.n_bins), (t * self.n_bins // self.n_steps).reshape(-1))
+        bins = t * self.n_bins // self.n_steps
+        losses = F.cross_entropy(logits.reshape(-1, self.n_bins), bins.reshape(-1), reduction="none")
+        return self._network_sum(losses.reshape(bins.shape))
 
     def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax in float64: in float32 confident rows round to one-hot and tie
@@ -570,7 +580,7 @@ class DTEInverseGamma(_DTENet):
         b = self._beta(x)
         # -log InvGamma(s; alpha, b) without the terms constant in b, divided by alpha to keep the scale of
         # the loss independent of d: -log b + b / (alpha s)
-        return (-torch.log(b) + b / (alpha * s)).mean()
+        return self._network_sum(-torch.log(b) + b / (alpha * s))
 
     def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         return self._beta(x)
