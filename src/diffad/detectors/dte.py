@@ -380,6 +380,12 @@ _NOISE_DOC = """
         training row sits from the rest, as DTE-NP estimates it). On sparse sets (few rows, many
         features) rows lie farther apart than the largest noise level of the schedule, so test rows
         fall outside what the network was trained on; 0: no scaling (``noise_scale_ = 1``).
+    n_networks : int, default=1
+        Train an ensemble of this many networks, each with its own initial weights and its own draws
+        of steps and noise for the same batches (each trained on its own loss, as if alone; one early
+        stopping on their summed held-out loss), and score with the mean of their scores. Fitting and
+        scoring cost grow in proportion. On the development half of the ADBench sets 5 networks scored
+        below one (``docs/benchmarks.md``, "Round 5"), hence the default of 1.
 """
 
 _NET_DOC = """
