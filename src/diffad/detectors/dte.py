@@ -79,6 +79,7 @@ _DTE_NET = {
     "sigma_min": Real(0.0, low_open=True),
     "sigma_max": Real(0.0, low_open=True),
     "n_networks": POSITIVE,
+    "time_power": Real(0.0, low_open=True),
 }
 
 
@@ -327,7 +328,11 @@ class _DTENet(_TabularNet):
     def _noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x_t and t for a clean batch: t of shape ``x0.shape[:-1]`` (one step per row and network)."""
         x0 = self._members(x0)
-        t = torch.randint(0, self.n_steps, x0.shape[:-1], generator=gen, device=x0.device)
+        if self.time_power == 1:
+            t = torch.randint(0, self.n_steps, x0.shape[:-1], generator=gen, device=x0.device)
+        else:  # t = floor(T u^p): p > 1 draws the small steps more often
+            u = torch.rand(x0.shape[:-1], generator=gen, device=x0.device)
+            t = (self.n_steps * u**self.time_power).long().clamp_(max=self.n_steps - 1)
         sig2 = self._sig2[t]
         eps = torch.randn(x0.shape, generator=gen, device=x0.device)
         return x0 + (self.noise_scale_ * sig2.sqrt())[..., None] * eps, t
@@ -380,6 +385,10 @@ _NOISE_DOC = """
         training row sits from the rest, as DTE-NP estimates it). On sparse sets (few rows, many
         features) rows lie farther apart than the largest noise level of the schedule, so test rows
         fall outside what the network was trained on; 0: no scaling (``noise_scale_ = 1``).
+    time_power : float, default=1.0
+        Training steps are drawn as t = floor(T u^p), u uniform on [0, 1): 1 is the paper's uniform
+        draw; p > 1 draws the small steps, where the test rows of dense sets sit, more often (p = 2
+        puts 38 % of the draws in the first of 7 bins instead of 14 %).
     n_networks : int, default=1
         Train an ensemble of this many networks, each with its own initial weights and its own draws
         of steps and noise for the same batches (each trained on its own loss, as if alone; one early
@@ -476,6 +485,7 @@ class DTECategorical(_DTENet):
         sigma_max: float = 10.0,
         neighbour_scale: float = 0.05,
         n_networks: int = 1,
+        time_power: float = 1.0,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.1,
         lr: float = 1e-4,
@@ -556,6 +566,7 @@ class DTEInverseGamma(_DTENet):
         sigma_max: float = 10.0,
         neighbour_scale: float = 0.05,
         n_networks: int = 1,
+        time_power: float = 1.0,
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.0,
         lr: float = 1e-4,
