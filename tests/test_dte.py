@@ -339,3 +339,21 @@ def test_each_network_of_an_ensemble_trains_as_if_alone(data):
         for i, net in enumerate(det._net.members)
     )
     torch.testing.assert_close(got, want)
+
+
+def test_time_power_draws_the_small_steps_more_often(data):
+    """t = floor(T u^p): every step in 0..T-1 can be drawn, and with p = 2 the first of 7 bins gets
+    sqrt(1/7) = 38 % of the draws instead of 1/7."""
+    import torch
+
+    train, _, _ = data
+    shares = {}
+    for p in (1.0, 2.0):
+        det = DTECategorical(**dict(TINY, max_epochs=1), time_power=p).fit(train)
+        _, t = det._noised(torch.zeros(200_000, train.shape[1]), torch.Generator().manual_seed(0))
+        assert t.min() == 0 and t.max() == det.n_steps - 1
+        shares[p] = float((t * det.n_bins // det.n_steps == 0).float().mean())
+    assert shares[1.0] == pytest.approx(1 / 7, abs=0.005)
+    assert shares[2.0] == pytest.approx((1 / 7) ** 0.5, abs=0.005)
+    with pytest.raises(DataValidationError, match="time_power"):
+        DTECategorical(time_power=0.0).fit(train)
