@@ -388,7 +388,8 @@ _NOISE_DOC = """
     time_power : float, default=1.0
         Training steps are drawn as t = floor(T u^p), u uniform on [0, 1): 1 is the paper's uniform
         draw; p > 1 draws the small steps, where the test rows of dense sets sit, more often (p = 2
-        puts 38 % of the draws in the first of 7 bins instead of 14 %).
+        puts 38 % of the draws in the first of 7 bins instead of 14 %). p = 2 did not raise DTE-C on
+        the development half of the ADBench sets (``docs/benchmarks.md``, "Round 7").
     n_networks : int, default=1
         Train an ensemble of this many networks, each with its own initial weights and its own draws
         of steps and noise for the same batches (each trained on its own loss, as if alone; one early
