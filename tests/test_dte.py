@@ -335,8 +335,7 @@ def test_each_network_of_an_ensemble_trains_as_if_alone(data):
     eps = torch.randn((2, 64, x0.shape[1]), generator=gen)
     x = x0 + (det.noise_scale_ * det._sig2[t].sqrt())[..., None] * eps
     want = sum(
-        F.cross_entropy(net(x[i]), t[i] * det.n_bins // det.n_steps)
-        for i, net in enumerate(det._net.members)
+        F.cross_entropy(net(x[i]), t[i] * det.n_bins // det.n_steps) for i, net in enumerate(det._net.members)
     )
     torch.testing.assert_close(got, want)
 
