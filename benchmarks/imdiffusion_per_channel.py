@@ -29,6 +29,7 @@ from diffad.data import load_dataset
 from diffad.data.loaders import COLLECTIONS, resolve_data_dir
 from diffad.metrics import auc_pr, vus
 
+IMD = "ImDiffusion fast"
 BASELINES = [
     DetectorSpec("kNN", "KNNDetector"),
     DetectorSpec("PCA", "PCADetector"),
@@ -55,7 +56,7 @@ def main() -> None:
             continue
         ds = load_dataset(name, args.data_dir)
         y = ds.test_labels
-        dets = [("ImDiffusion fast", lambda: ImDiffusionDetector.fast(random_state=args.seed))]
+        dets = [(IMD, lambda: ImDiffusionDetector.fast(random_state=args.seed))]
         dets += [(spec.name, lambda spec=spec: spec.build(args.seed)) for spec in BASELINES]
         for det_name, make in dets:
             t0 = time.perf_counter()
@@ -102,8 +103,8 @@ def summarise(rows: list[dict], collection: str, n_channels: int) -> None:
     for det_name, vals in by.items():
         pr, vpr = np.mean([vals[c] for c in common], axis=0)
         print(f"| {det_name} | {pr:.3f} / {vpr:.3f} |")
-    if "ImDiffusion fast" in by and "kNN" in by:
-        diff = np.array([by["ImDiffusion fast"][c][0] - by["kNN"][c][0] for c in common])
+    if IMD in by and "kNN" in by:
+        diff = np.array([by[IMD][c][0] - by["kNN"][c][0] for c in common])
         print(
             f"ImDiffusion's AUC-PR above / below k-NN's by more than 0.005: "
             f"{int((diff > 0.005).sum())} / {int((diff < -0.005).sum())} channels"

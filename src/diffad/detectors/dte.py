@@ -192,12 +192,12 @@ class _MLP(nn.Module):
 
 
 class _MLPEnsemble(nn.Module):
-    """``k`` independently initialised :class:`_MLP` members: input (k, n, d), one batch per member, or
+    """Networks of one shape, each with its own weights: input (k, n, d), one batch per member, or
     (n, d), the same rows to every member; output (k, n, d_out)."""
 
-    def __init__(self, k: int, d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float):
+    def __init__(self, members: list[nn.Module]):
         super().__init__()
-        self.members = nn.ModuleList(_MLP(d_in, hidden, d_out, dropout) for _ in range(k))
+        self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
@@ -345,9 +345,8 @@ class _DTENet(_TabularNet):
         return diffusion_sigmas(self.n_steps, self.beta_start, self.beta_end)
 
     def _network(self, d: int) -> nn.Module:
-        if self.n_networks > 1:
-            return _MLPEnsemble(int(self.n_networks), d, tuple(self.hidden), self._out_dim(d), self.dropout)
-        return super()._network(d)
+        one = super()._network  # (super() does not reach into a comprehension)
+        return _MLPEnsemble([one(d) for _ in range(int(self.n_networks))]) if self.n_networks > 1 else one(d)
 
     def _build(self, d: int, dev: torch.device) -> None:
         super()._build(d, dev)
