@@ -356,3 +356,36 @@ def test_time_power_draws_the_small_steps_more_often(data):
     assert shares[2.0] == pytest.approx((1 / 7) ** 0.5, abs=0.005)
     with pytest.raises(DataValidationError, match="time_power"):
         DTECategorical(time_power=0.0).fit(train)
+
+
+@pytest.mark.parametrize("cls", [DTECategorical, DTEInverseGamma])
+def test_fourier_features_feed_sin_and_cos_of_fixed_projections(cls, data, tmp_path):
+    """fourier_features=k: the network sees [x, sin(xB^T), cos(xB^T)], B (k, d) drawn once with
+    random_state at the length scale of the training rows' spacing; saved and loaded with the weights."""
+    import torch
+
+    train, X, y = data
+    det = cls(**TINY, fourier_features=8).fit(train)
+    d = train.shape[1]
+    feats, mlp = det._net[0], det._net[1]
+    assert feats.B.shape == (8, d) and mlp.net[0].in_features == d + 16
+    # frequencies of spread 1 / fourier_length_ (the root mean squared 5-nearest-row distance)
+    Z = det._standardise(train)
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, _ = NearestNeighbors(n_neighbors=6).fit(Z).kneighbors(Z)
+    assert det.fourier_length_ == pytest.approx(float(np.sqrt(np.median((dist[:, 1:] ** 2).mean(axis=1)))), rel=1e-6)
+    x = torch.zeros(1, d)
+    x[0, 0] = 1.0
+    out = feats(x)
+    torch.testing.assert_close(out[0, d : d + 8], torch.sin(feats.B[:, 0]))
+    torch.testing.assert_close(out[0, d + 8 :], torch.cos(feats.B[:, 0]))
+    s = det.decision_function(X)
+    np.testing.assert_array_equal(s, cls(**TINY, fourier_features=8).fit(train).decision_function(X))
+    det.save(tmp_path / "m")
+    np.testing.assert_allclose(diffad.load(tmp_path / "m").decision_function(X), s, rtol=1e-6)
+    # the default is the paper's network on x alone, unchanged
+    plain = cls(**TINY).fit(train)
+    assert not hasattr(plain, "fourier_length_") and plain._net.net[0].in_features == d
+    with pytest.raises(DataValidationError, match="fourier_features"):
+        cls(fourier_features=-1).fit(train)
