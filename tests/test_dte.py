@@ -369,12 +369,20 @@ def test_fourier_features_feed_sin_and_cos_of_fixed_projections(cls, data, tmp_p
     d = train.shape[1]
     feats, mlp = det._net[0], det._net[1]
     assert feats.B.shape == (8, d) and mlp.net[0].in_features == d + 16
-    # frequencies of spread 1 / fourier_length_ (the root mean squared 5-nearest-row distance)
+    # frequencies of spread 1 / fourier_length_: by default how far the noise of the first bin's last
+    # step moves a row; with fourier_length="spacing" the root mean squared 5-nearest-row distance
+    last = -(-det.n_steps // getattr(det, "n_bins", 7)) - 1
+    k = getattr(det, "n_bins", 7)
+    assert last * k // det.n_steps == 0 and (last + 1) * k // det.n_steps == 1  # the first bin's last step
+    want = np.sqrt(det._sigmas2()[last] * d) * det.noise_scale_
+    assert det.fourier_length_ == pytest.approx(want, rel=1e-6)
+    assert feats.B.std().item() == pytest.approx(1 / det.fourier_length_, rel=0.2)
     Z = det._standardise(train)
     from sklearn.neighbors import NearestNeighbors
 
     dist, _ = NearestNeighbors(n_neighbors=6).fit(Z).kneighbors(Z)
-    assert det.fourier_length_ == pytest.approx(float(np.sqrt(np.median((dist[:, 1:] ** 2).mean(axis=1)))), rel=1e-6)
+    spaced = cls(**dict(TINY, max_epochs=1), fourier_features=8, fourier_length="spacing").fit(train)
+    assert spaced.fourier_length_ == pytest.approx(float(np.sqrt(np.median((dist[:, 1:] ** 2).mean(axis=1)))), rel=1e-6)
     x = torch.zeros(1, d)
     x[0, 0] = 1.0
     out = feats(x)

@@ -82,6 +82,7 @@ _DTE_NET = {
     "time_power": Real(0.0, low_open=True),
     "fourier_features": Integer(0),
     "fourier_scale": Real(0.0, low_open=True),
+    "fourier_length": Options("noise", "spacing"),
 }
 
 
@@ -339,9 +340,14 @@ class _DTENet(_TabularNet):
             spread = _neighbour_spread(Z, self.random_state)
             self.noise_scale_ = max(1.0, float(np.sqrt(spread / self.neighbour_scale)))
         if self.fourier_features > 0:
-            spread = _neighbour_spread(Z, self.random_state) if spread is None else spread
-            # the root mean squared distance of a training row to its 5 nearest others, times fourier_scale
-            self.fourier_length_ = float(self.fourier_scale * np.sqrt(max(spread, 1e-12) * Z.shape[1]))
+            d = Z.shape[1]
+            if self.fourier_length == "spacing":  # root mean squared distance to the 5 nearest other rows
+                spread = _neighbour_spread(Z, self.random_state) if spread is None else spread
+                length = np.sqrt(max(spread, 1e-12) * d)
+            else:  # how far the noise moves a row at the last step of the first of 7 bins (or n_bins)
+                last = -(-int(self.n_steps) // int(getattr(self, "n_bins", 7))) - 1
+                length = np.sqrt(self._sigmas2()[last] * d) * self.noise_scale_
+            self.fourier_length_ = float(self.fourier_scale * length)
 
     def _noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """x_t and t for a clean batch: t of shape ``x0.shape[:-1]`` (one step per row and network)."""
@@ -431,8 +437,14 @@ _NOISE_DOC = """
         a posterior over time that changes on the scale of the gaps between training rows; 0: x alone,
         as the paper.
     fourier_scale : float, default=1.0
-        l = ``fourier_scale`` times the root mean squared distance of a training row to its 5 nearest
-        others (``fourier_length_``).
+        l = ``fourier_scale`` times the length that ``fourier_length`` names (``fourier_length_``).
+    fourier_length : {"noise", "spacing"}, default="noise"
+        ``"noise"``: how far the noise moves a row at the last step of the first time bin (of
+        ``n_bins``; of 7 for the networks without bins), sqrt(d) sigma ``noise_scale_``: the finest
+        scale on which the posterior over the bins changes. ``"spacing"``: the root mean squared
+        distance of a training row to its 5 nearest others; far shorter than the noise on dense
+        low-dimensional sets (0 where rows repeat), where the features then oscillate faster than
+        anything the network is asked to tell apart (``docs/benchmarks.md``, "Round 8").
 """
 
 _NET_DOC = """
@@ -526,6 +538,7 @@ class DTECategorical(_DTENet):
         time_power: float = 1.0,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        fourier_length: str = "noise",
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.1,
         lr: float = 1e-4,
@@ -609,6 +622,7 @@ class DTEInverseGamma(_DTENet):
         time_power: float = 1.0,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        fourier_length: str = "noise",
         hidden: tuple[int, ...] = (256, 512, 256),
         dropout: float = 0.0,
         lr: float = 1e-4,
