@@ -397,3 +397,32 @@ def test_fourier_features_feed_sin_and_cos_of_fixed_projections(cls, data, tmp_p
     assert not hasattr(plain, "fourier_length_") and plain._net.net[0].in_features == d
     with pytest.raises(DataValidationError, match="fourier_features"):
         cls(fourier_features=-1).fit(train)
+
+
+def test_posterior_targets_are_the_exact_posterior_over_the_bins(data):
+    """posterior_targets=True trains each draw against p(bin | x_t) under the training rows; with every
+    step of a bin on the grid it equals the posterior summed over all T steps, computed here directly."""
+    import torch
+    from scipy.special import logsumexp
+
+    train, _, _ = data
+    for power in (1.0, 2.0):
+        det = DTECategorical(**dict(TINY, max_epochs=1), posterior_targets=True, time_power=power, n_steps=70).fit(train)
+        assert det._mixture is None  # dropped after the fit
+        Z = det._standardise(train)
+        det._mixture = Z
+        x, _ = det._noised(torch.tensor(Z[:20], dtype=torch.float32), torch.Generator().manual_seed(1))
+        got = det._posterior_bins(x, per_bin=10_000).numpy()
+        T, K, d = det.n_steps, det.n_bins, Z.shape[1]
+        s2 = det._sigmas2() * det.noise_scale_**2
+        u = np.arange(T + 1) / T
+        prior = u[1:] ** (1 / power) - u[:-1] ** (1 / power)
+        D = ((x.numpy()[:, None, :].astype(float) - Z[None]) ** 2).sum(-1)
+        logp = np.stack([logsumexp(-D / (2 * s), axis=1) - 0.5 * d * np.log(s) for s in s2], axis=1) + np.log(prior)
+        post = np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
+        want = np.stack([post[:, np.arange(T) * K // T == k].sum(1) for k in range(K)], axis=1)
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    # trains and scores; the default is the one-hot bin of each draw's own step
+    s = DTECategorical(**TINY, posterior_targets=True).fit(train).decision_function(train[:5])
+    assert np.isfinite(s).all()

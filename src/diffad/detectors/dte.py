@@ -513,12 +513,24 @@ class DTECategorical(_DTENet):
     n_bins : int, default=7
     reference_softmax : bool, default=False
         Train with the reference implementation's extra softmax before the cross-entropy.
+    posterior_targets : bool, default=False
+        Train each noised draw against the exact posterior over the bins under the training rows,
+        p(t | x_t) proportional to p(t) sum_i N(x_t; z_i, sigma_t^2 I) (summed over 4 steps per bin),
+        instead of the one-hot bin of its own step. The expected loss is the same up to a constant (the
+        one-hot label is a draw from that posterior), so the network is trained towards the same
+        function with the label noise integrated out; each training batch then costs a pass over the
+        training rows.
     """
         + _NOISE_DOC
         + _NET_DOC
     )
 
-    _parameter_constraints = {**_DTE_NET, "n_bins": POSITIVE, "reference_softmax": Boolean()}
+    _parameter_constraints = {
+        **_DTE_NET,
+        "n_bins": POSITIVE,
+        "reference_softmax": Boolean(),
+        "posterior_targets": Boolean(),
+    }
 
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
@@ -529,6 +541,7 @@ class DTECategorical(_DTENet):
         *,
         n_bins: int = 7,
         reference_softmax: bool = False,
+        posterior_targets: bool = False,
         n_steps: int = 400,
         beta_start: float = 1e-4,
         beta_end: float = 0.01,
@@ -568,14 +581,52 @@ class DTECategorical(_DTENet):
     def _out_dim(self, d: int) -> int:
         return int(self.n_bins)
 
+    def _prepare(self, Z: np.ndarray) -> None:
+        super()._prepare(Z)
+        self._mixture = Z if self.posterior_targets else None  # the training rows the targets are taken under
+
+    def _fit(self, X: np.ndarray) -> None:
+        super()._fit(X)
+        self._mixture = None  # needed for training only
+
     def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x, t = self._noised(x0, gen)
         logits = self._net(x)
         if self.reference_softmax:
             logits = torch.softmax(logits, dim=-1)
         bins = t * self.n_bins // self.n_steps
-        losses = F.cross_entropy(logits.reshape(-1, self.n_bins), bins.reshape(-1), reduction="none")
+        target = self._posterior_bins(x) if self.posterior_targets else bins
+        losses = F.cross_entropy(
+            logits.reshape(-1, self.n_bins), target.reshape(-1, *target.shape[bins.dim() :]), reduction="none"
+        )
         return self._network_sum(losses.reshape(bins.shape))
+
+    def _posterior_bins(self, x: torch.Tensor, per_bin: int = 4) -> torch.Tensor:
+        """p(bin | x) under the training rows z_i: p(t | x) proportional to p(t) sum_i N(x; z_i, s_t^2 I),
+        on ``per_bin`` evenly spaced steps of each bin, each standing for its share of the bin's steps."""
+        T, K = int(self.n_steps), int(self.n_bins)
+        with torch.no_grad():
+            if not isinstance(self._mixture, torch.Tensor):
+                self._mixture = torch.tensor(self._mixture, dtype=torch.float32, device=x.device)
+            Zm = self._mixture
+            flat = x.reshape(-1, x.shape[-1])
+            D = ((flat**2).sum(1, keepdim=True) + (Zm**2).sum(1)[None, :] - 2.0 * flat @ Zm.T).clamp_min_(0)
+            steps, log_w, of_bin = [], [], []
+            for k in range(K):
+                a, b = -(-k * T // K), -(-(k + 1) * T // K)  # steps t with t * K // T == k
+                grid = np.unique(np.round(np.linspace(a, b - 1, min(per_bin, b - a))).astype(int))
+                u = np.arange(T + 1) / T  # the prior of a step under t = floor(T u^p)
+                prior = u[grid + 1] ** (1 / self.time_power) - u[grid] ** (1 / self.time_power)
+                steps += grid.tolist()
+                log_w += (np.log(prior) + np.log((b - a) / len(grid))).tolist()
+                of_bin += [k] * len(grid)
+            s2 = self._sig2[torch.tensor(steps, device=x.device)] * self.noise_scale_**2
+            d = x.shape[-1]
+            logp = torch.stack([torch.logsumexp(D / (-2.0 * s), dim=1) for s in s2], dim=1)  # (draws, steps)
+            logp = logp - 0.5 * d * torch.log(s2) + torch.tensor(log_w, dtype=logp.dtype, device=x.device)
+            post = torch.softmax(logp, dim=1)
+            onehot = F.one_hot(torch.tensor(of_bin, device=x.device), K).to(post.dtype)
+            return (post @ onehot).reshape(*x.shape[:-1], K)
 
     def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax in float64: in float32 confident rows round to one-hot and tie
