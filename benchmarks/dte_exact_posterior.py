@@ -27,10 +27,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from dte_diagnosis import run_sets, sets_parser
 from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
-from dte_diagnosis import run_sets, sets_parser
 from diffad.bench.runner import tabular_split
 from diffad.data import load_dataset
 from diffad.detectors.baselines import KNNDetector
@@ -40,7 +40,9 @@ CELLS = Path(__file__).parent / "results"
 G = "DTE-C spacing dropout0.1"
 
 
-def expected_bin(Z: np.ndarray, X: np.ndarray, s2: np.ndarray, bins: np.ndarray, chunk: int = 256) -> np.ndarray:
+def expected_bin(
+    Z: np.ndarray, X: np.ndarray, s2: np.ndarray, bins: np.ndarray, chunk: int = 256
+) -> np.ndarray:
     """E[bin | x] for each row of X under p(t | x) of the mixture of N(z_i, s2_t I) over the rows of Z."""
     d = Z.shape[1]
     zz = (Z**2).sum(axis=1)
@@ -90,7 +92,9 @@ def exact(name: str, data_dir: str, seed: int, params: dict, stride: int) -> dic
 
 def main() -> None:
     ap = sets_parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--stride", type=int, default=5, help="every stride-th diffusion step in the time integral")
+    ap.add_argument(
+        "--stride", type=int, default=5, help="every stride-th diffusion step in the time integral"
+    )
     a = ap.parse_args()
     params = json.loads(a.params)
 

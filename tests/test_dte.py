@@ -382,7 +382,9 @@ def test_fourier_features_feed_sin_and_cos_of_fixed_projections(cls, data, tmp_p
 
     dist, _ = NearestNeighbors(n_neighbors=6).fit(Z).kneighbors(Z)
     spaced = cls(**dict(TINY, max_epochs=1), fourier_features=8, fourier_length="spacing").fit(train)
-    assert spaced.fourier_length_ == pytest.approx(float(np.sqrt(np.median((dist[:, 1:] ** 2).mean(axis=1)))), rel=1e-6)
+    assert spaced.fourier_length_ == pytest.approx(
+        float(np.sqrt(np.median((dist[:, 1:] ** 2).mean(axis=1)))), rel=1e-6
+    )
     x = torch.zeros(1, d)
     x[0, 0] = 1.0
     out = feats(x)
@@ -407,7 +409,9 @@ def test_posterior_targets_are_the_exact_posterior_over_the_bins(data):
 
     train, _, _ = data
     for power in (1.0, 2.0):
-        det = DTECategorical(**dict(TINY, max_epochs=1), posterior_targets=True, time_power=power, n_steps=70).fit(train)
+        det = DTECategorical(
+            **dict(TINY, max_epochs=1), posterior_targets=True, time_power=power, n_steps=70
+        ).fit(train)
         assert det._mixture is None  # dropped after the fit
         Z = det._standardise(train)
         det._mixture = Z
@@ -418,7 +422,9 @@ def test_posterior_targets_are_the_exact_posterior_over_the_bins(data):
         u = np.arange(T + 1) / T
         prior = u[1:] ** (1 / power) - u[:-1] ** (1 / power)
         D = ((x.numpy()[:, None, :].astype(float) - Z[None]) ** 2).sum(-1)
-        logp = np.stack([logsumexp(-D / (2 * s), axis=1) - 0.5 * d * np.log(s) for s in s2], axis=1) + np.log(prior)
+        logp = np.stack([logsumexp(-D / (2 * s), axis=1) - 0.5 * d * np.log(s) for s in s2], axis=1) + np.log(
+            prior
+        )
         post = np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
         want = np.stack([post[:, np.arange(T) * K // T == k].sum(1) for k in range(K)], axis=1)
         np.testing.assert_allclose(got, want, atol=2e-3)

@@ -197,6 +197,8 @@ class _MLP(nn.Module):
 class _FourierFeatures(nn.Module):
     """x -> [x, sin(x B^T), cos(x B^T)] with fixed random frequencies B (k, d), kept in the state_dict."""
 
+    B: torch.Tensor
+
     def __init__(self, B: torch.Tensor):
         super().__init__()
         self.register_buffer("B", B)
@@ -580,6 +582,8 @@ class DTECategorical(_DTENet):
 
     def _out_dim(self, d: int) -> int:
         return int(self.n_bins)
+
+    _mixture: Any = None  # standardised training rows (an array, then a tensor) while posterior targets train
 
     def _prepare(self, Z: np.ndarray) -> None:
         super()._prepare(Z)
