@@ -616,10 +616,10 @@ class DTECategorical(_DTENet):
             flat = x.reshape(-1, x.shape[-1])
             D = ((flat**2).sum(1, keepdim=True) + (Zm**2).sum(1)[None, :] - 2.0 * flat @ Zm.T).clamp_min_(0)
             steps, log_w, of_bin = [], [], []
+            u = np.arange(T + 1) / T  # the prior of a step under t = floor(T u^p)
             for k in range(K):
                 a, b = -(-k * T // K), -(-(k + 1) * T // K)  # steps t with t * K // T == k
                 grid = np.unique(np.round(np.linspace(a, b - 1, min(per_bin, b - a))).astype(int))
-                u = np.arange(T + 1) / T  # the prior of a step under t = floor(T u^p)
                 prior = u[grid + 1] ** (1 / self.time_power) - u[grid] ** (1 / self.time_power)
                 steps += grid.tolist()
                 log_w += (np.log(prior) + np.log((b - a) / len(grid))).tolist()
