@@ -585,15 +585,17 @@ class DTECategorical(_DTENet):
     def _out_dim(self, d: int) -> int:
         return int(self.n_bins)
 
-    _mixture: Any = None  # standardised training rows (an array, then a tensor) while posterior targets train
+    _mixture: np.ndarray | None = None  # standardised training rows, while posterior targets train
+    _targets: tuple | None = None  # what every batch's targets share, made once (``_target_setup``)
 
     def _prepare(self, Z: np.ndarray) -> None:
         super()._prepare(Z)
         self._mixture = Z if self.posterior_targets else None  # the training rows the targets are taken under
+        self._targets = None
 
     def _fit(self, X: np.ndarray) -> None:
         super()._fit(X)
-        self._mixture = None  # needed for training only
+        self._mixture = self._targets = None  # needed for training only
 
     def _loss(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x, t = self._noised(x0, gen)
@@ -607,32 +609,40 @@ class DTECategorical(_DTENet):
         )
         return self._network_sum(losses.reshape(bins.shape))
 
+    def _target_setup(self, per_bin: int, dev: torch.device) -> tuple:
+        """The training rows and their squared norms on ``dev``, and ``per_bin`` evenly spaced steps of each
+        bin: their noise levels, d/2 log s^2, log weights (prior times the share of the bin's steps each
+        stands for) and one-hot bins."""
+        T, K = int(self.n_steps), int(self.n_bins)
+        assert self._mixture is not None
+        Zm = torch.tensor(self._mixture, dtype=torch.float32, device=dev)
+        steps, log_w, of_bin = [], [], []
+        u = np.arange(T + 1) / T  # the prior of a step under t = floor(T u^p)
+        for k in range(K):
+            a, b = -(-k * T // K), -(-(k + 1) * T // K)  # steps t with t * K // T == k
+            grid = np.unique(np.round(np.linspace(a, b - 1, min(per_bin, b - a))).astype(int))
+            prior = u[grid + 1] ** (1 / self.time_power) - u[grid] ** (1 / self.time_power)
+            steps += grid.tolist()
+            log_w += (np.log(prior) + np.log((b - a) / len(grid))).tolist()
+            of_bin += [k] * len(grid)
+        s2 = self._sig2[torch.tensor(steps, device=dev)] * self.noise_scale_**2
+        half_d_log_s2 = 0.5 * Zm.shape[1] * torch.log(s2)
+        log_w_t = torch.tensor(log_w, dtype=torch.float32, device=dev)
+        onehot = F.one_hot(torch.tensor(of_bin, device=dev), K).float()
+        return (per_bin, dev), Zm, (Zm**2).sum(1), s2, half_d_log_s2, log_w_t, onehot
+
     def _posterior_bins(self, x: torch.Tensor, per_bin: int = 4) -> torch.Tensor:
         """p(bin | x) under the training rows z_i: p(t | x) proportional to p(t) sum_i N(x; z_i, s_t^2 I),
         on ``per_bin`` evenly spaced steps of each bin, each standing for its share of the bin's steps."""
-        T, K = int(self.n_steps), int(self.n_bins)
+        if self._targets is None or self._targets[0] != (per_bin, x.device):
+            self._targets = self._target_setup(per_bin, x.device)
+        _, Zm, zz, s2, half_d_log_s2, log_w, onehot = self._targets
         with torch.no_grad():
-            if not isinstance(self._mixture, torch.Tensor):
-                self._mixture = torch.tensor(self._mixture, dtype=torch.float32, device=x.device)
-            Zm = self._mixture
             flat = x.reshape(-1, x.shape[-1])
-            D = ((flat**2).sum(1, keepdim=True) + (Zm**2).sum(1)[None, :] - 2.0 * flat @ Zm.T).clamp_min_(0)
-            steps, log_w, of_bin = [], [], []
-            u = np.arange(T + 1) / T  # the prior of a step under t = floor(T u^p)
-            for k in range(K):
-                a, b = -(-k * T // K), -(-(k + 1) * T // K)  # steps t with t * K // T == k
-                grid = np.unique(np.round(np.linspace(a, b - 1, min(per_bin, b - a))).astype(int))
-                prior = u[grid + 1] ** (1 / self.time_power) - u[grid] ** (1 / self.time_power)
-                steps += grid.tolist()
-                log_w += (np.log(prior) + np.log((b - a) / len(grid))).tolist()
-                of_bin += [k] * len(grid)
-            s2 = self._sig2[torch.tensor(steps, device=x.device)] * self.noise_scale_**2
-            d = x.shape[-1]
+            D = ((flat**2).sum(1, keepdim=True) + zz[None, :] - 2.0 * flat @ Zm.T).clamp_min_(0)
             logp = torch.stack([torch.logsumexp(D / (-2.0 * s), dim=1) for s in s2], dim=1)  # (draws, steps)
-            logp = logp - 0.5 * d * torch.log(s2) + torch.tensor(log_w, dtype=logp.dtype, device=x.device)
-            post = torch.softmax(logp, dim=1)
-            onehot = F.one_hot(torch.tensor(of_bin, device=x.device), K).to(post.dtype)
-            return (post @ onehot).reshape(*x.shape[:-1], K)
+            post = torch.softmax(logp - half_d_log_s2 + log_w, dim=1)
+            return (post @ onehot).reshape(*x.shape[:-1], int(self.n_bins))
 
     def _member_scores(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax in float64: in float32 confident rows round to one-hot and tie
